@@ -1,0 +1,128 @@
+"""The problem record every checker emits, and the report that collects them.
+
+One record shape for YAML syntax errors, yamllint problems, JSON Schema errors and
+our own taxonomy rules, in the spirit of yamllint's ``LintProblem``: a position
+(1-based line and column), a rule id, a level and a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+Source = Literal["yaml", "yamllint", "schema", "taxonomy"]
+
+#: ``lab-ci check`` exit codes, stable for scripts (as in ruff).
+EXIT_OK = 0  # every checked file is valid (warnings allowed)
+EXIT_INVALID = 1  # at least one file is invalid
+EXIT_ERROR = 2  # usage error or abnormal end
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    severity: Severity
+    source: Source
+    rule: str
+    message: str
+    line: int = 1
+    column: int = 1
+    yaml_path: str | None = None
+
+    def sort_key(self) -> tuple:
+        return (self.line, self.column, self.source, self.rule, self.message)
+
+    def to_dict(self) -> dict:
+        return {
+            "severity": self.severity,
+            "source": self.source,
+            "rule": self.rule,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+            "yaml_path": self.yaml_path,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Diagnostic":
+        return cls(
+            severity=d["severity"],
+            source=d["source"],
+            rule=d["rule"],
+            message=d["message"],
+            line=int(d["line"]),
+            column=int(d["column"]),
+            yaml_path=d.get("yaml_path"),
+        )
+
+
+#: How a file came to be checked: from a path/tree walk ("checked"), or from a
+#: diff between two revisions ("added", "modified", "renamed", "deleted").
+Change = Literal["checked", "added", "modified", "renamed", "deleted"]
+
+
+@dataclass(slots=True)
+class FileResult:
+    path: str  # posix path relative to the taxonomy root
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    change: Change = "checked"
+    old_path: str | None = None  # for renames
+    blob_id: str | None = None  # git blob id of the checked content, when known
+
+    @property
+    def valid(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == "warning")
+
+    def sorted(self) -> "FileResult":
+        self.diagnostics.sort(key=Diagnostic.sort_key)
+        return self
+
+    def to_dict(self) -> dict:
+        d = {
+            "path": self.path,
+            "valid": self.valid,
+            "diagnostics": [x.to_dict() for x in self.diagnostics],
+        }
+        if self.change != "checked":
+            d["change"] = self.change
+        if self.old_path is not None:
+            d["old_path"] = self.old_path
+        return d
+
+
+@dataclass(slots=True)
+class Report:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return all(f.valid for f in self.files)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.valid else EXIT_INVALID
+
+    def summary(self) -> dict:
+        checked = [f for f in self.files if f.change != "deleted"]
+        return {
+            "files": len(checked),
+            "valid": sum(1 for f in checked if f.valid),
+            "invalid": sum(1 for f in checked if not f.valid),
+            "errors": sum(f.errors for f in self.files),
+            "warnings": sum(f.warnings for f in self.files),
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "version": 1,
+            "files": [f.to_dict() for f in self.files],
+            "summary": self.summary(),
+        }
