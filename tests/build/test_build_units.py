@@ -1,0 +1,158 @@
+"""Build pieces that need no model: recipe parsing, crash-safe files, round-based
+generation cache and resume, phase mixing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab_ci.build.config import load_config
+from lab_ci.build.generate import GenerationCache, cache_key, generate_leaf_cached, leaf_kind
+from lab_ci.build.mix import mix_phases, take
+from lab_ci.build.store import append_jsonl, read_jsonl, write_json_atomic
+from lab_ci.errors import LabCIError
+from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
+
+SKILL = b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - question: q\n    answer: a\n"
+GROUNDED = b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - context: c\n    question: q\n    answer: a\n"
+
+
+def leaf(path: str, data: bytes) -> LeafFile:
+    return LeafFile(path=path, data=data, blob_id=git_blob_id(data))
+
+
+def test_default_recipe_has_knowledge_then_skills_with_replay():
+    cfg = load_config()
+    assert [p.name for p in cfg.phases] == ["knowledge", "skills"]
+    replay = [d for d in cfg.phases[1].data if d.replay]
+    assert replay and replay[0].source == "knowledge" and 0 < replay[0].weight < 1
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("phases: []\n", "'phases' must be a non-empty list"),
+        ("phases:\n  - name: x\n    data: [{source: nope}]\n", "phases[0].data[0]"),
+        ("generate: {samples_per_leaf: {skills: 3}}\n", "unknown leaf kind 'skills'"),
+        ("generate: {round_size: 0}\n", "generate.round_size must be an integer >= 1"),
+        ("bogus: 1\n", "unknown key(s): bogus"),
+        ("phases: [\n", "invalid YAML"),
+    ],
+)
+def test_bad_recipe_names_the_problem(tmp_path: Path, text: str, needle: str):
+    f = tmp_path / "recipe.yaml"
+    f.write_text(text)
+    with pytest.raises(LabCIError) as e:
+        load_config(f)
+    assert needle in str(e.value)
+    assert str(f) in str(e.value)
+
+
+def test_recipe_override_merges_per_section(tmp_path: Path):
+    f = tmp_path / "r.yaml"
+    f.write_text("generate: {seed: 7}\ntrain: {learning_rate: 0.01}\n")
+    cfg = load_config(f)
+    assert cfg.seed == 7 and cfg.round_size == 8  # other generate keys kept
+    assert cfg.train == {"learning_rate": 0.01}
+
+
+def test_leaf_kind():
+    assert leaf_kind(leaf("knowledge/a/qna.yaml", SKILL)) == "knowledge"
+    assert leaf_kind(leaf("compositional_skills/a/qna.yaml", GROUNDED)) == "grounded_skill"
+    assert leaf_kind(leaf("compositional_skills/a/qna.yaml", SKILL)) == "freeform_skill"
+
+
+def test_torn_jsonl_tail_is_skipped(tmp_path: Path):
+    p = tmp_path / "x.jsonl"
+    append_jsonl(p, [{"a": 1}, {"a": 2}])
+    with open(p, "a") as fh:
+        fh.write('{"a": 3')  # a kill in the middle of a write
+    assert [r["a"] for r in read_jsonl(p)] == [1, 2]
+
+
+def test_atomic_json_leaves_no_temp_files(tmp_path: Path):
+    write_json_atomic(tmp_path / "m.json", {"x": 1})
+    write_json_atomic(tmp_path / "m.json", {"x": 2})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"x": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+class Rounds:
+    """A deterministic generator: sample i of a round with seed s is "s:i"; every third rejected."""
+
+    def __init__(self, fail_on_call: int | None = None):
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def __call__(self, n: int, seed: int):
+        self.calls += 1
+        if self.fail_on_call == self.calls:
+            raise KeyboardInterrupt("killed")
+        accepted = [{"messages": [{"role": "assistant", "content": f"{seed}:{i}"}], "metadata": {"index": i}}
+                    for i in range(n) if i % 3 != 2]
+        return accepted, sum(1 for i in range(n) if i % 3 == 2)
+
+
+def _gen(tmp_path: Path, rounds: Rounds, target: int = 10):
+    l = leaf("compositional_skills/a/qna.yaml", SKILL)
+    key = cache_key(l, "p1", "t1", 5, 4)
+    return generate_leaf_cached(l, kind="freeform_skill", target=target, cache=GenerationCache(tmp_path),
+                                key=key, round_size=4, max_rounds=10, seed=5, run_round=rounds)
+
+
+def test_generation_reaches_target_and_is_cached(tmp_path: Path):
+    r = Rounds()
+    first = _gen(tmp_path, r)
+    assert len(first.samples) == 10 and first.generated_now == 10
+    calls = r.calls
+    again = _gen(tmp_path, r)
+    assert r.calls == calls  # nothing generated the second time
+    assert again.generated_now == 0 and again.samples == first.samples
+
+
+def test_kill_mid_generation_resumes_without_loss_or_duplicates(tmp_path: Path):
+    full = Rounds()
+    uninterrupted = _gen(tmp_path / "a", full).samples
+    with pytest.raises(KeyboardInterrupt):
+        _gen(tmp_path / "b", Rounds(fail_on_call=3))  # two rounds finished, the third killed
+    resumed_rounds = Rounds()
+    resumed = _gen(tmp_path / "b", resumed_rounds)
+    assert resumed.samples == uninterrupted
+    assert resumed_rounds.calls == full.calls - 2  # only the missing rounds ran
+    assert resumed.generated_now == len(uninterrupted) - 6
+
+
+def test_lines_of_an_unfinished_round_are_dropped(tmp_path: Path):
+    r = Rounds()
+    res = _gen(tmp_path, r, target=4)
+    entry = GenerationCache(tmp_path).entry(res.cache_key)
+    # a round that appended its samples but was killed before rounds.json said so
+    append_jsonl(entry / "samples.jsonl", [{"messages": [], "metadata": {"round": res.rounds}}])
+    res2 = _gen(tmp_path, Rounds(), target=4)
+    assert res2.samples == res.samples
+    assert sum(1 for _ in read_jsonl(entry / "samples.jsonl")) == len(res.samples)
+
+
+def test_take_weights():
+    import random
+
+    pool = [{"i": i} for i in range(10)]
+    assert len(take(pool, 1.0, random.Random(0))) == 10
+    assert len(take(pool, 0.3, random.Random(0))) == 3
+    assert len(take(pool, 2.5, random.Random(0))) == 25
+    assert take(pool, 0, random.Random(0)) == []
+
+
+def test_mix_is_deterministic_and_replays_knowledge():
+    cfg = load_config()
+    pools = {
+        "knowledge": [{"messages": [{"role": "assistant", "content": f"k{i}"}], "metadata": {"leaf": "knowledge/x"}} for i in range(10)],
+        "freeform_skill": [{"messages": [{"role": "assistant", "content": f"s{i}"}], "metadata": {"leaf": "cs/y"}} for i in range(6)],
+    }
+    a = mix_phases(pools, cfg.phases, seed=1)
+    b = mix_phases(pools, cfg.phases, seed=1)
+    assert [m.records for m in a] == [m.records for m in b]
+    assert a[0].stats["samples"] == 10
+    assert a[1].stats["by_source"] == {"freeform_skill": 6, "grounded_skill": 0, "knowledge (replay)": 3}
