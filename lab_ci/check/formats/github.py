@@ -1,0 +1,54 @@
+"""``--format github``: GitHub Actions workflow commands, one annotation per problem.
+
+    ::error file=knowledge/x/qna.yaml,line=3,col=7,title=lab-ci schema/required::'version' is a required property
+
+Values are escaped as the Actions runner expects (``%``, CR, LF in data; also ``:`` and
+``,`` in properties). Paths must be repository-relative: pass the taxonomy's prefix as
+``root_display``.
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import Report
+from . import rule_id, summary_sentence
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(kind: str, message: str, **props) -> str:
+    """``::kind k=v,...::message`` with everything escaped."""
+    body = ",".join(f"{k}={escape_property(str(v))}" for k, v in props.items() if v is not None)
+    return f"::{kind}{' ' + body if body else ''}::{escape_data(message)}"
+
+
+def render(report: Report, *, root_display: str = "") -> str:
+    lines = []
+    for f in report.files:
+        path = root_display + f.path
+        if f.change == "deleted":
+            lines.append(command("notice", f"{path}: leaf deleted", title="lab-ci deleted"))
+            continue
+        if f.change == "renamed" and f.old_path:
+            lines.append(
+                command("notice", f"renamed from {root_display}{f.old_path}", file=path, title="lab-ci renamed")
+            )
+        for d in f.diagnostics:
+            message = d.message + (f" ({d.yaml_path})" if d.yaml_path else "")
+            lines.append(
+                command(
+                    d.severity,
+                    message,
+                    file=path,
+                    line=d.line,
+                    col=d.column,
+                    title=f"lab-ci {rule_id(d.source, d.rule)}",
+                )
+            )
+    lines.append(summary_sentence(report))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""``--format markdown``: the summary a pull-request comment or job summary embeds.
+
+A heading with the counts, then a table per file with problems (line, column, severity,
+rule, message); a file with many problems is folded in ``<details>``. Everything users
+wrote (file names, messages quoting YAML) goes through :func:`escape_markdown`, so it can
+neither inject HTML, mention people, nor break out of the table.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..diagnostics import FileResult, Report
+from . import _plural, rule_id
+
+#: Files with more problems than this are folded in <details>.
+FOLD_AFTER = 5
+#: At most this many rows per file (the rest is counted), to stay far below GitHub's
+#: 65536-character comment limit.
+MAX_ROWS = 50
+#: Longer messages are cut.
+MAX_MESSAGE = 300
+#: At most this many files with problems get a table; the rest are counted.
+MAX_FILES = 100
+#: More files without problems than this are listed folded.
+FOLD_CLEAN_AFTER = 10
+
+_ZWJ = "\u200d"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+#: CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that
+#: can start inline markup (code, emphasis, links, images, tables, strike, math).
+_PUNCT = re.compile(r"([\\`*_\[\]()#!|~$^{}])")
+
+
+def escape_markdown(text: str, *, limit: int | None = None) -> str:
+    """``text`` as inert Markdown on one line: HTML characters as entities, inline markup
+    characters backslash-escaped, ``@`` followed by a zero-width joiner (no mention),
+    newlines and control characters as spaces; cut to ``limit`` characters."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = _CONTROL.sub(" ", text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _PUNCT.sub(r"\\\1", text)
+    return text.replace("@", "@" + _ZWJ)
+
+
+def escape_html(text: str) -> str:
+    """``text`` for raw HTML (a ``<summary>``, where Markdown is not parsed): one line,
+    entities for ``& < > "``, no mentions."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = _CONTROL.sub(" ", text.replace("\r", " ").replace("\n", " "))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return text.replace("@", "@" + _ZWJ)
+
+
+def _heading(report: Report) -> str:
+    s = report.summary()
+    counts = f"{_plural(s['errors'], 'error')}, {_plural(s['warnings'], 'warning')}"
+    if not s["files"]:
+        deleted = sum(1 for f in report.files if f.change == "deleted")
+        gone = f" ({_plural(deleted, 'leaf', 'leaves')} deleted)" if deleted else ""
+        return f"### ✅ lab-ci check: no leaves to check{gone}"
+    if s["invalid"]:
+        return f"### ❌ lab-ci check: {s['invalid']} of {_plural(s['files'], 'file')} invalid ({counts})"
+    return f"### ✅ lab-ci check: {_plural(s['files'], 'file')} valid ({counts})"
+
+
+def _table(f: FileResult) -> list[str]:
+    rows = ["| Line | Column | Severity | Rule | Message |", "|---:|---:|---|---|---|"]
+    for d in f.diagnostics[:MAX_ROWS]:
+        msg = escape_markdown(d.message, limit=MAX_MESSAGE)
+        if d.yaml_path:
+            msg += f" (at {escape_markdown(d.yaml_path, limit=120)})"
+        icon = "error" if d.severity == "error" else "warning"
+        rows.append(f"| {d.line} | {d.column} | {icon} | {escape_markdown(rule_id(d.source, d.rule))} | {msg} |")
+    if len(f.diagnostics) > MAX_ROWS:
+        rows.append(f"| | | | | … and {len(f.diagnostics) - MAX_ROWS} more |")
+    return rows
+
+
+def _title(f: FileResult, root_display: str) -> str:
+    title = f"**{escape_markdown(root_display + f.path)}**"
+    if f.change == "renamed" and f.old_path:
+        title += f" (renamed from {escape_markdown(root_display + f.old_path)})"
+    elif f.change in ("added", "modified"):
+        title += f" ({f.change})"
+    return title
+
+
+def _summary_line(f: FileResult, root_display: str, status: str) -> str:
+    """The same as :func:`_title` plus status, as HTML for a ``<summary>``."""
+    text = f"<b>{escape_html(root_display + f.path)}</b>"
+    if f.change == "renamed" and f.old_path:
+        text += f" (renamed from {escape_html(root_display + f.old_path)})"
+    elif f.change in ("added", "modified"):
+        text += f" ({f.change})"
+    return text + f": {status}"
+
+
+def render(report: Report, *, root_display: str = "") -> str:
+    out = [_heading(report), ""]
+    deleted = [f for f in report.files if f.change == "deleted"]
+    noisy = [f for f in report.files if f.change != "deleted" and f.diagnostics]
+    clean = [f for f in report.files if f.change != "deleted" and not f.diagnostics]
+    for f in noisy[:MAX_FILES]:
+        status = f"{'valid' if f.valid else 'invalid'}, {_plural(f.errors, 'error')}, {_plural(f.warnings, 'warning')}"
+        if len(f.diagnostics) > FOLD_AFTER:
+            out += ["<details>", f"<summary>{_summary_line(f, root_display, status)}</summary>", ""]
+            out += _table(f) + ["", "</details>", ""]
+        else:
+            out += [f"{_title(f, root_display)}: {status}", ""] + _table(f) + [""]
+    if len(noisy) > MAX_FILES:
+        out += [f"… and {_plural(len(noisy) - MAX_FILES, 'more file')} with problems (see the full report).", ""]
+    if len(clean) > FOLD_CLEAN_AFTER:
+        out += ["<details>", f"<summary>{_plural(len(clean), 'file')} without problems</summary>", ""]
+        out += [f"- {_title(f, root_display)}" for f in clean] + ["", "</details>", ""]
+    else:
+        out += [f"{_title(f, root_display)}: valid" for f in clean] + [""] if clean else []
+    for f in deleted:
+        out += [f"**{escape_markdown(root_display + f.path)}**: leaf deleted", ""]
+    return "\n".join(out).rstrip("\n") + "\n"

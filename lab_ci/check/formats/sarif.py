@@ -1,0 +1,114 @@
+"""``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``upload-sarif``).
+
+One run; ``tool.driver.rules`` lists every rule that fired (id ``source/rule``); each
+result has ``ruleId``/``ruleIndex``, ``level``, ``message.text`` and one physical location
+whose ``artifactLocation.uri`` is repository-relative (``root_display`` is the taxonomy's
+folder inside the repository) and percent-encoded. Deleted and renamed leaves are
+reported as tool execution notifications of the invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from ... import __version__
+from ..diagnostics import Report
+from . import rule_id
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+
+#: Descriptions of the rule families whose ids are not our own taxonomy rules.
+SOURCE_DESCRIPTIONS = {
+    "yaml": "YAML syntax and hygiene",
+    "yamllint": "yamllint",
+    "schema": "InstructLab qna.yaml JSON Schema",
+    "taxonomy": "lab-ci taxonomy rule",
+}
+
+
+def _describe(source: str, rule: str) -> str:
+    """A rule's one-line description: the taxonomy rule module's docstring when there
+    is one, else the family and the rule name."""
+    if source == "taxonomy":
+        try:
+            from ..rules import RULES
+
+            doc = (RULES[rule].__doc__ or "").strip().splitlines()
+            if doc:
+                return doc[0].replace("``", "")
+        except (ImportError, KeyError, AttributeError):
+            pass
+    return f"{SOURCE_DESCRIPTIONS.get(source, source)}: {rule}"
+
+
+def _uri(path: str) -> str:
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def to_sarif(report: Report, *, root_display: str = "") -> dict:
+    rules: list[dict] = []
+    index: dict[str, int] = {}
+    results: list[dict] = []
+    notes: list[dict] = []
+    for f in report.files:
+        path = root_display + f.path
+        if f.change == "deleted":
+            notes.append({"level": "note", "message": {"text": f"{path}: leaf deleted"}})
+            continue
+        if f.change == "renamed" and f.old_path:
+            notes.append({"level": "note", "message": {"text": f"{path}: renamed from {root_display}{f.old_path}"}})
+        for d in f.diagnostics:
+            rid = rule_id(d.source, d.rule)
+            if rid not in index:
+                index[rid] = len(rules)
+                rules.append(
+                    {
+                        "id": rid,
+                        "name": d.rule,
+                        "shortDescription": {"text": _describe(d.source, d.rule)},
+                        "defaultConfiguration": {"level": d.severity},
+                        "properties": {"source": d.source},
+                    }
+                )
+            result = {
+                "ruleId": rid,
+                "ruleIndex": index[rid],
+                "level": d.severity,
+                "message": {"text": d.message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": _uri(path)},
+                            "region": {"startLine": max(1, d.line), "startColumn": max(1, d.column)},
+                        }
+                    }
+                ],
+            }
+            if d.yaml_path:
+                result["properties"] = {"yamlPath": d.yaml_path}
+            results.append(result)
+    invocation: dict = {"executionSuccessful": True}
+    if notes:
+        invocation["toolExecutionNotifications"] = notes
+    return {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "lab-ci",
+                        "version": __version__,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [invocation],
+                "results": results,
+            }
+        ],
+    }
+
+
+def render(report: Report, *, root_display: str = "") -> str:
+    return json.dumps(to_sarif(report, root_display=root_display), indent=2) + "\n"

@@ -1,0 +1,317 @@
+"""Git object access for taxonomies, with no checkout.
+
+A taxonomy is a folder inside a git repository: the repository root itself (the usual
+taxonomy repository), a subfolder of it (``taxonomy/`` in the lab-ci repository), or a
+bare clone (a mirror on the bot's disk). :class:`GitTaxonomy` opens the repository with
+GitPython, remembers the taxonomy's ``prefix`` inside it, and offers the few plumbing
+operations the rest of lab-ci needs: resolve a revision, list a tree, read blobs (through
+GitPython's persistent ``git cat-file --batch``), diff two trees, and snapshot the working
+tree (tracked, modified and untracked files) as a tree without touching the user's index
+or object store.
+
+Every path this module hands out is relative to the taxonomy root (posix, no prefix).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import LabCIError
+from .leaf import Kind
+
+#: git tree entry modes and what they are.
+MODE_KINDS: dict[str, Kind] = {
+    "100644": "file",
+    "100755": "file",
+    "100664": "file",
+    "120000": "symlink",
+    "040000": "directory",
+    "160000": "submodule",
+}
+
+NULL_SHA = "0" * 40
+
+
+def mode_kind(mode: str) -> Kind:
+    """The :data:`~lab_ci.taxonomy.leaf.Kind` of a git tree entry mode."""
+    if mode in ("000000", ""):
+        return "missing"
+    return MODE_KINDS.get(mode.rjust(6, "0"), "file")
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    path: str  # relative to the taxonomy root
+    mode: str
+    sha: str
+
+    @property
+    def kind(self) -> Kind:
+        return mode_kind(self.mode)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffEntry:
+    """One line of ``git diff-tree --raw``: status is A, M, D, R, C or T."""
+
+    status: str
+    old_path: str | None
+    new_path: str | None
+    old_mode: str = "000000"
+    new_mode: str = "000000"
+    old_sha: str = NULL_SHA
+    new_sha: str = NULL_SHA
+
+
+def _decode(raw: bytes) -> str:
+    # Paths are bytes in git; keep undecodable bytes round-trippable.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def parse_ls_tree(out: bytes, prefix: str = "") -> list[TreeEntry]:
+    """Parse ``git ls-tree -z`` output; strip ``prefix`` (``"dir/"`` or ``""``) from paths."""
+    entries = []
+    for rec in out.split(b"\0"):
+        if not rec:
+            continue
+        meta, _, raw_path = rec.partition(b"\t")
+        mode, _type, sha = meta.decode("ascii").split()
+        path = _decode(raw_path)
+        if prefix:
+            if not path.startswith(prefix):
+                continue
+            path = path[len(prefix):]
+        entries.append(TreeEntry(path=path, mode=mode, sha=sha))
+    return entries
+
+
+def parse_raw_diff(out: bytes, prefix: str = "") -> list[DiffEntry]:
+    """Parse ``git diff-tree -r -z --raw`` output; strip ``prefix``; paths outside it
+    become ``None`` (a rename into the taxonomy from outside reads as an addition)."""
+
+    def strip(p: str) -> str | None:
+        if not prefix:
+            return p
+        return p[len(prefix):] if p.startswith(prefix) else None
+
+    fields = out.split(b"\0")
+    entries: list[DiffEntry] = []
+    i = 0
+    while i < len(fields):
+        head = fields[i]
+        i += 1
+        if not head:
+            continue
+        if not head.startswith(b":"):
+            continue  # diff-tree prints the commit id first when given one commit
+        old_mode, new_mode, old_sha, new_sha, status = head[1:].decode("ascii").split()
+        letter = status[0]
+        if letter in "RC":
+            a, b = _decode(fields[i]), _decode(fields[i + 1])
+            i += 2
+        else:
+            a = b = _decode(fields[i])
+            i += 1
+        old_path, new_path = strip(a), strip(b)
+        if letter == "A":
+            old_path = None
+        elif letter == "D":
+            new_path = None
+        if letter in "RC":
+            if new_path is None and old_path is None:
+                continue
+            if new_path is None:  # renamed out of the taxonomy: gone from it
+                letter, new_mode, new_sha = "D", "000000", NULL_SHA
+            elif old_path is None:  # renamed in from outside: new to it
+                letter, old_mode, old_sha = "A", "000000", NULL_SHA
+        elif old_path is None and new_path is None:
+            continue
+        entries.append(
+            DiffEntry(letter, old_path, new_path, old_mode, new_mode, old_sha, new_sha)
+        )
+    return entries
+
+
+class GitTaxonomy:
+    """A taxonomy folder inside a git repository (working tree or bare)."""
+
+    def __init__(self, repo, prefix: str, root: Path | None):
+        self.repo = repo  # git.Repo
+        self.prefix = prefix  # "" or "sub/dir/" (repository-relative, posix)
+        self.root = root  # the taxonomy folder on disk; None for a bare repository
+
+    # -- opening -------------------------------------------------------------------
+    @classmethod
+    def open(cls, taxonomy: Path | str) -> "GitTaxonomy":
+        """Open the repository holding ``taxonomy`` (a folder, or a bare repository)."""
+        import git  # GitPython; imported here so the module loads without it
+
+        path = Path(taxonomy)
+        if not path.exists():
+            raise LabCIError(f"taxonomy folder {str(path)!r} does not exist")
+        if not path.is_dir():
+            raise LabCIError(f"taxonomy {str(path)!r} is not a folder")
+        try:
+            repo = git.Repo(path, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise LabCIError(f"{str(path)!r} is not inside a git repository") from None
+        except git.GitCommandNotFound:
+            raise LabCIError("git is not installed (lab-ci needs the git command)") from None
+        if repo.bare:
+            return cls(repo, "", None)
+        top = Path(repo.working_tree_dir).resolve()
+        here = path.resolve()
+        try:
+            rel = here.relative_to(top)
+        except ValueError:  # e.g. inside .git
+            raise LabCIError(f"{str(path)!r} is not inside the working tree of {str(top)!r}") from None
+        prefix = "" if str(rel) == "." else rel.as_posix() + "/"
+        return cls(repo, prefix, here)
+
+    def close(self) -> None:
+        """Stop GitPython's persistent ``git cat-file`` processes."""
+        self.repo.close()
+
+    def __enter__(self) -> "GitTaxonomy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def bare(self) -> bool:
+        return self.root is None
+
+    # -- plumbing --------------------------------------------------------------------
+    def _git(self, *args: str, env: dict | None = None) -> bytes:
+        import git
+
+        try:
+            return self.repo.git.execute(
+                ["git", *args], stdout_as_string=False, strip_newline_in_stdout=False, env=env
+            )
+        except git.GitCommandError as e:
+            stderr = (e.stderr or "").strip().replace("\n", " ")
+            if stderr.startswith("stderr: "):
+                stderr = stderr[len("stderr: "):].strip(" '")
+            raise LabCIError(f"git {args[0]} failed: {stderr or e}") from None
+
+    def resolve(self, rev: str) -> str:
+        """The commit id ``rev`` names; a clear error when it names none."""
+        if not rev or rev.startswith("-") or "\0" in rev:
+            raise LabCIError(f"invalid revision {rev!r}")
+        import git
+
+        try:
+            out = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        except git.GitCommandError:
+            hint = ""
+            if (Path(self.repo.common_dir) / "shallow").exists():
+                hint = "; this is a shallow clone: fetch the full history (actions/checkout fetch-depth: 0)"
+            raise LabCIError(f"unknown revision {rev!r} (not a commit in {self.describe()}{hint})") from None
+        return out.strip()
+
+    def merge_base(self, a: str, b: str) -> str:
+        """``git merge-base a b`` (the best common ancestor), as a pull request diffs."""
+        import git
+
+        try:
+            out = self.repo.git.merge_base(a, b)
+        except git.GitCommandError:
+            raise LabCIError(
+                f"revisions {a[:12]} and {b[:12]} have no common ancestor (is the clone shallow? "
+                "fetch with fetch-depth: 0)"
+            ) from None
+        return out.strip().splitlines()[0]
+
+    def describe(self) -> str:
+        where = self.repo.git_dir if self.bare else self.repo.working_tree_dir
+        return str(where) + (f" (taxonomy at {self.prefix.rstrip('/')})" if self.prefix else "")
+
+    def ls_tree(self, rev: str, subpath: str = "") -> list[TreeEntry]:
+        """Every entry (files, and folders too) under the taxonomy at ``rev``."""
+        target = self.prefix + subpath
+        args = ["ls-tree", "-r", "-t", "-z", "--full-tree", rev]
+        if target:
+            args += ["--", target.rstrip("/")]
+        return parse_ls_tree(self._git(*args), self.prefix)
+
+    def diff_trees(self, old: str, new: str) -> list[DiffEntry]:
+        """Changes under the taxonomy between two tree-ish ids, renames detected."""
+        args = ["diff-tree", "-r", "-z", "--raw", "-M", "--no-ext-diff", old, new]
+        if self.prefix:
+            args += ["--", self.prefix.rstrip("/")]
+        return parse_raw_diff(self._git(*args), self.prefix)
+
+    def read_blobs(self, shas) -> dict[str, bytes]:
+        """Blob contents by id, read through one persistent ``git cat-file --batch``."""
+        out: dict[str, bytes] = {}
+        for sha in shas:
+            if sha in out:
+                continue
+            try:
+                out[sha] = self.repo.odb.stream(bytes.fromhex(sha)).read()
+            except Exception as e:  # a missing object in a broken or partial clone
+                raise LabCIError(f"cannot read git object {sha}: {e}") from None
+        return out
+
+    # -- the working tree -------------------------------------------------------------
+    @contextmanager
+    def worktree_snapshot(self) -> Iterator[tuple[str, dict]]:
+        """Write the working tree under the taxonomy (tracked, modified and untracked but
+        not ignored files) as a tree object, without touching the user's index or object
+        store: a temporary index and object folder, with the real one as alternate.
+        Yields ``(tree_id, env)``; run git with ``env`` while using the tree id."""
+        if self.bare:
+            raise LabCIError("a bare repository has no working tree; pass --head REV")
+        tmp = Path(tempfile.mkdtemp(prefix="lab-ci-snap-"))
+        try:
+            objects = Path(self.repo.common_dir) / "objects"
+            real_index = Path(self.repo.git_dir) / "index"
+            index = tmp / "index"
+            if real_index.is_file():  # reuse its stat cache: only changed files get hashed
+                shutil.copyfile(real_index, index)
+            env = {
+                "GIT_INDEX_FILE": str(index),
+                "GIT_OBJECT_DIRECTORY": str(tmp / "objects"),
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve()),
+            }
+            (tmp / "objects").mkdir()
+            top = self.prefix.rstrip("/") or "."
+            self._git("-c", "core.safecrlf=false", "add", "-A", "--ignore-errors", "--", top, env=env)
+            tree = self._git("write-tree", env=env).decode().strip()
+            yield tree, env
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def diff_trees_env(self, old: str, new: str, env: dict) -> list[DiffEntry]:
+        args = ["diff-tree", "-r", "-z", "--raw", "-M", old, new]
+        if self.prefix:
+            args += ["--", self.prefix.rstrip("/")]
+        return parse_raw_diff(self._git(*args, env=env), self.prefix)
+
+
+def disk_kind(path: Path) -> Kind:
+    """What ``path`` is on disk (a symlink is never followed). A folder holding a
+    ``.git`` is a submodule (or another repository nested inside this one)."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as e:
+        raise LabCIError(f"cannot read {str(path)!r}: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink"
+    if stat.S_ISDIR(st.st_mode):
+        return "submodule" if os.path.lexists(path / ".git") else "directory"
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    raise LabCIError(f"{str(path)!r} is not a regular file (a fifo, socket or device)")

@@ -1,0 +1,115 @@
+"""Leaves as files on disk: walking a taxonomy folder and reading one leaf.
+
+Used when no revision is named (``lab-ci check`` in a working copy, pre-commit), and for
+the head side of ``--base`` without ``--head`` (uncommitted and untracked changes).
+Blob ids are computed as git would (:func:`~lab_ci.taxonomy.leaf.git_blob_id`), so results
+cache the same way as leaves read from git objects.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import LabCIError
+from .changes import ATTRIBUTION, QNA
+from .gitrepo import disk_kind
+from .leaf import LeafFile, git_blob_id
+
+
+def walk_leaves(root: Path, sub: str = "") -> list[str]:
+    """Every ``qna.yaml`` (file, link, folder or nested repository) under ``root/sub``,
+    as taxonomy-relative posix paths, sorted. Hidden folders (``.git``, ``.venv``...)
+    and nested repositories (submodules) are not entered."""
+    start = root / sub if sub else root
+    found: list[str] = []
+
+    def onerror(e: OSError) -> None:
+        raise LabCIError(f"cannot read folder {e.filename!r}: {e.strerror}")
+
+    for dirpath, dirnames, filenames in os.walk(start, onerror=onerror):
+        here = Path(dirpath)
+        rel = here.relative_to(root).as_posix()
+        rel = "" if rel == "." else rel + "/"
+        names = set(filenames) | set(dirnames)
+        if QNA in names:
+            found.append(rel + QNA)
+        keep = []
+        for d in dirnames:
+            if d.startswith(".") or d == QNA:  # .git, .venv, .github...; a qna.yaml folder is a leaf
+                continue
+            if os.path.lexists(here / d / ".git"):
+                continue  # a nested repository: not part of this taxonomy's tree
+            keep.append(d)
+        dirnames[:] = sorted(keep)
+    return sorted(found)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise LabCIError(f"cannot read {str(path)!r}: {e.strerror}") from None
+
+
+def read_leaf(root: Path, path: str, *, change: str = "checked", old_path: str | None = None) -> LeafFile:
+    """The leaf at taxonomy-relative ``path`` as it is on disk, with its attribution."""
+    if change == "deleted":
+        return LeafFile(path=path, data=None, kind="missing", change="deleted", old_path=old_path)
+    full = root / path
+    kind = disk_kind(full)
+    data = _read(full) if kind == "file" else None
+    attr_path = full.parent / ATTRIBUTION
+    attr_kind = disk_kind(attr_path) if kind != "missing" or full.parent.is_dir() else "missing"
+    attribution = _read(attr_path) if attr_kind == "file" else None
+    return LeafFile(
+        path=path,
+        data=data,
+        kind=kind,
+        blob_id=git_blob_id(data) if data is not None else None,
+        change=change,  # type: ignore[arg-type]
+        old_path=old_path,
+        attribution=attribution,
+        attribution_kind=attr_kind,
+    )
+
+
+def to_taxonomy_path(root: Path, arg: str, cwd: Path | None = None) -> str:
+    """A command-line PATH (relative to the current folder or to the taxonomy, or
+    absolute) as a taxonomy-relative posix path; ``""`` is the taxonomy itself.
+    Raises :class:`LabCIError` for a path outside the taxonomy."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LabCIError(f"path {arg!r} is not valid UTF-8") from None
+    cwd = cwd or Path.cwd()
+    root_abs = root.resolve()
+    p = Path(arg)
+    candidates = [p] if p.is_absolute() else [cwd / p, root / p]
+    chosen = None
+    for c in candidates:
+        if os.path.lexists(c):
+            chosen = c
+            break
+    if chosen is None:
+        # Not on disk (e.g. only in a revision): read it relative to the cwd when the
+        # cwd is inside the taxonomy, else relative to the taxonomy.
+        c = cwd / p
+        chosen = c if _inside(_absnorm(c), root_abs) else root / p
+    # Resolve the parent folders, never the last component (it may be a symlink leaf).
+    full = _absnorm(chosen)
+    full = full.parent.resolve() / full.name if full.name not in ("", ".", "..") else full.resolve()
+    if not _inside(full, root_abs):
+        raise LabCIError(f"path {arg!r} is outside the taxonomy {str(root_abs)!r}")
+    rel = full.relative_to(root_abs).as_posix() if full != root_abs else ""
+    if rel == ".git" or rel.startswith(".git/"):
+        raise LabCIError(f"path {arg!r} is inside .git")
+    return "" if rel == "." else rel
+
+
+def _absnorm(p: Path) -> Path:
+    return Path(os.path.normpath(os.path.abspath(p)))
+
+
+def _inside(p: Path, root: Path) -> bool:
+    return p == root or root in p.parents
