@@ -37,5 +37,8 @@ class Job:
     supersede_token: str | None = None
 
     def is_cancelled(self) -> bool:
-        """Set by the queue: true once a newer job superseded this one (checked by long jobs)."""
+        """True once a newer job superseded this one; long jobs check it in their loops.
+
+        A job built outside a queue is never cancelled; jobs claimed from the queue are
+        :class:`lab_ci.bot.queue.QueuedJob`, whose ``is_cancelled`` asks the queue."""
         return False

@@ -1,0 +1,46 @@
+# lab-ci GitHub App bot: `lab-ci serve` (webhook service + job workers).
+# Build:  docker build -t lab-ci-bot .
+# Run:    docker run -d --name lab-ci -p 8080:8080 -v lab-ci-data:/data \
+#           -e LAB_CI_WEBHOOK_SECRET -e LAB_CI_APP_ID -e LAB_CI_PRIVATE_KEY_PATH=/run/secrets/app.pem \
+#           -v /etc/lab-ci/app.pem:/run/secrets/app.pem:ro lab-ci-bot
+# No torch in this image: checks and previews run here; release builds are dispatched to
+# GitHub Actions (see docs/readme/bot-behaviour.md). Add the `train` extra only if you want
+# the local build executor.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# git: the bot fetches pull request heads into local mirrors (GitPython needs the binary).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY lab_ci ./lab_ci
+COPY schemas ./schemas
+RUN pip install ".[bot,preview]" \
+    && rm -rf /src
+
+# Run as an unprivileged user; all state (queue database, git mirrors, caches) lives in
+# the LAB_CI_DATA_DIR volume.
+RUN useradd --system --create-home --home-dir /home/labci --uid 10001 labci \
+    && mkdir -p /data && chown labci:labci /data
+USER labci
+WORKDIR /home/labci
+ENV LAB_CI_DATA_DIR=/data \
+    LAB_CI_WORKERS=2
+VOLUME ["/data"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"
+
+# SIGTERM (docker stop) shuts down gracefully: stop accepting, let running jobs finish for
+# --shutdown-grace seconds, give the rest back to the queue, exit 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["lab-ci"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -1,0 +1,152 @@
+"""``lab-ci serve``: the GitHub App webhook service and its job workers.
+
+One process serves HTTP (uvicorn + Starlette) and runs ``--workers N`` job worker
+threads, started and stopped by the app's lifespan (SIGTERM/SIGINT: uvicorn stops
+accepting, the workers finish or give back their jobs, exit 0). ``--no-workers`` serves
+HTTP only; ``--worker-only`` runs workers without HTTP (scale job throughput with more
+such processes on the same queue file; the file must be on a local disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import LabCIError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the GitHub App webhook service and its job workers",
+        description="Run the GitHub App webhook service (POST /webhook, GET /healthz, GET /metrics) "
+        "and its durable job workers. Secrets come from the environment: LAB_CI_WEBHOOK_SECRET, "
+        "LAB_CI_APP_ID, LAB_CI_PRIVATE_KEY or LAB_CI_PRIVATE_KEY_PATH.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--workers", type=int, default=None, help="job worker threads (default $LAB_CI_WORKERS or 2)")
+    p.add_argument("--db", type=Path, default=None, help="SQLite queue file (default $LAB_CI_DB or DATA_DIR/queue.db)")
+    p.add_argument("--data-dir", type=Path, default=None, help="mirrors, caches, queue (default $LAB_CI_DATA_DIR)")
+    p.add_argument("--github-api-url", default=None, help="GitHub REST API root (default $LAB_CI_GITHUB_API_URL)")
+    p.add_argument("--lease-seconds", type=float, default=None, help="job lease, renewed while running (default 60)")
+    p.add_argument("--max-body-bytes", type=int, default=None, help="largest webhook body accepted (default 25 MiB)")
+    p.add_argument(
+        "--max-delivery-age", type=float, default=None,
+        help="reject deliveries whose signed event time is older, in seconds (default 0 = off)",
+    )
+    p.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds running jobs get on shutdown")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--no-workers", action="store_true", help="serve HTTP only (workers run elsewhere)")
+    mode.add_argument("--worker-only", action="store_true", help="run job workers only, no HTTP server")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+    return p
+
+
+def _settings(args):
+    from .settings import Settings
+
+    return Settings.from_env(
+        workers=0 if args.no_workers else args.workers,
+        db_path=args.db,
+        data_dir=args.data_dir,
+        github_api_url=args.github_api_url,
+        lease_seconds=args.lease_seconds,
+        max_body_bytes=args.max_body_bytes,
+        max_delivery_age=args.max_delivery_age,
+    )
+
+
+def build_worker(settings, queue, metrics, *, router=None, runner=None):
+    """The production worker: handlers from ``lab_ci.bot.handlers`` unless given."""
+    from .worker import Worker, WorkerContext
+
+    ctx = WorkerContext(settings=settings, queue=queue, metrics=metrics)
+    if router is None or runner is None:
+        try:
+            from . import handlers
+        except ImportError as e:
+            raise LabCIError(f"the bot's GitHub handlers cannot be loaded: {e}") from None
+        configure = getattr(handlers, "configure", None)
+        if callable(configure):
+            configure(ctx)
+    return Worker(queue, ctx, router=router, runner=runner)
+
+
+def run(args) -> int:
+    try:
+        import uvicorn  # noqa: F401
+
+        from .app import create_app
+        from .metrics import Metrics, configure_json_logging
+        from .queue import SQLiteQueue
+    except ImportError as e:
+        raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
+
+    settings = _settings(args)
+    level = getattr(logging, args.log_level.upper())
+    configure_json_logging(level)
+    if settings.webhook_secret is None and not args.worker_only:
+        logging.getLogger("lab_ci.bot").warning(
+            "LAB_CI_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (local use only)"
+        )
+    try:
+        queue = SQLiteQueue(settings.queue_path, synchronous=settings.db_synchronous)
+    except Exception as e:
+        raise LabCIError(f"cannot open the queue database {settings.queue_path}: {e}") from None
+    metrics = Metrics()
+    worker = build_worker(settings, queue, metrics) if settings.workers > 0 else None
+    if worker is not None:
+        worker.grace = args.shutdown_grace
+
+    if args.worker_only:
+        return _run_worker_only(worker)
+
+    import uvicorn
+
+    app = create_app(settings, queue, metrics=metrics, worker=worker)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,  # keep our JSON handlers
+        access_log=False,  # one structured line per delivery is logged by the app instead
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(args.shutdown_grace)),
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
+    # to the handler that was there before; make that one a no-op so a graceful stop
+    # exits 0 (what systemd, Docker and Kubernetes expect).
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits this way when it cannot bind
+        pass
+    finally:
+        queue.close()
+    if not server.started:
+        raise LabCIError(f"cannot serve on {args.host}:{args.port} (address in use or not allowed; see the log above)")
+    return 0
+
+
+def _run_worker_only(worker) -> int:
+    import signal
+    import threading
+
+    if worker is None:
+        raise LabCIError("--worker-only needs at least one worker (--workers N, N > 0)")
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    worker.start()
+    while not done.wait(1.0):
+        if worker.alive() == 0:
+            break
+    worker.stop()
+    return 0

@@ -1,0 +1,506 @@
+"""The durable job queue: SQLite in WAL mode, embedded, no extra service.
+
+:class:`Queue` is the interface the webhook app and the workers use; :class:`SQLiteQueue`
+is the default implementation (another broker can be plugged in by implementing the
+protocol). Properties:
+
+* **Durable**: a delivery is acknowledged only after its row and its ``delivery`` job are
+  committed (``record_delivery``, one transaction). A job survives a crash or restart:
+  a claim is a *lease*; an expired lease makes the job claimable again (attempts counted;
+  after ``max_attempts`` it is ``dead`` with its last error kept).
+* **One at a time per key**: ``claim`` skips jobs whose ``key`` (e.g. a pull request) has
+  a running job with an unexpired lease.
+* **Superseded**: enqueuing a spec with ``key`` and ``supersede_token`` cancels queued
+  jobs of the same key and kind with another token, and flags running ones
+  (``is_cancelled`` turns true; the worker ends them as ``cancelled``).
+* **Idempotent**: a spec with ``dedupe`` is not enqueued while a job with the same
+  ``(kind, dedupe)`` is queued, running or done (a dead or cancelled one does not block).
+* **Thread-safe**: one connection per thread, ``busy_timeout``, ``BEGIN IMMEDIATE`` for
+  every write transaction (so claims never race), and several processes may share a file.
+
+Job states: ``queued`` -> ``running`` -> ``done`` | ``queued`` (retry) | ``dead`` |
+``cancelled``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+
+from .jobs import Job, JobSpec
+
+DELIVERY_KIND = "delivery"
+STATES = ("queued", "running", "done", "dead", "cancelled")
+_PRIORITY = {DELIVERY_KIND: 10}  # route deliveries before long jobs
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    body BLOB,
+    received_at REAL NOT NULL,
+    job_id INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_digest ON deliveries(body_sha256);
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    key TEXT,
+    supersede_token TEXT,
+    dedupe TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 5,
+    run_after REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, priority DESC, id);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, finished_at);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedupe ON jobs(kind, dedupe)
+    WHERE dedupe IS NOT NULL AND state IN ('queued', 'running', 'done');
+"""
+
+
+class QueuedJob(Job):
+    """A :class:`Job` claimed from a queue: ``is_cancelled()`` asks the queue.
+
+    The answer is cached for ``recheck`` seconds (the worker's heartbeat also pushes a
+    cancellation as soon as it sees one), so long jobs may call it in their loops.
+    """
+
+    __slots__ = ("lease_owner", "max_attempts", "_queue", "_cancelled", "_checked_at", "recheck")
+
+    def __init__(self, *, queue: "Queue", lease_owner: str, max_attempts: int, recheck: float = 1.0, **fields):
+        super().__init__(**fields)
+        self.lease_owner = lease_owner
+        self.max_attempts = max_attempts
+        self._queue = queue
+        self._cancelled = threading.Event()
+        self._checked_at = time.monotonic()
+        self.recheck = recheck
+
+    def mark_cancelled(self) -> None:
+        self._cancelled.set()
+
+    def is_cancelled(self) -> bool:
+        if self._cancelled.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._checked_at >= self.recheck:
+            self._checked_at = now
+            try:
+                if self._queue.is_cancelled(self.id):
+                    self._cancelled.set()
+            except sqlite3.Error:
+                pass  # a busy database is not a cancellation
+        return self._cancelled.is_set()
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """What the webhook app and the workers need from a queue."""
+
+    def record_delivery(self, delivery_id: str, event: str, body: bytes, *, meta: dict | None = None) -> bool: ...
+    def record_deliveries(self, items: list[tuple[str, str, bytes, dict | None]]) -> list[bool]: ...
+    def delivery_body(self, delivery_id: str) -> bytes | None: ...
+    def enqueue(self, spec: JobSpec) -> int | None: ...
+    def claim(self, worker_id: str, lease_seconds: float) -> QueuedJob | None: ...
+    def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float) -> bool: ...
+    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> bool: ...
+    def fail(self, job_id: int, error: str, retry_in: float | None, *, owner: str | None = None) -> str: ...
+    def release(self, job_id: int, *, owner: str | None = None) -> bool: ...
+    def cancel_superseded(self, key: str, kind: str, token: str) -> int: ...
+    def is_cancelled(self, job_id: int) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def ping(self) -> bool: ...
+
+
+class SQLiteQueue:
+    """The default :class:`Queue`: one SQLite file, WAL mode, one connection per thread."""
+
+    def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._conn().executescript(_SCHEMA)
+
+    # -- connections ---------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(self._local, "pid", None) != os.getpid():
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._local.sync = self.synchronous
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+            self._local.pid = os.getpid()
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    @contextmanager
+    def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken with ``BEGIN IMMEDIATE`` (the write lock up front).
+
+        ``durable`` transactions (storing deliveries) commit with the configured
+        ``synchronous`` level (FULL by default: fsync before the webhook is answered).
+        Job bookkeeping (claims, leases, outcomes, follow-ups) commits with NORMAL: in WAL
+        mode that survives a process crash; a power cut may lose the last such commits,
+        which only means a job runs again (at-least-once, idempotent side effects), and
+        the next durable commit's fsync covers them anyway (WAL frames are ordered).
+        """
+        db = self._conn()
+        level = self.synchronous if durable else "NORMAL"
+        if self._local.sync != level:
+            db.execute(f"PRAGMA synchronous={level}")
+            self._local.sync = level
+        # Threads of this process queue on a mutex for the write lock: SQLite's own busy
+        # handler sleeps 1, 2, 5, 10... ms between retries, which adds tens of ms of
+        # latency under load. Other processes still meet ``busy_timeout``.
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened (call once, at shutdown)."""
+        with self._lock:
+            for db in self._all:
+                try:
+                    db.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- deliveries ----------------------------------------------------------------
+    def record_delivery(self, delivery_id: str, event: str, body: bytes, *, meta: dict | None = None) -> bool:
+        """Store a delivery and its ``delivery`` job in one transaction.
+
+        False (nothing stored) when the delivery id or the exact body was seen before.
+        """
+        return self.record_deliveries([(delivery_id, event, body, meta)])[0]
+
+    def record_deliveries(self, items: list[tuple[str, str, bytes, dict | None]]) -> list[bool]:
+        """``record_delivery`` for many deliveries in ONE transaction (one fsync): the
+        webhook app batches concurrent requests through this (group commit). Items are
+        ``(delivery_id, event, body, meta)``; a duplicate within the batch is detected too."""
+        now = time.time()
+        out: list[bool] = []
+        with self._tx(durable=True) as db:
+            for delivery_id, event, body, meta in items:
+                digest = hashlib.sha256(body).hexdigest()
+                seen = db.execute(
+                    "SELECT 1 FROM deliveries WHERE id = ? OR body_sha256 = ? LIMIT 1", (delivery_id, digest)
+                ).fetchone()
+                if seen:
+                    out.append(False)
+                    continue
+                payload = {"delivery_id": delivery_id, "event": event, **(meta or {})}
+                job_id = self._insert(db, JobSpec(kind=DELIVERY_KIND, payload=payload, max_attempts=5), now)
+                db.execute(
+                    "INSERT INTO deliveries (id, event, body_sha256, body, received_at, job_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (delivery_id, event, digest, body, now, job_id),
+                )
+                out.append(True)
+        return out
+
+    def delivery_body(self, delivery_id: str) -> bytes | None:
+        row = self._conn().execute("SELECT body FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        return bytes(row["body"]) if row and row["body"] is not None else None
+
+    # -- enqueue -------------------------------------------------------------------
+    def enqueue(self, spec: JobSpec) -> int | None:
+        """Add a job; None when deduplicated. Supersedes older jobs of its key and kind."""
+        with self._tx() as db:
+            return self._insert(db, spec, time.time())
+
+    def _insert(self, db: sqlite3.Connection, spec: JobSpec, now: float) -> int | None:
+        if spec.dedupe is not None:
+            dup = db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND dedupe = ? AND state IN ('queued', 'running', 'done') LIMIT 1",
+                (spec.kind, spec.dedupe),
+            ).fetchone()
+            if dup:
+                return None
+        if spec.key is not None and spec.supersede_token is not None:
+            self._supersede(db, spec.key, spec.kind, spec.supersede_token, now)
+        cur = db.execute(
+            "INSERT INTO jobs (kind, payload, key, supersede_token, dedupe, priority, max_attempts, run_after, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                spec.kind,
+                json.dumps(spec.payload, separators=(",", ":")),
+                spec.key,
+                spec.supersede_token,
+                spec.dedupe,
+                _PRIORITY.get(spec.kind, 0),
+                max(1, int(spec.max_attempts)),
+                now,
+                now,
+            ),
+        )
+        return int(cur.lastrowid)
+
+    def _supersede(self, db: sqlite3.Connection, key: str, kind: str, token: str, now: float) -> int:
+        n = db.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, last_error = 'superseded'"
+            " WHERE key = ? AND kind = ? AND state = 'queued' AND supersede_token IS NOT ?",
+            (now, key, kind, token),
+        ).rowcount
+        n += db.execute(
+            "UPDATE jobs SET cancel_requested = 1"
+            " WHERE key = ? AND kind = ? AND state = 'running' AND supersede_token IS NOT ? AND cancel_requested = 0",
+            (key, kind, token),
+        ).rowcount
+        return n
+
+    def cancel_superseded(self, key: str, kind: str, token: str) -> int:
+        """Cancel queued / flag running jobs of ``key``+``kind`` whose token is not ``token``."""
+        with self._tx() as db:
+            return self._supersede(db, key, kind, token, time.time())
+
+    # -- claim and lease -----------------------------------------------------------
+    def _reap(self, db: sqlite3.Connection, now: float) -> None:
+        """Expired leases: cancel flagged ones, bury exhausted ones, requeue the rest."""
+        db.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL, last_error = 'superseded'"
+            " WHERE state = 'running' AND lease_until < ? AND cancel_requested = 1",
+            (now, now),
+        )
+        db.execute(
+            "UPDATE jobs SET state = 'dead', finished_at = ?, lease_owner = NULL,"
+            " last_error = 'lease expired after ' || attempts || ' attempt(s) (worker lost); last error: '"
+            " || COALESCE(last_error, 'none')"
+            " WHERE state = 'running' AND lease_until < ? AND attempts >= max_attempts",
+            (now, now),
+        )
+        db.execute(
+            "UPDATE jobs SET state = 'queued', run_after = ?, lease_owner = NULL, lease_until = NULL,"
+            " last_error = 'lease expired (worker lost)'"
+            " WHERE state = 'running' AND lease_until < ?",
+            (now, now),
+        )
+
+    def claim(self, worker_id: str, lease_seconds: float) -> QueuedJob | None:
+        """Lease the next ready job (highest priority, oldest first) whose key is free."""
+        now = time.time()
+        # A read first (no write lock, no fsync): idle workers polling an empty queue
+        # never contend with the webhook's writes.
+        ready, expired = self._conn().execute(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?),"
+            " EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until < ?)",
+            (now, now),
+        ).fetchone()
+        if not ready and not expired:
+            return None
+        with self._tx() as db:
+            if expired:
+                self._reap(db, now)
+            row = db.execute(
+                "SELECT * FROM jobs AS j WHERE state = 'queued' AND run_after <= ?"
+                " AND (key IS NULL OR NOT EXISTS"
+                "      (SELECT 1 FROM jobs AS r WHERE r.key = j.key AND r.state = 'running'))"
+                " ORDER BY priority DESC, id LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, lease_until = ?,"
+                " started_at = ? WHERE id = ?",
+                (worker_id, now + lease_seconds, now, row["id"]),
+            )
+        return QueuedJob(
+            queue=self,
+            lease_owner=worker_id,
+            max_attempts=row["max_attempts"],
+            id=row["id"],
+            kind=row["kind"],
+            payload=json.loads(row["payload"]),
+            key=row["key"],
+            attempts=row["attempts"] + 1,
+            supersede_token=row["supersede_token"],
+        )
+
+    def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when this worker no longer holds the job."""
+        now = time.time()
+        with self._tx() as db:
+            return (
+                db.execute(
+                    "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running' AND lease_owner = ?",
+                    (now + lease_seconds, job_id, worker_id),
+                ).rowcount
+                == 1
+            )
+
+    def is_cancelled(self, job_id: int) -> bool:
+        row = self._conn().execute("SELECT state, cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row) and (row["state"] == "cancelled" or bool(row["cancel_requested"]))
+
+    # -- outcomes ------------------------------------------------------------------
+    @staticmethod
+    def _owned(owner: str | None) -> tuple[str, tuple]:
+        return (" AND lease_owner = ?", (owner,)) if owner is not None else ("", ())
+
+    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> bool:
+        """Mark done and enqueue follow-up jobs atomically; False if the lease was lost.
+
+        A job whose cancellation was requested ends ``cancelled`` (its follow-ups dropped).
+        """
+        now = time.time()
+        cond, args = self._owned(owner)
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT cancel_requested FROM jobs WHERE id = ? AND state = 'running'{cond}", (job_id, *args)
+            ).fetchone()
+            if row is None:
+                return False
+            if row["cancel_requested"]:
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL, last_error = 'superseded'"
+                    " WHERE id = ?",
+                    (now, job_id),
+                )
+                return True
+            db.execute(
+                "UPDATE jobs SET state = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                (now, job_id),
+            )
+            for spec in enqueue:
+                self._insert(db, spec, now)
+        return True
+
+    def fail(self, job_id: int, error: str, retry_in: float | None, *, owner: str | None = None) -> str:
+        """Record a failure: retried after ``retry_in`` s, or ``dead`` when attempts are
+        exhausted or ``retry_in`` is None. Returns the new state ('' if the lease was lost)."""
+        now = time.time()
+        cond, args = self._owned(owner)
+        error = (error or "error")[:4000]
+        with self._tx() as db:
+            row = db.execute(
+                f"SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ? AND state = 'running'{cond}",
+                (job_id, *args),
+            ).fetchone()
+            if row is None:
+                return ""
+            if row["cancel_requested"]:
+                state = "cancelled"
+            elif retry_in is None or row["attempts"] >= row["max_attempts"]:
+                state = "dead"
+            else:
+                state = "queued"
+            db.execute(
+                "UPDATE jobs SET state = ?, last_error = ?, lease_owner = NULL, lease_until = NULL,"
+                " run_after = ?, finished_at = ? WHERE id = ?",
+                (state, error, now + (retry_in or 0), None if state == "queued" else now, job_id),
+            )
+        return state
+
+    def release(self, job_id: int, *, owner: str | None = None) -> bool:
+        """Give a running job back unrun (graceful shutdown): the attempt is not counted.
+        A job superseded meanwhile ends ``cancelled`` instead of going back to the queue."""
+        cond, args = self._owned(owner)
+        now = time.time()
+        with self._tx() as db:
+            return (
+                db.execute(
+                    "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,"
+                    " finished_at = CASE WHEN cancel_requested THEN ? ELSE NULL END,"
+                    " attempts = MAX(attempts - 1, 0), lease_owner = NULL,"
+                    f" lease_until = NULL, run_after = ? WHERE id = ? AND state = 'running'{cond}",
+                    (now, now, job_id, *args),
+                ).rowcount
+                == 1
+            )
+
+    # -- inspection and upkeep -----------------------------------------------------
+    def ping(self) -> bool:
+        """True when the database answers a read."""
+        try:
+            self._conn().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+            return True
+        except sqlite3.Error:
+            return False
+
+    def get(self, job_id: int) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["payload"] = json.loads(out["payload"])
+        return out
+
+    def jobs(self, *, kind: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        """Rows of jobs (for operators and tests), oldest first."""
+        sql, args = "SELECT * FROM jobs WHERE 1=1", []
+        if kind:
+            sql, args = sql + " AND kind = ?", [*args, kind]
+        if state:
+            sql, args = sql + " AND state = ?", [*args, state]
+        rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
+        return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for /metrics and /healthz: jobs by (kind, state), depth, deliveries, dead."""
+        db = self._conn()
+        by = {(r[0], r[1]): r[2] for r in db.execute("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")}
+        now = time.time()
+        ready = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND run_after <= ?", (now,)).fetchone()[0]
+        oldest = db.execute("SELECT MIN(created_at) FROM jobs WHERE state = 'queued' AND run_after <= ?", (now,)).fetchone()[0]
+        retries = db.execute(
+            "SELECT COALESCE(SUM(attempts - 1), 0) FROM jobs WHERE attempts > 1"
+        ).fetchone()[0]
+        deliveries = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+        return {
+            "jobs": by,
+            "queued": sum(v for (k, s), v in by.items() if s == "queued"),
+            "ready": ready,
+            "running": sum(v for (k, s), v in by.items() if s == "running"),
+            "dead": sum(v for (k, s), v in by.items() if s == "dead"),
+            "oldest_ready_age": (now - oldest) if oldest else 0.0,
+            "retries": retries,
+            "deliveries": deliveries,
+        }
+
+    def prune(self, older_than_seconds: float) -> int:
+        """Delete done/cancelled jobs and delivery records older than the window (dead jobs
+        are kept for inspection). Returns the number of rows deleted."""
+        cutoff = time.time() - older_than_seconds
+        with self._tx() as db:
+            n = db.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < ?", (cutoff,)
+            ).rowcount
+            n += db.execute("DELETE FROM deliveries WHERE received_at < ?", (cutoff,)).rowcount
+        return n
