@@ -1,0 +1,178 @@
+"""``run_preview``: check the changed leaves, generate a few samples for each valid one,
+answer the seed questions with the current model, and collect it all for rendering.
+
+I/O lives here (git, teacher, documents); rendering and hints are pure modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import LabCIError
+from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
+from .hints import hints_for
+from .model import LeafPreview, PrecheckItem, PreviewResult
+
+log = logging.getLogger(__name__)
+
+TEACHER_ENV = "LAB_CI_TEACHER"
+DEFAULT_TEACHER = Path(".cache/models/teacher.gguf")
+
+
+def default_teacher_spec(env=None) -> str:
+    """``LAB_CI_TEACHER``, else ``.cache/models/teacher.gguf`` when it exists."""
+    env = os.environ if env is None else env
+    if env.get(TEACHER_ENV):
+        return env[TEACHER_ENV]
+    if DEFAULT_TEACHER.is_file():
+        return str(DEFAULT_TEACHER)
+    raise LabCIError(
+        f"no teacher model: pass --teacher PATH.gguf or an http(s):// OpenAI-compatible URL, set "
+        f"{TEACHER_ENV}, or build the tiny teacher with "
+        f"`python scripts/build_tiny_models.py --out .cache/models`"
+    )
+
+
+def _load(spec) -> tuple[Teacher, bool]:
+    """A teacher object and whether we own it (and must close it)."""
+    if not isinstance(spec, (str, Path)):
+        return spec, False
+    from ..teacher import load_teacher
+
+    try:
+        return load_teacher(str(spec)), True
+    except TeacherError as e:
+        raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
+
+
+def _info(t: Teacher) -> dict:
+    info: TeacherInfo | None = getattr(t, "info", None)
+    if info is None:
+        return {"id": "", "name": type(t).__name__, "details": {}}
+    return {"id": info.id, "name": info.name, "details": dict(info.details)}
+
+
+def precheck(model: Teacher, seeds_by_leaf: dict, *, max_tokens: int = 128, seed: int = 0) -> dict[str, list[PrecheckItem]]:
+    """Ask the current model every seed question of every leaf (one batched call);
+    score each answer against the contributor's (token F1 and ROUGE-L)."""
+    from ..sdg.text import rouge_l, token_f1
+
+    asks = [(path, e) for path, seeds in seeds_by_leaf.items() for e in seeds.examples]
+    if not asks:
+        return {}
+    convs = []
+    for path, e in asks:
+        # knowledge: does the model know it without the context? skills: can it do the task?
+        grounded = e.context and seeds_by_leaf[path].kind != "knowledge"
+        q = f"{e.context}\n\n{e.question}" if grounded else e.question
+        convs.append([Message("user", q)])
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, seed=seed)
+    outs = model.chat(convs, params, n=1)
+    result: dict[str, list[PrecheckItem]] = {}
+    for (path, e), comps in zip(asks, outs):
+        got = comps[0].text.strip() if comps else ""
+        result.setdefault(path, []).append(
+            PrecheckItem(e.id, e.question, e.answer, got, round(token_f1(got, e.answer), 4), round(rouge_l(got, e.answer), 4))
+        )
+    return result
+
+
+def run_preview(
+    taxonomy: str | Path,
+    *,
+    base: str | None = None,
+    head: str | None = None,
+    teacher,
+    samples: int = 3,
+    seed: int = 0,
+    precheck_model=None,
+    documents=None,
+    pipeline_dirs=None,
+    progress: Callable[[str], None] | None = None,
+    check_url: str | None = None,
+    max_tokens: int | None = None,
+) -> PreviewResult:
+    """Preview every changed valid leaf (every leaf without ``base``).
+
+    ``teacher`` and ``precheck_model`` are Teacher objects or specs (a ``.gguf`` path or an
+    ``http(s)://`` URL); ``documents`` a :class:`lab_ci.sdg.documents.DocumentFetcher`.
+    Invalid leaves are listed with the reason and not previewed.
+    """
+    from ..check.api import check_taxonomy, collect_leaves
+    from ..sdg.api import generate_leaf
+    from ..sdg.documents import DocumentFetcher, mirrors_from_env
+    from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
+    from ..sdg.seeds import parse_leaf
+
+    t0 = time.perf_counter()
+    leaves = collect_leaves(taxonomy, base=base, head=head)
+    report = check_taxonomy(taxonomy, base=base, head=head, use_cache=False)
+    results = {f.path: f for f in report.files}
+    fetcher = documents if documents is not None else DocumentFetcher(mirrors=mirrors_from_env())
+    previews: list[LeafPreview] = []
+    todo = []
+    for leaf in sorted(leaves, key=lambda l: l.path):
+        if not leaf.path.endswith("qna.yaml"):
+            continue
+        if leaf.change == "deleted" or leaf.kind == "missing":
+            previews.append(LeafPreview(leaf.path, "deleted"))
+            continue
+        fr = results.get(leaf.path)
+        if fr is not None and not fr.valid:
+            errs = [d.to_dict() for d in fr.diagnostics if d.severity == "error"]
+            previews.append(LeafPreview(leaf.path, "invalid", reason=f"lab-ci check found {len(errs)} error(s)",
+                                        diagnostics=errs))
+            continue
+        p = LeafPreview(leaf.path, "previewed")
+        previews.append(p)
+        todo.append((leaf, p))
+
+    teacher_obj, own_teacher = _load(teacher) if todo else (teacher, False)
+    seeds_by_leaf = {}
+    try:
+        tinfo = _info(teacher_obj) if todo else ({"id": str(teacher), "name": str(teacher), "details": {}}
+                                                 if isinstance(teacher, (str, Path)) else _info(teacher))
+        for leaf, p in todo:
+            if progress:
+                progress(leaf.path)
+            try:
+                gen = generate_leaf(leaf, teacher_obj, samples=samples, seed=seed, documents=fetcher,
+                                    pipeline_dirs=pipeline_dirs, max_tokens=max_tokens,
+                                    progress=(lambda b, _p=leaf.path: progress(f"{_p}: {b}")) if progress else None)
+            except (DocumentError, SeedError, BlockError, PipelineError) as e:
+                p.status, p.reason = "failed", str(e)
+                continue
+            seeds_by_leaf[leaf.path] = parse_leaf(leaf)
+            p.pipeline, p.pipeline_version = gen.pipeline_name, gen.pipeline_version
+            p.accepted, p.rejected, p.stats, p.timings = gen.accepted, gen.rejected, gen.stats, gen.timings
+    finally:
+        if own_teacher:
+            teacher_obj.close()
+
+    pinfo = None
+    if precheck_model is not None and seeds_by_leaf:
+        model, own = _load(precheck_model)
+        try:
+            pinfo = _info(model)
+            if progress:
+                progress("precheck")
+            try:
+                checks = precheck(model, seeds_by_leaf, seed=seed, max_tokens=min(128, max_tokens or 128))
+            except TeacherError as e:
+                raise LabCIError(f"precheck model failed: {e}") from None
+        finally:
+            if own:
+                model.close()
+        for p in previews:
+            p.precheck = checks.get(p.path, [])
+    for p in previews:
+        if p.previewed:
+            p.hints = hints_for(seeds_by_leaf.get(p.path), p.stats, p.rejected, p.accepted, p.precheck)
+    return PreviewResult(
+        leaves=previews, teacher=tinfo, precheck_model=pinfo, base=base, head=head, samples=samples, seed=seed,
+        timings={"total_s": round(time.perf_counter() - t0, 3)}, check_url=check_url,
+    )

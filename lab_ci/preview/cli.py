@@ -1,0 +1,98 @@
+"""``lab-ci preview``: a small synthetic-data preview of the changed leaves, as the
+Markdown comment the bot posts (or JSON).
+
+Exit codes: 0 every changed leaf was previewed; 1 a leaf was invalid or its generation
+failed (the output says why); 2 usage error or abnormal end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "preview",
+        help="generate a few synthetic samples per changed leaf and render the preview comment",
+        description="Run the LAB generation pipelines on a small sample of every changed, valid "
+        "leaf with a (quantized) teacher and render the Markdown comment the bot posts.",
+    )
+    p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: current folder)")
+    p.add_argument("--base", metavar="REV", help="preview only leaves changed since the merge base with REV")
+    p.add_argument("--head", metavar="REV", help="revision to preview (default: the working tree)")
+    p.add_argument("--teacher", metavar="GGUF|URL",
+                   help="teacher: a .gguf file or an OpenAI-compatible http(s):// URL "
+                   "(default: $LAB_CI_TEACHER, else .cache/models/teacher.gguf)")
+    p.add_argument("--samples", type=int, default=3, metavar="N", help="candidates per leaf (default 3)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="cap every generation step at N tokens (quicker, rougher previews)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--precheck-model", metavar="GGUF|URL",
+                   help="answer the seed questions with this (current) model and compare with the seeds' answers")
+    p.add_argument("--document-mirror", action="append", default=[], metavar="URL=PATH",
+                   help="fetch knowledge documents of URL from PATH instead (repeatable; also "
+                   "$LAB_CI_DOCUMENT_MIRRORS as URL=PATH;URL=PATH)")
+    p.add_argument("--allow-file-documents", action="store_true",
+                   help="allow knowledge leaves to name file:// or local-path document repositories")
+    p.add_argument("--pipeline-dir", action="append", default=[], metavar="DIR",
+                   help="look for pipeline files (NAME.yaml, prompts/) here before the built-in ones (repeatable)")
+    p.add_argument("--document-cache", metavar="DIR",
+                   help="document cache folder (default: $XDG_CACHE_HOME/lab-ci/documents)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..errors import LabCIError
+    from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+    from .api import default_teacher_spec, run_preview
+
+    if args.samples < 1 or args.samples > 1000:
+        raise LabCIError("--samples must be between 1 and 1000")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise LabCIError("--max-tokens must be at least 1")
+    for d in args.pipeline_dir:
+        if not os.path.isdir(d):
+            raise LabCIError(f"--pipeline-dir {d}: no such folder")
+    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
+    fetcher = DocumentFetcher(cache_dir=args.document_cache, allow_file=args.allow_file_documents, mirrors=mirrors)
+    teacher = args.teacher or default_teacher_spec()
+
+    bar = None
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="lab-ci preview", unit="step", file=sys.stderr, leave=False)
+
+        def progress(what: str) -> None:
+            bar.set_postfix_str(what[-60:])
+            bar.update(1)
+
+    try:
+        result = run_preview(args.taxonomy, base=args.base, head=args.head, teacher=teacher,
+                             samples=args.samples, seed=args.seed, precheck_model=args.precheck_model,
+                             documents=fetcher, pipeline_dirs=args.pipeline_dir or None, progress=progress,
+                             max_tokens=args.max_tokens)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.format == "json":
+        import json
+
+        text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = result.markdown
+    if args.output:
+        tmp = args.output + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+    else:
+        sys.stdout.write(text)
+    return result.exit_code
