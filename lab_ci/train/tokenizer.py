@@ -22,12 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..teacher.base import LAB_ASSISTANT as ASSISTANT
+from ..teacher.base import LAB_EOS as ENDOFTEXT
+from ..teacher.base import LAB_SYSTEM as SYSTEM
+from ..teacher.base import LAB_USER as USER
+
 #: Special tokens, in id order: ``<|endoftext|>`` is 0, ``<|pad|>`` is 1, ...
-ENDOFTEXT = "<|endoftext|>"
 PAD = "<|pad|>"
-SYSTEM = "<|system|>"
-USER = "<|user|>"
-ASSISTANT = "<|assistant|>"
 SPECIAL_TOKENS = (ENDOFTEXT, PAD, SYSTEM, USER, ASSISTANT)
 
 #: Jinja chat template of the LAB format (the same shape as IBM Granite's).
