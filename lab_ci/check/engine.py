@@ -1,0 +1,230 @@
+"""Check taxonomy leaves: YAML hygiene, yamllint, JSON Schema and taxonomy rules.
+
+``check_leaf`` is pure (bytes in, diagnostics out) and never raises. By default its
+verdict (valid: no error) is the reference validator's
+(``instructlab.schema.taxonomy.TaxonomyParser``, latest schema): everything we add on
+top is a warning, except where the reference itself fails (it crashes on broken YAML;
+we report an error there). ``docs/readme/check-rules.md`` lists every difference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lab_ci.check import lint, schema, yamlsrc
+from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
+from lab_ci.check.options import CheckOptions
+from lab_ci.check.rules import RULES, RuleContext
+from lab_ci.taxonomy.leaf import LeafFile
+
+if TYPE_CHECKING:
+    from lab_ci.check.cache import ResultCache
+
+LEAF_NAME = "qna.yaml"
+
+
+def _err(source: str, rule: str, message: str, line: int = 1, column: int = 1, yaml_path=None) -> Diagnostic:
+    return Diagnostic("error", source, rule, message, line, column, yaml_path)
+
+
+def _warn(source: str, rule: str, message: str, line: int = 1, column: int = 1, yaml_path=None) -> Diagnostic:
+    return Diagnostic("warning", source, rule, message, line, column, yaml_path)
+
+
+def schema_name_for(path: str, data: Any, folders: tuple[str, ...]) -> str:
+    """The schema a leaf is checked against, chosen as the reference chooses it: the
+    right-most folder of the path that is a taxonomy folder, else ``knowledge`` when
+    the file has a ``document`` key, else ``compositional_skills``."""
+    for part in reversed(path.split("/")):
+        if part in folders:
+            return part
+    return "knowledge" if isinstance(data, Mapping) and "document" in data else "compositional_skills"
+
+
+def resolve_version(options: CheckOptions, data: Mapping) -> tuple[Any, str | None]:
+    """The schema version to check against, with the reference's fallbacks for a
+    declared version that is not an integer (a number-like string is converted, other
+    values mean 1). A number too large for ``int`` (``.inf``) crashes the reference:
+    it is an error here."""
+    version: Any = options.reference_version()
+    if version >= 1:
+        return version, None
+    declared = data.get("version", 1)
+    if isinstance(declared, int):
+        return declared, None
+    try:
+        return int(declared), None
+    except (ValueError, TypeError):
+        return 1, None
+    except Exception:  # noqa: BLE001 - OverflowError for .inf
+        return None, f"version {declared!r} is not a usable number"
+
+
+def _not_a_file(leaf: LeafFile) -> Diagnostic:
+    what = {
+        "directory": "a directory",
+        "symlink": "a symbolic link (lab-ci does not follow links in a taxonomy)",
+        "submodule": "a git submodule",
+        "missing": "missing",
+    }.get(leaf.kind, f"a {leaf.kind}")
+    if leaf.kind == "file":
+        return _err("taxonomy", "not-a-file", f"{leaf.path}: the file's contents could not be read")
+    return _err("taxonomy", "not-a-file", f"{leaf.path} is {what}, not a regular file")
+
+
+def _run_rules(leaf: LeafFile, data: Any, ctx: RuleContext, out: list[Diagnostic]) -> None:
+    for rule_id, rule in RULES.items():
+        if rule_id in ctx.options.disable:
+            continue
+        for p in rule.check(leaf, data, ctx):
+            out.append(Diagnostic(rule.LEVEL, "taxonomy", rule_id, p.message, p.line, p.column, p.yaml_path))
+
+
+def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    if leaf.kind != "file" or leaf.data is None:
+        return [_not_a_file(leaf)]
+    name = leaf.path.rsplit("/", 1)[-1]
+    if name != LEAF_NAME:
+        return [_err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')]
+    if len(leaf.data) > options.max_file_bytes:
+        return [
+            _err("yaml", "file-too-large", f"the file is {len(leaf.data)} bytes; the limit is {options.max_file_bytes}")
+        ]
+
+    src = yamlsrc.parse(leaf.data)
+    out.extend(src.diagnostics)
+    data = src.data if src.ok else None
+    ctx = RuleContext(options, src.node, schema_name_for(leaf.path, data, options.taxonomy_folders), None)
+    if not src.ok:
+        _run_rules(leaf, None, ctx, out)
+        return out
+    if not data:
+        out.append(_warn("yaml", "empty", "The file is empty"))
+        _run_rules(leaf, None, ctx, out)
+        return out
+    if not isinstance(data, Mapping):
+        line, col = yamlsrc.position(src.node)
+        out.append(
+            _err(
+                "schema", "type",
+                "The file is not valid. The top-level element is not an object with key-value pairs.",
+                line, col,
+            )
+        )
+        _run_rules(leaf, None, ctx, out)
+        return out
+
+    version, problem = resolve_version(options, data)
+    if problem is not None:
+        vnode = yamlsrc.find_key(src.node, "version")
+        line, col = yamlsrc.position(vnode[1] if vnode else src.node)
+        out.append(_err("schema", "version", problem, line, col, ".version"))
+        return out
+    ctx = RuleContext(options, src.node, ctx.schema_name, version)
+
+    if version > 1:  # the reference lints only files checked against version 2 or later
+        out.extend(lint.lint(src.text))
+    else:
+        for key_node, key in yamlsrc.duplicate_keys(src.node):
+            line, col = yamlsrc.position(key_node)
+            out.append(_warn("yaml", "duplicate-key", f'duplicate key "{key}"; only the last value is used', line, col))
+
+    name = ctx.schema_name
+    if not schema.schema_exists(version, name):
+        out.append(
+            _err(
+                "schema", "schema-version",
+                f"no {name} schema for version {version!r}; lab-ci knows versions 1, 2 and 3",
+                *yamlsrc.position(src.node),
+            )
+        )
+    else:
+        s = schema.schema(version, name)
+        if s.get("deprecated"):
+            out.append(
+                _err("schema", "deprecated", s.get("description") or f"{name} schema version {version} is deprecated")
+            )
+        else:
+            out.extend(schema.validate(data, src.node, version, name))
+    _run_rules(leaf, data, ctx, out)
+    return out
+
+
+def check_leaf(leaf: LeafFile, options: CheckOptions) -> FileResult:
+    """Check one leaf. Pure: no I/O; never raises, whatever the bytes."""
+    result = FileResult(path=leaf.path, change=leaf.change, old_path=leaf.old_path, blob_id=leaf.blob_id)
+    if leaf.change == "deleted":
+        return result
+    try:
+        diags = _check(leaf, options)
+    except RecursionError:
+        diags = [_err("yaml", "syntax", "the document is nested too deeply to check")]
+    except Exception as e:  # noqa: BLE001 - a bug in lab-ci must not hide the file
+        diags = [_err("yaml", "internal", f"lab-ci could not check this file ({type(e).__name__}: {e})"[:300])]
+    if options.strict:
+        diags = [
+            Diagnostic("error", d.source, d.rule, d.message, d.line, d.column, d.yaml_path)
+            if d.severity == "warning" else d
+            for d in diags
+        ]
+    result.diagnostics = diags
+    return result.sorted()
+
+
+def _check_chunk(args: tuple[list[LeafFile], CheckOptions]) -> list[FileResult]:
+    leaves, options = args
+    return [check_leaf(leaf, options) for leaf in leaves]
+
+
+def _map_parallel(leaves: list[LeafFile], options: CheckOptions, jobs: int) -> list[FileResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    size = max(1, min(64, len(leaves) // (jobs * 4) or 1))
+    chunks = [(leaves[i : i + size], options) for i in range(0, len(leaves), size)]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        out: list[FileResult] = []
+        for part in pool.map(_check_chunk, chunks):
+            out.extend(part)
+    return out
+
+
+def check_leaves(
+    leaves: Iterable[LeafFile],
+    options: CheckOptions,
+    *,
+    jobs: int = 1,
+    cache: "ResultCache | None" = None,
+) -> Report:
+    """Check many leaves, in order. ``jobs`` > 1 checks in that many processes
+    (``jobs`` <= 0: one per CPU). With a cache, results of unchanged leaves are reused."""
+    leaves = list(leaves)
+    results: list[FileResult | None] = [None] * len(leaves)
+    todo: list[int] = []
+    for i, leaf in enumerate(leaves):
+        if leaf.change == "deleted":
+            results[i] = check_leaf(leaf, options)
+            continue
+        if cache is not None:
+            hit = cache.get(leaf, options)
+            if hit is not None:
+                results[i] = hit
+                continue
+        todo.append(i)
+    if jobs <= 0:
+        jobs = os.cpu_count() or 1
+    batch = [leaves[i] for i in todo]
+    if jobs > 1 and len(batch) > 8:
+        computed = _map_parallel(batch, options, min(jobs, len(batch)))
+    else:
+        computed = [check_leaf(leaf, options) for leaf in batch]
+    for i, res in zip(todo, computed):
+        results[i] = res
+        if cache is not None:
+            cache.put(leaves[i], options, res)
+    return Report(files=[r for r in results if r is not None])

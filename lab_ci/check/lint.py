@@ -1,0 +1,168 @@
+"""yamllint, in-process, with the reference's configuration.
+
+The reference validator runs the ``yamllint`` command once per file (about 65 ms).
+We call yamllint's own rule code in-process, configured once, and feed it the token
+stream from libyaml's C scanner instead of PyYAML's pure-Python one (the scanner is
+most of yamllint's time). yamllint's rule functions, comment detection, line splitting
+and ``# yamllint disable`` handling are yamllint's, unchanged: we only swap the token
+source. Should the fast path ever fail, we fall back to plain ``yamllint.linter.run``.
+
+yamllint's separate syntax pass is skipped: :mod:`lab_ci.check.yamlsrc` already parsed
+the file (and lint only runs on files that parsed), so it would find nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import types
+
+import yaml
+from yamllint import linter as _linter
+from yamllint import parser as _parser
+from yamllint.config import YamlLintConfig
+
+from lab_ci.check.diagnostics import Diagnostic
+
+#: The reference's configuration (instructlab-schema's DEFAULT_YAMLLINT_CONFIG).
+YAMLLINT_CONFIG = "{extends: relaxed, rules: {line-length: disable}}"
+
+_DISABLE_FILE = re.compile(r"^#\s*yamllint disable-file\s*$")
+
+
+@functools.lru_cache(maxsize=None)
+def config() -> YamlLintConfig:
+    return YamlLintConfig(YAMLLINT_CONFIG)
+
+
+class _Mark:
+    """PyYAML's ``Mark`` as yamllint reads it (libyaml's marks lack buffer and pointer)."""
+
+    __slots__ = ("name", "index", "line", "column", "buffer", "pointer")
+
+    def __init__(self, index: int, line: int, column: int, buffer: str):
+        self.name = None
+        self.index = self.pointer = index
+        self.line = line
+        self.column = column
+        self.buffer = buffer
+
+
+def _c_tokens(buffer: str) -> list:
+    """All tokens of ``buffer`` from libyaml, with PyYAML-style marks (pointer, buffer)."""
+    loader = yaml.CBaseLoader(buffer)
+    tokens = []
+    try:
+        while loader.check_token():
+            tok = loader.get_token()
+            s, e = tok.start_mark, tok.end_mark
+            tok.start_mark = _Mark(s.index, s.line, s.column, buffer)
+            tok.end_mark = _Mark(e.index, e.line, e.column, buffer) if e.index != s.index else tok.start_mark
+            if isinstance(tok, yaml.ScalarToken) and tok.plain and not tok.style:
+                tok.style = None
+            tokens.append(tok)
+    finally:
+        loader.dispose()
+    return tokens
+
+
+_state = threading.local()
+
+
+def _token_or_comment_generator(buffer: str):
+    tokens = _state.tokens
+    n = len(tokens)
+    Token, between = _parser.Token, _parser.comments_between_tokens
+    for i, curr in enumerate(tokens):
+        prev = tokens[i - 1] if i else None
+        nxt = tokens[i + 1] if i + 1 < n else None
+        nextnext = tokens[i + 2] if i + 2 < n else None
+        yield Token(curr.start_mark.line + 1, curr, prev, nxt, nextnext)
+        yield from between(curr, nxt)
+
+
+def _token_or_comment_or_line_generator(buffer: str):
+    """Tokens, comments and lines ordered by line number, as yamllint's parser does."""
+    tok_gen = _token_or_comment_generator(buffer)
+    line_gen = _parser.line_generator(buffer)
+    tok = next(tok_gen, None)
+    line = next(line_gen, None)
+    while tok is not None or line is not None:
+        if tok is None or (line is not None and tok.line_no > line.line_no):
+            yield line
+            line = next(line_gen, None)
+        else:
+            yield tok
+            tok = next(tok_gen, None)
+
+
+# yamllint's own get_cosmetic_problems, bound to a parser namespace whose generator
+# reads libyaml tokens. Nothing global is patched.
+_fast_parser = types.SimpleNamespace(
+    Token=_parser.Token,
+    Comment=_parser.Comment,
+    Line=_parser.Line,
+    token_or_comment_or_line_generator=_token_or_comment_or_line_generator,
+)
+_fast_cosmetic = types.FunctionType(
+    _linter.get_cosmetic_problems.__code__,
+    {**_linter.__dict__, "parser": _fast_parser},
+    "fast_cosmetic_problems",
+    _linter.get_cosmetic_problems.__defaults__,
+    _linter.get_cosmetic_problems.__closure__,
+)
+
+
+#: Token rules that can only report something when certain tokens occur (read from
+#: their code, for the settings of YAMLLINT_CONFIG); skipped on files without them.
+_RULE_TRIGGERS: dict[str, tuple[type, ...]] = {
+    "braces": (yaml.FlowMappingStartToken, yaml.FlowMappingEndToken),
+    "brackets": (yaml.FlowSequenceStartToken, yaml.FlowSequenceEndToken),
+    "commas": (yaml.FlowEntryToken,),
+    "anchors": (yaml.AnchorToken, yaml.AliasToken),
+    "hyphens": (yaml.BlockEntryToken,),
+}
+
+
+class _FileConfig:
+    """The shared configuration, with the rules that cannot fire on this file left out."""
+
+    def __init__(self, conf: YamlLintConfig, token_types: set[type]):
+        self.rules = conf.rules
+        self._enabled = [
+            r for r in conf.enabled_rules(None)
+            if r.ID not in _RULE_TRIGGERS or any(t in token_types for t in _RULE_TRIGGERS[r.ID])
+        ]
+
+    def enabled_rules(self, filepath):
+        return self._enabled
+
+
+def _to_diagnostic(p) -> Diagnostic:
+    level = "error" if p.level == "error" else "warning"
+    return Diagnostic(level, "yamllint", p.rule or "syntax", p.desc, p.line, p.column)
+
+
+def lint_problems(text: str, *, fast: bool = True) -> list:
+    """yamllint ``LintProblem`` objects for ``text`` (a document that parses)."""
+    conf = config()
+    if fast:
+        first_line = next(_parser.line_generator(text)).content
+        if _DISABLE_FILE.match(first_line):
+            return []
+        try:
+            tokens = _c_tokens(text)
+            _state.tokens = tokens
+            try:
+                return list(_fast_cosmetic(text, _FileConfig(conf, {type(t) for t in tokens}), None))
+            finally:
+                _state.tokens = None
+        except Exception:  # noqa: BLE001 - any surprise: use yamllint as shipped
+            pass
+    return list(_linter.run(text, conf))
+
+
+def lint(text: str, *, fast: bool = True) -> list[Diagnostic]:
+    """yamllint's problems for ``text`` as diagnostics (source ``yamllint``)."""
+    return [_to_diagnostic(p) for p in lint_problems(text, fast=fast)]

@@ -1,0 +1,31 @@
+"""Taxonomy rules beyond the schema, in the manner of yamllint's rules.
+
+Each rule is one module with ``ID`` (stable, used in output and in
+``CheckOptions.disable``), ``LEVEL`` (``warning``: rules never change the default
+verdict; ``CheckOptions.strict`` makes them errors), a docstring for users, and
+``check(leaf, data, ctx)`` yielding :class:`~lab_ci.check.rules.base.Problem` values.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from lab_ci.check.rules import (
+    attribution_empty,
+    attribution_missing,
+    duplicate_question,
+    placement,
+    text_size,
+)
+from lab_ci.check.rules.base import Problem, RuleContext
+
+#: Every taxonomy rule, by id, in the order they run.
+RULES: dict[str, ModuleType] = {
+    placement.ID: placement,
+    attribution_missing.ID: attribution_missing,
+    attribution_empty.ID: attribution_empty,
+    duplicate_question.ID: duplicate_question,
+    text_size.ID: text_size,
+}
+
+__all__ = ["RULES", "Problem", "RuleContext"]

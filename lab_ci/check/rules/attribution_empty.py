@@ -1,0 +1,19 @@
+"""attribution-empty: ``attribution.txt`` exists but says nothing.
+
+A file holding only white space credits nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lab_ci.check.rules.base import Problem, RuleContext
+
+ID = "attribution-empty"
+LEVEL = "warning"
+
+
+def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
+    if leaf.attribution_kind == "file" and not (leaf.attribution or b"").strip():
+        where = f"{leaf.leaf_dir}/attribution.txt" if leaf.leaf_dir else "attribution.txt"
+        yield Problem(f"{where} is empty: credit the sources of this leaf there")

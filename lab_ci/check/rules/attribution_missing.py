@@ -1,0 +1,22 @@
+"""attribution-missing: every leaf needs an ``attribution.txt`` beside its qna.yaml.
+
+The community taxonomy asks each contribution to credit its sources (title, link,
+license) in ``attribution.txt`` in the same folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lab_ci.check.rules.base import Problem, RuleContext
+
+ID = "attribution-missing"
+LEVEL = "warning"
+
+
+def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
+    where = f"{leaf.leaf_dir}/attribution.txt" if leaf.leaf_dir else "attribution.txt"
+    if leaf.attribution_kind == "missing":
+        yield Problem(f"{where} is missing: credit the sources of this leaf there")
+    elif leaf.attribution_kind != "file":
+        yield Problem(f"{where} is a {leaf.attribution_kind}, not a regular file")

@@ -1,0 +1,119 @@
+"""JSON Schema validation of a parsed qna.yaml against our schemas (``schemas/vN``).
+
+Errors are reported as the reference reports them (keyword, ``yaml_path`` in the
+reference's notation, message), but at the real line and column of the offending node.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib.resources import files
+from typing import Any
+
+import yaml
+from jsonschema.validators import validator_for
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+from referencing.jsonschema import DRAFT202012
+
+from lab_ci.check import yamlsrc
+from lab_ci.check.diagnostics import Diagnostic
+
+SCHEMA_NAMES = ("compositional_skills", "knowledge")
+
+
+def schema_root():
+    """The folder holding ``v1/``, ``v2/``, ``v3/`` (shipped inside the package)."""
+    return files("lab_ci") / "schemas"
+
+
+@functools.lru_cache(maxsize=None)
+def _resource(path: str) -> Resource:
+    try:
+        contents = json.loads((schema_root() / path).read_text(encoding="utf-8"))
+    except Exception as e:  # noqa: BLE001
+        raise NoSuchResource(path) from e
+    return Resource.from_contents(contents, default_specification=DRAFT202012)
+
+
+def _retrieve(version: str, uri: str) -> Resource:
+    parts = [p for p in uri.split("/") if p not in ("", ".")]
+    return _resource("/".join([version, *parts]))
+
+
+def schema_exists(version: Any, name: str) -> bool:
+    try:
+        _resource(f"v{version}/{name}.json")
+        return True
+    except NoSuchResource:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def schema(version: int, name: str) -> Mapping:
+    return _resource(f"v{version}/{name}.json").contents
+
+
+@functools.lru_cache(maxsize=None)
+def validator(version: int, name: str):
+    """A ready validator for ``schemas/v<version>/<name>.json`` (built once per process)."""
+    s = schema(version, name)
+    cls = validator_for(s)
+    registry = Registry(retrieve=functools.partial(_retrieve, f"v{version}"))
+    # Resolve and crawl the referenced files once, not on every validation.
+    for ref in _refs(s):
+        registry = registry.with_resource(ref, _retrieve(f"v{version}", ref))
+    return cls(s, registry=registry.crawl())
+
+
+def _refs(node) -> set[str]:
+    """Every relative ``$ref`` file name in a schema."""
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            found.add(ref.split("#", 1)[0])
+        for v in node.values():
+            found |= _refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            found |= _refs(v)
+    return found
+
+
+def _unexpected_key_node(error, node: yaml.Node | None) -> yaml.Node | None:
+    """For ``unevaluatedProperties``: the first key not named in the schema."""
+    if not isinstance(node, yaml.MappingNode) or not isinstance(error.instance, Mapping):
+        return node
+    known = set(error.schema.get("properties", {}))
+    if error.schema.get("$ref", "").endswith("version.json"):
+        known.add("version")
+    for k, _v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value not in known:
+            return k
+    return node
+
+
+def yaml_path(error) -> str:
+    """The reference's notation: ``json_path`` without the ``$``; ``.`` for the root."""
+    path = error.json_path[1:]
+    return path or "."
+
+
+def diagnostic(error, root: yaml.Node | None) -> Diagnostic:
+    node = yamlsrc.node_at(root, error.absolute_path)
+    if error.validator == "unevaluatedProperties":
+        node = _unexpected_key_node(error, node)
+    line, col = yamlsrc.position(node)
+    if error.validator == "minItems":
+        message = f"Value must have at least {error.validator_value} items"
+    else:
+        message = error.message[-200:]
+    return Diagnostic("error", "schema", str(error.validator), message, line, col, yaml_path(error))
+
+
+def validate(data: Mapping, root: yaml.Node | None, version: int, name: str) -> list[Diagnostic]:
+    """Every schema error of ``data`` (a mapping), at the position of its node."""
+    return [diagnostic(e, root) for e in validator(version, name).iter_errors(data)]
