@@ -36,7 +36,10 @@ def check_taxonomy(
     from .engine import check_leaves
     from .options import CheckOptions
 
-    leaves = collect_leaves(taxonomy, paths=paths, base=base, head=head, cwd=cwd)
+    options = options if options is not None else CheckOptions()
+    # Reading is bounded by the same limit the engine enforces: a huge blob is read
+    # only far enough for the engine's "file-too-large" error.
+    leaves = collect_leaves(taxonomy, paths=paths, base=base, head=head, cwd=cwd, max_bytes=options.max_file_bytes)
     cache = None
     if use_cache:
         try:
@@ -47,7 +50,7 @@ def check_taxonomy(
             logging.getLogger(__name__).warning("result cache unavailable; checking without it")
         else:
             cache = ResultCache()
-    return check_leaves(leaves, options if options is not None else CheckOptions(), jobs=jobs, cache=cache)
+    return check_leaves(leaves, options, jobs=jobs, cache=cache)
 
 
 def repo_prefix(taxonomy: Path | str) -> str:

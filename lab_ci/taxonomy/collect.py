@@ -30,18 +30,46 @@ def collect_leaves(
     base: str | None = None,
     head: str | None = None,
     cwd: Path | None = None,
+    max_bytes: int | None = None,
 ) -> list[LeafFile]:
     """The leaves to check (see the module docstring). ``paths`` are relative to ``cwd``
     (default: the current folder) or to the taxonomy. Raises :class:`LabCIError` for a
-    missing taxonomy or path, a bad revision, or ``base``/``head`` outside a git repository."""
+    missing taxonomy or path, a bad revision, a bare repository with no revision, or
+    ``base``/``head`` outside a git repository.
+
+    ``max_bytes`` (default: ``CheckOptions().max_file_bytes``) bounds memory: a larger
+    ``qna.yaml`` or ``attribution.txt`` is read only up to ``max_bytes + 1`` bytes (sizes
+    are asked of git first), so the checker reports it as too large without anyone
+    loading it whole."""
+    if max_bytes is None:
+        from ..check.options import DEFAULT_MAX_FILE_BYTES
+
+        max_bytes = DEFAULT_MAX_FILE_BYTES
     root = Path(taxonomy)
     if base is None and head is None:
-        return _from_disk(root, paths, cwd)
+        if _is_bare_repository(root):
+            raise LabCIError(
+                f"{str(root)!r} is a bare repository (no files to check on disk); "
+                "pass --head REV (a whole tree) or --base REV --head REV (a change)"
+            )
+        return _from_disk(root, paths, cwd, max_bytes)
     with GitTaxonomy.open(root) as gt:
         filters = _filters(gt, root, paths, cwd)
         if base is None:
-            return _from_tree(gt, gt.resolve(head), filters, head)
-        return _from_change(gt, base, head, filters)
+            return _from_tree(gt, gt.resolve(head), filters, head, max_bytes)
+        return _from_change(gt, base, head, filters, max_bytes)
+
+
+def _is_bare_repository(root: Path) -> bool:
+    """True when ``root`` is itself a bare git repository (``HEAD``, ``objects`` and
+    ``refs`` at its top, and git agrees). Checked without git for the common case."""
+    if not ((root / "HEAD").is_file() and (root / "objects").is_dir() and (root / "refs").is_dir()):
+        return False
+    try:
+        with GitTaxonomy.open(root) as gt:
+            return gt.bare
+    except LabCIError:
+        return False
 
 
 # -- paths ------------------------------------------------------------------------------
@@ -85,13 +113,13 @@ def _selected(path: str, filters: list[str] | None, also: str | None = None) -> 
 
 
 # -- files on disk --------------------------------------------------------------------------
-def _from_disk(root: Path, paths, cwd) -> list[LeafFile]:
+def _from_disk(root: Path, paths, cwd, max_bytes: int | None = None) -> list[LeafFile]:
     if not root.exists():
         raise LabCIError(f"taxonomy folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise LabCIError(f"taxonomy {str(root)!r} is not a folder")
     if paths is None:
-        return [read_leaf(root, p) for p in walk_leaves(root)]
+        return [read_leaf(root, p, max_bytes=max_bytes) for p in walk_leaves(root)]
     leaves: set[str] = set()
     for arg in paths:
         rel = to_taxonomy_path(root, arg, cwd)
@@ -107,18 +135,22 @@ def _from_disk(root: Path, paths, cwd) -> list[LeafFile]:
             leaves.add(rel)
         else:
             raise LabCIError(f"no such file or folder: {arg!r}")
-    return [read_leaf(root, p) for p in sorted(leaves)]
+    return [read_leaf(root, p, max_bytes=max_bytes) for p in sorted(leaves)]
 
 
 # -- one revision's tree --------------------------------------------------------------------
-def _read_from_tree(gt: GitTaxonomy, index: dict[str, TreeEntry], wanted: list[LeafChange]) -> list[LeafFile]:
+def _read_from_tree(
+    gt: GitTaxonomy, index: dict[str, TreeEntry], wanted: list[LeafChange], max_bytes: int | None = None
+) -> list[LeafFile]:
     shas = []
+    sizes: dict[str, int | None] = {}
     for w in wanted:
         for p in (w.path, posixpath.join(posixpath.dirname(w.path), ATTRIBUTION)):
             e = index.get(p)
             if e is not None and e.kind == "file":
                 shas.append(e.sha)
-    blobs = gt.read_blobs(shas)
+                sizes[e.sha] = e.size
+    blobs = gt.read_blobs(shas, sizes=sizes, max_bytes=max_bytes)
     out = []
     for w in wanted:
         if w.change == "deleted":
@@ -142,7 +174,7 @@ def _read_from_tree(gt: GitTaxonomy, index: dict[str, TreeEntry], wanted: list[L
     return out
 
 
-def _from_tree(gt: GitTaxonomy, commit: str, filters, rev: str) -> list[LeafFile]:
+def _from_tree(gt: GitTaxonomy, commit: str, filters, rev: str, max_bytes: int | None = None) -> list[LeafFile]:
     entries = gt.ls_tree(commit)
     index = {e.path: e for e in entries}
     if filters is None:
@@ -162,7 +194,7 @@ def _from_tree(gt: GitTaxonomy, commit: str, filters, rev: str) -> list[LeafFile
             else:
                 chosen.add(_as_leaf_filter(f))
         wanted = sorted(chosen)
-    return _read_from_tree(gt, index, [LeafChange(p, "checked") for p in wanted])
+    return _read_from_tree(gt, index, [LeafChange(p, "checked") for p in wanted], max_bytes)
 
 
 def _not_inside_leaf(path: str) -> bool:
@@ -173,7 +205,7 @@ def _not_inside_leaf(path: str) -> bool:
 
 
 # -- what a change touched --------------------------------------------------------------------
-def _from_change(gt: GitTaxonomy, base: str, head: str | None, filters) -> list[LeafFile]:
+def _from_change(gt: GitTaxonomy, base: str, head: str | None, filters, max_bytes: int | None = None) -> list[LeafFile]:
     base_c = gt.resolve(base)
     if head is None and not gt.bare:
         head_c = gt.resolve("HEAD")
@@ -183,10 +215,10 @@ def _from_change(gt: GitTaxonomy, base: str, head: str | None, filters) -> list[
             entries = gt.diff_trees_env(mb, tree, env)
         exists = lambda p: (root / p).exists() or (root / p).is_symlink()  # noqa: E731
         changes = [c for c in changed_leaves(entries, exists) if _selected(c.path, filters, c.old_path)]
-        return [read_leaf(root, c.path, change=c.change, old_path=c.old_path) for c in changes]
+        return [read_leaf(root, c.path, change=c.change, old_path=c.old_path, max_bytes=max_bytes) for c in changes]
     head_c = gt.resolve(head or "HEAD")
     mb = gt.merge_base(base_c, head_c)
     entries = gt.diff_trees(mb, head_c)
     index = {e.path: e for e in gt.ls_tree(head_c)}
     changes = [c for c in changed_leaves(entries, index.__contains__) if _selected(c.path, filters, c.old_path)]
-    return _read_from_tree(gt, index, changes)
+    return _read_from_tree(gt, index, changes, max_bytes)

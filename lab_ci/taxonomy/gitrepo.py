@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ class TreeEntry:
     path: str  # relative to the taxonomy root
     mode: str
     sha: str
+    size: int | None = None  # blob size in bytes (``ls-tree -l``); None for trees/links
+
 
     @property
     def kind(self) -> Kind:
@@ -75,19 +79,22 @@ def _decode(raw: bytes) -> str:
 
 
 def parse_ls_tree(out: bytes, prefix: str = "") -> list[TreeEntry]:
-    """Parse ``git ls-tree -z`` output; strip ``prefix`` (``"dir/"`` or ``""``) from paths."""
+    """Parse ``git ls-tree -z`` output, with or without ``-l`` (the size column); strip
+    ``prefix`` (``"dir/"`` or ``""``) from paths."""
     entries = []
     for rec in out.split(b"\0"):
         if not rec:
             continue
         meta, _, raw_path = rec.partition(b"\t")
-        mode, _type, sha = meta.decode("ascii").split()
+        fields = meta.decode("ascii").split()
+        mode, _type, sha = fields[:3]
+        size = int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
         path = _decode(raw_path)
         if prefix:
             if not path.startswith(prefix):
                 continue
             path = path[len(prefix):]
-        entries.append(TreeEntry(path=path, mode=mode, sha=sha))
+        entries.append(TreeEntry(path=path, mode=mode, sha=sha, size=size))
     return entries
 
 
@@ -202,6 +209,17 @@ class GitTaxonomy:
                 stderr = stderr[len("stderr: "):].strip(" '")
             raise LabCIError(f"git {args[0]} failed: {stderr or e}") from None
 
+    def _git_input(self, data: bytes, *args: str, env: dict | None = None) -> bytes:
+        """Run git in the working tree with ``data`` on its standard input."""
+        proc = subprocess.run(
+            ["git", *args], input=data, capture_output=True, check=False,
+            cwd=self.repo.working_tree_dir or self.repo.git_dir, env={**os.environ, **(env or {})},
+        )
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode("utf-8", "replace").strip().replace("\n", " ")
+            raise LabCIError(f"git {args[0] if args[0] != '-c' else args[2]} failed: {stderr}")
+        return proc.stdout
+
     def resolve(self, rev: str) -> str:
         """The commit id ``rev`` names; a clear error when it names none."""
         if not rev or rev.startswith("-") or "\0" in rev:
@@ -235,9 +253,10 @@ class GitTaxonomy:
         return str(where) + (f" (taxonomy at {self.prefix.rstrip('/')})" if self.prefix else "")
 
     def ls_tree(self, rev: str, subpath: str = "") -> list[TreeEntry]:
-        """Every entry (files, and folders too) under the taxonomy at ``rev``."""
+        """Every entry (files, and folders too) under the taxonomy at ``rev``, with blob
+        sizes (so callers can refuse to read huge blobs)."""
         target = self.prefix + subpath
-        args = ["ls-tree", "-r", "-t", "-z", "--full-tree", rev]
+        args = ["ls-tree", "-r", "-t", "-l", "-z", "--full-tree", rev]
         if target:
             args += ["--", target.rstrip("/")]
         return parse_ls_tree(self._git(*args), self.prefix)
@@ -249,17 +268,80 @@ class GitTaxonomy:
             args += ["--", self.prefix.rstrip("/")]
         return parse_raw_diff(self._git(*args), self.prefix)
 
-    def read_blobs(self, shas) -> dict[str, bytes]:
-        """Blob contents by id, read through one persistent ``git cat-file --batch``."""
+    def read_blobs(self, shas, *, sizes: dict[str, int | None] | None = None,
+                   max_bytes: int | None = None) -> dict[str, bytes]:
+        """Blob contents by id, read through one persistent ``git cat-file --batch``.
+
+        With ``max_bytes``, a blob larger than that (by ``sizes``, from ``ls-tree -l``,
+        else asked of ``git cat-file --batch-check``) is never loaded whole: only its
+        first ``max_bytes + 1`` bytes are read, enough for a checker to say "too large".
+        """
         out: dict[str, bytes] = {}
-        for sha in shas:
-            if sha in out:
+        sizes = dict(sizes or {})
+        todo = [s for s in dict.fromkeys(shas)]
+        if max_bytes is not None:
+            unknown = [s for s in todo if sizes.get(s) is None]
+            if unknown:
+                sizes.update(self.blob_sizes(unknown))
+        for sha in todo:
+            size = sizes.get(sha)
+            if max_bytes is not None and size is not None and size > max_bytes:
+                out[sha] = self.read_blob_head(sha, max_bytes + 1)
                 continue
             try:
                 out[sha] = self.repo.odb.stream(bytes.fromhex(sha)).read()
             except Exception as e:  # a missing object in a broken or partial clone
                 raise LabCIError(f"cannot read git object {sha}: {e}") from None
         return out
+
+    def blob_sizes(self, shas) -> dict[str, int]:
+        """Object sizes by id (``git cat-file --batch-check``), without reading them."""
+        shas = list(dict.fromkeys(shas))
+        if not shas:
+            return {}
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
+            cwd=self.repo.git_dir, input=("\n".join(shas) + "\n").encode("ascii"),
+            capture_output=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise LabCIError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+        stdout = proc.stdout
+        sizes: dict[str, int] = {}
+        for line in stdout.decode("ascii", "replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                sizes[parts[0]] = int(parts[1])
+            elif parts:  # "<sha> missing"
+                raise LabCIError(f"cannot read git object {parts[0]}: missing")
+        return sizes
+
+    def read_blob_head(self, sha: str, n: int) -> bytes:
+        """The first ``n`` bytes of a blob, from a ``git cat-file blob`` process that is
+        stopped once they are read (memory stays bounded whatever the blob's size)."""
+        proc = subprocess.Popen(
+            ["git", "cat-file", "blob", sha],
+            cwd=self.repo.git_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            chunks, got = [], 0
+            while got < n:
+                chunk = proc.stdout.read(min(1 << 16, n - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            err = proc.stderr.read()
+            proc.stderr.close()
+            proc.wait()
+        if not got and n > 0 and proc.returncode != 0:
+            raise LabCIError(f"cannot read git object {sha}: {err.decode(errors='replace').strip()}")
+        return b"".join(chunks)
 
     # -- the working tree -------------------------------------------------------------
     @contextmanager
@@ -283,12 +365,49 @@ class GitTaxonomy:
                 "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve()),
             }
             (tmp / "objects").mkdir()
-            top = self.prefix.rstrip("/") or "."
-            self._git("-c", "core.safecrlf=false", "add", "-A", "--ignore-errors", "--", top, env=env)
+            # Only leaf files are hashed: a multi-GB untracked file elsewhere costs a
+            # stat, not a read. ls-files (tracked, deleted and untracked-not-ignored)
+            # never fails on a pattern matching nothing, unlike add.
+            listed = self._git(
+                "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                *leaf_pathspecs(self.prefix), env=env,
+            )
+            addable, special = self._split_special(listed)
+            literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+            if addable:
+                self._git_input(
+                    b"\0".join(addable) + b"\0",
+                    "-c", "core.safecrlf=false", "add", "-A", "--ignore-errors",
+                    "--pathspec-from-file=-", "--pathspec-file-nul", env=literal,
+                )
+            if special:  # a tracked file now a fifo/socket/device: gone from the snapshot,
+                # so its leaf reads as changed and the checker reports what it is.
+                self._git_input(
+                    b"\0".join(special) + b"\0",
+                    "rm", "--cached", "-q", "--ignore-unmatch",
+                    "--pathspec-from-file=-", "--pathspec-file-nul", env=literal,
+                )
             tree = self._git("write-tree", env=env).decode().strip()
             yield tree, env
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _split_special(self, listed: bytes) -> tuple[list[bytes], list[bytes]]:
+        """Split ``ls-files -z`` output into paths git can add (regular files, links,
+        folders, missing ones) and special files (fifos, sockets, devices) it cannot."""
+        top = os.fsencode(self.repo.working_tree_dir)
+        addable, special = [], []
+        for raw in listed.split(b"\0"):
+            if not raw:
+                continue
+            try:
+                mode = os.lstat(os.path.join(top, raw)).st_mode
+            except OSError:
+                addable.append(raw)  # deleted: `add -A` records the deletion
+                continue
+            ok = stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)
+            (addable if ok else special).append(raw)
+        return addable, special
 
     def diff_trees_env(self, old: str, new: str, env: dict) -> list[DiffEntry]:
         args = ["diff-tree", "-r", "-z", "--raw", "-M", old, new]
@@ -297,11 +416,24 @@ class GitTaxonomy:
         return parse_raw_diff(self._git(*args, env=env), self.prefix)
 
 
+def leaf_pathspecs(prefix: str = "") -> list[str]:
+    """Pathspecs (repository-relative, under ``prefix``) for every file that can matter
+    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``, and
+    ``attribution.txt`` files."""
+    return [
+        f":(glob){prefix}**/qna.yaml",
+        f":(glob){prefix}**/qna.yaml/**",
+        f":(glob){prefix}**/attribution.txt",
+    ]
+
+
+#: What :func:`disk_kind` calls the special files it finds (never opened).
+SPECIAL_KINDS = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "device", stat.S_IFBLK: "device"}
+
+
 def disk_kind(path: Path) -> Kind:
     """What ``path`` is on disk (a symlink is never followed). A folder holding a
     ``.git`` is a submodule (or another repository nested inside this one)."""
-    import stat
-
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -314,4 +446,6 @@ def disk_kind(path: Path) -> Kind:
         return "submodule" if os.path.lexists(path / ".git") else "directory"
     if stat.S_ISREG(st.st_mode):
         return "file"
-    raise LabCIError(f"{str(path)!r} is not a regular file (a fifo, socket or device)")
+    # A fifo, socket or device: reported per file by the checker ("... is a fifo, not a
+    # regular file"), never opened (reading a fifo would block).
+    return SPECIAL_KINDS.get(stat.S_IFMT(st.st_mode), "special")  # type: ignore[return-value]

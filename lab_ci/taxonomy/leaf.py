@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-#: What the path is in the tree: a regular file, a symlink, a directory (tree),
-#: a git submodule, or gone (deleted).
-Kind = Literal["file", "symlink", "directory", "submodule", "missing"]
+#: What the path is in the tree: a regular file, a symlink, a directory (tree), a git
+#: submodule, a special file on disk (fifo, socket, device), or gone (deleted).
+Kind = Literal["file", "symlink", "directory", "submodule", "fifo", "socket", "device", "missing"]
 Change = Literal["checked", "added", "modified", "renamed", "deleted"]
 
 

@@ -8,7 +8,9 @@ cache the same way as leaves read from git objects.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from ..errors import LabCIError
@@ -45,28 +47,59 @@ def walk_leaves(root: Path, sub: str = "") -> list[str]:
     return sorted(found)
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, max_bytes: int | None = None) -> tuple[bytes | None, bool]:
+    """``(data, whole)``: the file's bytes, or only its first ``max_bytes + 1`` bytes
+    (``whole`` False) when it is larger, so memory stays bounded and the checker can
+    say "too large". ``data`` is None when the path is no longer a regular file (it
+    changed under us): it is opened without following links and without blocking on
+    a fifo, and checked again once open."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        return path.read_bytes()
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):  # turned into a link / a fifo with no writer
+            return None, True
+        raise LabCIError(f"cannot read {str(path)!r}: {e.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, True
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            if max_bytes is None:
+                return f.read(), True
+            data = f.read(max_bytes + 1)
+            return data, len(data) <= max_bytes
     except OSError as e:
         raise LabCIError(f"cannot read {str(path)!r}: {e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
-def read_leaf(root: Path, path: str, *, change: str = "checked", old_path: str | None = None) -> LeafFile:
-    """The leaf at taxonomy-relative ``path`` as it is on disk, with its attribution."""
+def read_leaf(
+    root: Path,
+    path: str,
+    *,
+    change: str = "checked",
+    old_path: str | None = None,
+    max_bytes: int | None = None,
+) -> LeafFile:
+    """The leaf at taxonomy-relative ``path`` as it is on disk, with its attribution.
+
+    With ``max_bytes``, a larger ``qna.yaml`` or ``attribution.txt`` is read only up to
+    ``max_bytes + 1`` bytes (a qna.yaml then has no blob id: it was not read whole).
+    A fifo, socket or device is never opened: its ``kind`` says what it is."""
     if change == "deleted":
         return LeafFile(path=path, data=None, kind="missing", change="deleted", old_path=old_path)
     full = root / path
     kind = disk_kind(full)
-    data = _read(full) if kind == "file" else None
+    data, whole = _read(full, max_bytes) if kind == "file" else (None, True)
     attr_path = full.parent / ATTRIBUTION
     attr_kind = disk_kind(attr_path) if kind != "missing" or full.parent.is_dir() else "missing"
-    attribution = _read(attr_path) if attr_kind == "file" else None
+    attribution = _read(attr_path, max_bytes)[0] if attr_kind == "file" else None
     return LeafFile(
         path=path,
         data=data,
         kind=kind,
-        blob_id=git_blob_id(data) if data is not None else None,
+        blob_id=git_blob_id(data) if data is not None and whole else None,
         change=change,  # type: ignore[arg-type]
         old_path=old_path,
         attribution=attribution,

@@ -174,3 +174,35 @@ def test_lab_ci_repository_taxonomy_subfolder_paths_are_repo_relative():
     results = json.loads(p.stdout)["runs"][0]["results"]
     for r in results:
         assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("taxonomy/")
+
+
+def test_a_folder_named_like_a_workflow_command_cannot_inject_one(example_taxonomy_repo: Path):
+    repo = example_taxonomy_repo
+    run_git("checkout", "--quiet", "-b", "pr", cwd=repo)
+    evil = "knowledge/b\n::error file=x::pwned"
+    add_leaf(repo, f"{evil}/qna.yaml", BROKEN)
+    run_git("add", "-A", cwd=repo)
+    run_git("commit", "--quiet", "-m", "a hostile folder name", cwd=repo)
+    for fmt in ("text", "github"):
+        for args in (["--base", "main", "--head", "pr"], ["--base", "main"], []):
+            p = lab_ci("--no-cache", "--format", fmt, *args, cwd=repo)
+            out, err = text(p)
+            assert p.returncode == 1, err
+            assert "pwned" in out  # the file is reported...
+            lines = out.splitlines()
+            # ...but never on a line of its own, so never as a workflow command.
+            assert not any("pwned" in x and x.startswith("::error file=x") for x in lines)
+            if fmt == "text":
+                assert not any(x.startswith("::") for x in lines)
+                assert any(x.startswith("knowledge/b\\n::error file=x::pwned/qna.yaml:") for x in lines)
+            else:
+                assert all(x.startswith(("::error file=knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,", "::warning file=knowledge/b%0A"))
+                           for x in lines if x.startswith("::") and "pwned" in x)
+
+
+def test_bare_repository_needs_a_revision(example_taxonomy_repo: Path, tmp_path: Path):
+    bare = tmp_path / "mirror.git"
+    run_git("clone", "--quiet", "--bare", str(example_taxonomy_repo), str(bare))
+    assert_clean_error(lab_ci("--taxonomy", str(bare), cwd=tmp_path), "is a bare repository")
+    p = lab_ci("--no-cache", "--taxonomy", str(bare), "--head", "main", "--format", "json", cwd=tmp_path)
+    assert p.returncode in (0, 1) and json.loads(p.stdout)["summary"]["files"] > 0

@@ -174,3 +174,71 @@ def test_markdown_folds_many_clean_files_and_caps_tables():
     assert "… and 3 more files with problems" in md
     few = render("markdown", Report(files=clean[:2]))
     assert "<details>" not in few and few.count(": valid") == 2
+
+
+# -- hostile file names: nothing may forge a report line or a workflow command ----------
+NEWLINE_DIR = "knowledge/b\n::error file=x::pwned/qna.yaml"
+
+
+def hostile_names_report() -> Report:
+    return Report(
+        files=[
+            FileResult(
+                path=NEWLINE_DIR,
+                change="renamed",
+                old_path="knowledge/old\r\n::warning::x\x1b[31m/qna.yaml",
+                diagnostics=[Diagnostic("error", "yaml", "syntax", "bad\n::error::forged \u202eevil", 1, 1, ".a\nb")],
+            ),
+            FileResult(path="knowledge/gone\n::notice::x/qna.yaml", change="deleted"),
+        ]
+    )
+
+
+def test_text_escapes_control_characters_in_paths_and_messages():
+    out = render("text", hostile_names_report(), root_display=ROOT)
+    lines = out.splitlines()
+    assert len(lines) == 4  # renamed line, one problem, deleted line, summary
+    assert not any(x.startswith("::") for x in lines)
+    assert lines[0] == "taxonomy/knowledge/b\\n::error file=x::pwned/qna.yaml: renamed from taxonomy/knowledge/old\\r\\n::warning::x\\x1b[31m/qna.yaml"
+    assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
+    assert "\\u202eevil" in lines[1] and "(.a\\nb)" in lines[1]
+    assert lines[2] == "taxonomy/knowledge/gone\\n::notice::x/qna.yaml: deleted"
+
+
+def test_github_format_never_lets_a_name_start_a_command():
+    out = render("github", hostile_names_report(), root_display=ROOT)
+    lines = out.splitlines()
+    commands = [x for x in lines if x.startswith("::")]
+    # Exactly our three commands (renamed notice, the error, deleted notice) and the summary.
+    assert len(lines) == 4 and len(commands) == 3
+    assert [x.split(" ", 1)[0] for x in commands] == ["::notice", "::error", "::notice"]
+    assert commands[1].startswith("::error file=taxonomy/knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,line=1,col=1,")
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[31m" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "linked"),
+    [("see #123", "#123"), ("fixes owner/repo#1", "#1"), ("GH-42 again", "GH-42"), ("cc @octocat", "@octocat"), ("@org/team", "@org")],
+)
+def test_escape_markdown_defuses_references_and_mentions(text: str, linked: str):
+    from lab_ci.check.formats.markdown import escape_html
+
+    for out in (escape_markdown(text), escape_html(text)):
+        plain = out.replace("\\", "")
+        assert linked not in plain
+        assert linked.replace("#", "#\u200d").replace("@", "@\u200d").replace("GH-", "GH\u200d-") in plain
+
+
+def test_escape_markdown_block_markers_and_bidi():
+    assert escape_markdown("- not a list") == "\\- not a list"
+    assert escape_markdown("1. not a list") == "1\\. not a list"
+    assert escape_markdown("2) x").startswith("2\\)")
+    assert escape_markdown("a\u202eb\u2066c") == "a b c"
+    assert escape_markdown("a - b. 3. c") == "a - b. 3. c"  # only a line start is a block
+
+
+def test_markdown_check_summary_defuses_issue_references():
+    report = Report(files=[FileResult(path="knowledge/x#12/qna.yaml", diagnostics=[Diagnostic("error", "schema", "type", "see #99 and foo/bar#7", 1, 1)])])
+    md = render("markdown", report)
+    assert "#99" not in md.replace("\\", "") and "#12" not in md.replace("\\", "")
+    assert "#\u200d99" in md and "bar\\#\u200d7" in md

@@ -96,3 +96,27 @@ def test_action_check_step_passes_and_reports_usage_errors(example_taxonomy_repo
     assert p.returncode == 2
     assert p.stderr.decode().strip().startswith("lab-ci: error: unknown revision")
     assert "exit-code=2" in output.read_text()
+
+
+def test_pre_commit_hook_passes_staged_symlinked_leaves(example_taxonomy_repo: Path, tmp_path: Path):
+    """pre-commit's own filter (identify's tags; a file is kept when its tags hold every
+    one of ``types`` and, if set, one of ``types_or``) keeps a symlinked qna.yaml, and
+    lab-ci then reports it as a symlink instead of it being skipped silently."""
+    from identify.identify import tags_from_path
+
+    (hook,) = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
+    types = set(hook.get("types", ["file"]))  # pre-commit's defaults
+    types_or = set(hook.get("types_or", []))
+    repo = example_taxonomy_repo
+    target = sorted(repo.glob("knowledge/**/qna.yaml"))[0]
+    link = repo / "knowledge/linked/qna.yaml"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(os.path.relpath(target, link.parent))
+    for path in (link, target):
+        tags = tags_from_path(str(path))
+        assert types <= tags and (not types_or or tags & types_or), (path, tags)
+    argv = shlex.split(hook["entry"]) + hook.get("args", []) + ["--format", "json", link.relative_to(repo).as_posix()]
+    p = subprocess.run(argv, cwd=repo, env=env_with_lab_ci(tmp_path), capture_output=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    (f,) = json.loads(p.stdout)["files"]
+    assert f["path"] == "knowledge/linked/qna.yaml" and "symbolic link" in f["diagnostics"][0]["message"]

@@ -3,18 +3,23 @@
     ::error file=knowledge/x/qna.yaml,line=3,col=7,title=lab-ci schema/required::'version' is a required property
 
 Values are escaped as the Actions runner expects (``%``, CR, LF in data; also ``:`` and
-``,`` in properties). Paths must be repository-relative: pass the taxonomy's prefix as
-``root_display``.
+``,`` in properties); other control characters become visible ``\\xNN`` escapes. Paths
+must be repository-relative: pass the taxonomy's prefix as ``root_display``.
 """
 
 from __future__ import annotations
 
 from ..diagnostics import Report
 from . import rule_id, summary_sentence
+from .text import escape_control
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: ``%``, CR and LF percent-encoded as the runner
+    decodes them (so a newline in a file name cannot start a command of its own);
+    other control characters (escape sequences, line separators, bidi overrides)
+    written as visible ``\\xNN`` escapes."""
+    return escape_control(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:

@@ -25,33 +25,55 @@ MAX_FILES = 100
 #: More files without problems than this are listed folded.
 FOLD_CLEAN_AFTER = 10
 
-_ZWJ = "\u200d"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+ZWJ = "\u200d"
+_ZWJ = ZWJ
+#: Control characters, Unicode line separators, bidi embeddings/overrides/isolates and
+#: the BOM: all become spaces.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 #: CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that
 #: can start inline markup (code, emphasis, links, images, tables, strike, math).
 _PUNCT = re.compile(r"([\\`*_\[\]()#!|~$^{}])")
+#: What could start a block at the beginning of a line (a list item: ``- x``, ``+ x``,
+#: ``1. x``, ``1) x``); ``#`` and ``>`` are handled by _PUNCT and the entities.
+_BLOCK_START = re.compile(r"^(\s*)([-+]|\d+[.)])(?=\s|$)")
+#: GitHub autolinks: ``@user``/``@org/team`` mentions, ``#123``/``owner/repo#123``
+#: issue references and ``GH-123``. A zero-width joiner after ``@``/``#`` (and between
+#: ``GH`` and ``-``) keeps the text readable but links and pings nothing.
+_REFERENCE = re.compile(r"([@#])(?=\w)|@|(?<![A-Za-z0-9])(GH)(?=-\d)", re.IGNORECASE)
+
+
+def defuse_references(text: str) -> str:
+    """``@user``, ``#123``, ``owner/repo#1`` and ``GH-1`` made inert with a zero-width
+    joiner (every ``@`` gets one, even when alone)."""
+    return _REFERENCE.sub(lambda m: (m.group(2) or m.group(1) or m.group(0)) + ZWJ, text)
 
 
 def escape_markdown(text: str, *, limit: int | None = None) -> str:
-    """``text`` as inert Markdown on one line: HTML characters as entities, inline markup
-    characters backslash-escaped, ``@`` followed by a zero-width joiner (no mention),
-    newlines and control characters as spaces; cut to ``limit`` characters."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """``text`` as inert inline Markdown on one line, for a table cell, a list item or
+    prose: HTML characters as entities, inline markup characters (and a leading list
+    marker) backslash-escaped, ``@mentions`` and ``#123`` / ``owner/repo#1`` / ``GH-1``
+    references defused with a zero-width joiner, newlines and control characters
+    (bidi overrides included) as spaces; cut to ``limit`` characters (with ``…``).
+
+    The one escaper for everything lab-ci posts to GitHub (check summaries, the bot's
+    comments and check runs)."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = _CONTROL.sub(" ", text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
     if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
+        text = text[: max(0, limit - 1)] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _PUNCT.sub(r"\\\1", text)
-    return text.replace("@", "@" + _ZWJ)
+    text = _BLOCK_START.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], text)
+    return defuse_references(text)
 
 
 def escape_html(text: str) -> str:
     """``text`` for raw HTML (a ``<summary>``, where Markdown is not parsed): one line,
-    entities for ``& < > "``, no mentions."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    entities for ``& < > "``, no mentions or issue references."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = _CONTROL.sub(" ", text.replace("\r", " ").replace("\n", " "))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    return text.replace("@", "@" + _ZWJ)
+    return defuse_references(text)
 
 
 def _heading(report: Report) -> str:
