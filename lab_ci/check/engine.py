@@ -91,7 +91,7 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
         return [_err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')]
     if len(leaf.data) > options.max_file_bytes:
         return [
-            _err("yaml", "file-too-large", f"the file is {len(leaf.data)} bytes; the limit is {options.max_file_bytes}")
+            _err("yaml", "file-too-large", f"the file is larger than the limit of {options.max_file_bytes} bytes")
         ]
 
     src = yamlsrc.parse(leaf.data)
