@@ -77,7 +77,7 @@ def test_wrong_file_name_and_size_limit():
     r = check_leaf(leaf(SKILL, "compositional_skills/x/qna.yml"), LATEST)
     assert not r.valid and find(r, "file-name")
     r = check_leaf(leaf(SKILL), CheckOptions(max_file_bytes=100))
-    assert not r.valid and "limit is 100" in find(r, "file-too-large").message
+    assert not r.valid and "limit of 100 bytes" in find(r, "file-too-large").message
 
 
 def test_deleted_leaf_has_no_diagnostics():
