@@ -6,6 +6,26 @@
 # No torch in this image: checks and previews run here; release builds are dispatched to
 # GitHub Actions (see docs/readme/bot-behaviour.md). Add the `train` extra only if you want
 # the local build executor.
+# -- builder: llama-cpp-python (the `preview` extra) has no manylinux wheel for every
+# platform and is compiled from source here; it needs a C/C++ toolchain and CMake, which
+# stay out of the final image.
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY lab_ci ./lab_ci
+COPY schemas ./schemas
+# Wheels for lab-ci and every dependency (llama-cpp-python built once, here).
+RUN pip wheel --wheel-dir /wheels ".[bot,preview]"
+
+# -- runtime
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,16 +34,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # git: the bot fetches pull request heads into local mirrors (GitPython needs the binary).
+# libgomp1: the OpenMP runtime the compiled llama.cpp links against.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates \
+    && apt-get install -y --no-install-recommends git ca-certificates libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY lab_ci ./lab_ci
-COPY schemas ./schemas
-RUN pip install ".[bot,preview]" \
-    && rm -rf /src
+COPY --from=builder /wheels /wheels
+RUN pip install --no-index --find-links /wheels "lab-ci[bot,preview]" \
+    && rm -rf /wheels
 
 # Run as an unprivileged user; all state (queue database, git mirrors, caches) lives in
 # the LAB_CI_DATA_DIR volume.
@@ -43,4 +61,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # --shutdown-grace seconds, give the rest back to the queue, exit 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["lab-ci"]
+# The container listens on all interfaces, so `lab-ci serve` refuses to start (exit 2)
+# without LAB_CI_WEBHOOK_SECRET: unsigned deliveries are only accepted on loopback or
+# with --insecure-no-signature (a proxy in front verifies signatures).
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -40,6 +40,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-workers", action="store_true", help="serve HTTP only (workers run elsewhere)")
     mode.add_argument("--worker-only", action="store_true", help="run job workers only, no HTTP server")
+    p.add_argument(
+        "--insecure-no-signature", action="store_true",
+        help="serve on a non-loopback address WITHOUT a webhook secret (anyone who can reach the "
+        "port can forge deliveries; only behind a proxy that verifies signatures)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
     return p
@@ -56,6 +61,29 @@ def _settings(args):
         lease_seconds=args.lease_seconds,
         max_body_bytes=args.max_body_bytes,
         max_delivery_age=args.max_delivery_age,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0-like wildcard: reachable from elsewhere
+
+
+def check_webhook_secret(secret: bytes | None, host: str, *, insecure: bool, http: bool = True) -> None:
+    """Refuse to accept unsigned deliveries from the network (pure; raises LabCIError)."""
+    if secret or not http or insecure or is_loopback(host):
+        return
+    raise LabCIError(
+        f"LAB_CI_WEBHOOK_SECRET is not set and --host {host} is reachable from other machines: "
+        "anyone could forge webhook deliveries. Set LAB_CI_WEBHOOK_SECRET (the App's webhook secret), "
+        "listen on 127.0.0.1, or pass --insecure-no-signature if a proxy in front verifies signatures"
     )
 
 
@@ -86,6 +114,7 @@ def run(args) -> int:
         raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
 
     settings = _settings(args)
+    check_webhook_secret(settings.webhook_secret, args.host, insecure=args.insecure_no_signature, http=not args.worker_only)
     level = getattr(logging, args.log_level.upper())
     configure_json_logging(level)
     if settings.webhook_secret is None and not args.worker_only:
@@ -130,6 +159,7 @@ def run(args) -> int:
         pass
     finally:
         queue.close()
+        _close_github(worker)
     if not server.started:
         raise LabCIError(f"cannot serve on {args.host}:{args.port} (address in use or not allowed; see the log above)")
     return 0
@@ -149,4 +179,12 @@ def _run_worker_only(worker) -> int:
         if worker.alive() == 0:
             break
     worker.stop()
+    _close_github(worker)
     return 0
+
+
+def _close_github(worker) -> None:
+    """Close the cached GitHub HTTP sessions (one per installation)."""
+    app = worker.ctx.extras.get("github_app") if worker is not None else None
+    if app is not None:
+        app.close()

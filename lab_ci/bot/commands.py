@@ -119,7 +119,7 @@ def parse_line(line: str, *, max_samples: int = MAX_SAMPLES) -> Command:
             return Command("invalid", raw=raw, error="usage: /lab preview [samples=N]")
         if "samples" in args:
             v = args["samples"]
-            if not v.isdigit() or not 1 <= int(v) <= max_samples:
+            if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= max_samples:
                 return Command("invalid", raw=raw, error=f"samples must be a whole number from 1 to {max_samples}")
             args["samples"] = str(int(v))
         return Command(name, args=args, raw=raw)

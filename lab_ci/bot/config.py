@@ -13,7 +13,8 @@ Example (all defaults shown)::
       paths: []                # glob patterns of leaves to check (default: all qna.yaml)
     preview:
       enabled: true
-      teacher: null            # GGUF path/URL on the bot host (default: the server's)
+      teacher: null            # NAME of a teacher the bot offers (a key of the server's
+                               # LAB_CI_TEACHERS); never a path or URL (default: the server's)
       samples: 3               # samples per leaf for automatic previews
       max_samples: 10          # upper bound for `/lab preview samples=N`
     build:
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import re
+
 import yaml
 
 from lab_ci.errors import LabCIError
@@ -37,6 +40,8 @@ CONFIG_PATH = ".github/lab-ci.yaml"
 ROLES = ("read", "triage", "write", "maintain", "admin")
 EXECUTORS = ("actions", "local")
 HARD_MAX_SAMPLES = 20
+#: What ``preview.teacher`` may be: a short name the server maps to a model.
+TEACHER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ConfigError(LabCIError):
@@ -128,7 +133,8 @@ def parse(text: str, *, path: str = CONFIG_PATH) -> RepoConfig:
     return parse_mapping(data, path=path)
 
 
-def _err(path: str, lines: dict, key: str, msg: str) -> ConfigError:
+def _err(path: str, lines: dict, key: object, msg: str) -> ConfigError:
+    key = str(key)
     line = lines.get(key.split(".")[-1], 1) if lines else 1
     return ConfigError(f"{path}:{line}: {key}: {msg}")
 
@@ -139,12 +145,18 @@ def _typename(t) -> str:
     return " or ".join(names.get(x, x.__name__) for x in ts)
 
 
+def _keys(d: dict) -> list[str]:
+    """The keys of a YAML mapping as strings (YAML keys may be numbers, booleans, null)."""
+    return sorted(str(k) for k in d)
+
+
 def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
     lines = data.get("__lines__", {})
     top = {k: v for k, v in data.items() if k != "__lines__"}
-    unknown = sorted(set(top) - {"version", "check", "preview", "build"})
+    unknown = sorted(set(_keys(top)) - {"version", "check", "preview", "build"})
     if unknown:
         raise _err(path, lines, unknown[0], "unknown key (expected version, check, preview, build)")
+    top = {str(k): v for k, v in top.items()}
     version = top.get("version", 1)
     if version != 1 or isinstance(version, bool):
         raise _err(path, lines, "version", f"unsupported config version {version!r} (expected 1)")
@@ -155,8 +167,8 @@ def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
             raise _err(path, lines, name, "must be a mapping")
         sl = sec.get("__lines__", {})
         sec = {k: v for k, v in sec.items() if k != "__lines__"}
-        for k, v in sec.items():
-            if k not in spec:
+        for k, v in sorted(sec.items(), key=lambda kv: str(kv[0])):
+            if not isinstance(k, str) or k not in spec:
                 raise _err(path, sl, f"{name}.{k}", f"unknown key (expected one of {', '.join(spec)})")
             t = spec[k]
             ok = isinstance(v, t) and not (isinstance(v, bool) and t in (int, (int, type(None))))
@@ -184,7 +196,9 @@ def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
     appr = build.get("approvers") or {}
     al = appr.get("__lines__", {})
     appr = {k: v for k, v in appr.items() if k != "__lines__"}
-    extra = sorted(set(appr) - {"permission", "teams"})
+    if not isinstance(appr, dict):
+        raise _err(path, bl, "build.approvers", "must be a mapping")
+    extra = sorted(set(_keys(appr)) - {"permission", "teams"})
     if extra:
         raise _err(path, al, f"build.approvers.{extra[0]}", "unknown key (expected permission, teams)")
     permission = appr.get("permission", "maintain")
@@ -193,6 +207,9 @@ def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
     teams = appr.get("teams", [])
     if not isinstance(teams, list) or not all(isinstance(t, str) and t for t in teams):
         raise _err(path, al, "build.approvers.teams", "must be a list of team slugs")
+    teacher = preview.get("teacher")
+    if teacher is not None and not TEACHER_KEY.match(teacher):
+        raise _err(path, pl, "preview.teacher", f"must be the name of a teacher this bot offers (a key of its LAB_CI_TEACHERS, e.g. tiny), not a path or URL; got {teacher!r}")
     executor = build.get("executor", "actions")
     if executor not in EXECUTORS:
         raise _err(path, bl, "build.executor", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
@@ -206,7 +223,7 @@ def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
         schema_version=schema_version,
         paths=tuple(paths),
         preview_enabled=preview.get("enabled", True),
-        teacher=preview.get("teacher"),
+        teacher=teacher,
         samples=samples,
         max_samples=max_samples,
         build_enabled=build.get("enabled", True),

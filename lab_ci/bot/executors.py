@@ -52,6 +52,16 @@ def dispatch_actions(gh, repo: str, *, workflow: str, ref: str, request_id: int,
     gh.dispatch_workflow(repo, workflow, ref, {"sha": sha, "request_id": str(request_id)})
 
 
+def find_dispatched_run(gh, repo: str, *, workflow: str, request_id: int, sha: str) -> dict | None:
+    """The run of ``workflow`` that a dispatch for this request already started, or None
+    (matched by its ``run-name``: request id AND sha; only ``workflow_dispatch`` runs).
+    Used before dispatching so that a retried job does not start a second build."""
+    for run in gh.list_workflow_runs(repo, workflow, event="workflow_dispatch"):
+        if parse_run_name(run.get("display_title") or run.get("name")) == (int(request_id), sha):
+            return run
+    return None
+
+
 @dataclass
 class LocalResult:
     returncode: int | None  # None: cancelled

@@ -8,10 +8,13 @@ installation with exactly the operations the bot needs.
 Transport policy (both for the app and installation clients):
 
 - ``base_url`` is configurable (tests point it at the local REST double);
-- retries on 5xx, 429, connection errors and read timeouts (``github.GithubRetry``,
-  a ``urllib3.Retry``), honouring ``Retry-After``, primary rate limits
+- retries GET/HEAD/PUT/DELETE on 5xx, 429 and read timeouts, and every request on
+  connection errors (``github.GithubRetry``, a ``urllib3.Retry``), honouring ``Retry-After``, primary rate limits
   (``x-ratelimit-remaining: 0`` + ``x-ratelimit-reset``) and secondary rate limits,
-  never waiting longer than ``max_rate_limit_wait`` seconds;
+  never waiting longer than ``max_rate_limit_wait`` seconds. POST and PATCH are NOT
+  retried after the request was sent (a 5xx may come after GitHub applied the write:
+  a retried POST would post a comment or dispatch a build twice, a retried PATCH would
+  append annotations twice); the job's own retry looks up what exists first;
 - errors come out as :class:`GitHubError` with ``transient`` set when retrying the
   whole job later may help (the queue does that when ``run_job`` raises), and a clear
   message when the app is not installed or lacks a permission.
@@ -95,9 +98,10 @@ class Transport:
             status=self.retries,
             backoff_factor=self.backoff_factor,
             status_forcelist=list(range(500, 600)) + [429],
-            # GETs and our writes: POST/PATCH are made safe to repeat at the job level
-            # (check runs are found by name + head sha, comments by marker)
-            allowed_methods=frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}),
+            # never POST/PATCH: a 5xx or read timeout may follow an applied write. The job
+            # is retried instead, and it looks up (check run by name + head sha, comment
+            # by marker, workflow run by run-name) before writing again.
+            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
             respect_retry_after_header=True,
             secondary_rate_wait=self.secondary_rate_wait,
             max_rate_limit_wait=self.max_rate_limit_wait,
@@ -159,6 +163,7 @@ class GitHubApp:
         self._clock = clock
         self._integration = GithubIntegration(auth=Auth.AppAuth(app_id, private_key), **transport.kwargs())
         self._tokens: dict[int, tuple[str, float]] = {}
+        self._clients: dict[int, GitHubClient] = {}
         self._lock = threading.Lock()
 
     def token(self, installation_id: int) -> str:
@@ -185,7 +190,21 @@ class GitHubApp:
             return auth.token
 
     def client(self, installation_id: int) -> "GitHubClient":
-        return GitHubClient(lambda: self.token(installation_id), transport=self.transport, app_id=self.app_id)
+        """THE client of one installation (cached: one HTTP session per installation,
+        not one per job)."""
+        installation_id = int(installation_id)
+        with self._lock:
+            c = self._clients.get(installation_id)
+            if c is None:
+                c = self._clients[installation_id] = GitHubClient(lambda: self.token(installation_id), transport=self.transport, app_id=self.app_id)
+            return c
+
+    def close(self) -> None:
+        """Close every cached HTTP session."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
 
 
 def basic_auth_header(token: str) -> str:
@@ -216,6 +235,7 @@ class GitHubClient:
         self.transport = transport
         self._gh: github.Github | None = None
         self._gh_token: str | None = None
+        self._gh_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------
     def token(self) -> str:
@@ -224,10 +244,19 @@ class GitHubClient:
     @property
     def gh(self) -> github.Github:
         tok = self._token()
-        if self._gh is None or tok != self._gh_token:
-            self._gh = github.Github(auth=Auth.Token(tok), lazy=True, **self.transport.kwargs())
-            self._gh_token = tok
-        return self._gh
+        with self._gh_lock:
+            if self._gh is None or tok != self._gh_token:
+                old, self._gh = self._gh, github.Github(auth=Auth.Token(tok), lazy=True, **self.transport.kwargs())
+                self._gh_token = tok
+                if old is not None:
+                    old.close()  # a refreshed token: drop the old session
+            return self._gh
+
+    def close(self) -> None:
+        with self._gh_lock:
+            if self._gh is not None:
+                self._gh.close()
+                self._gh = None
 
     def _repo(self, repo: str):
         return self.gh.get_repo(repo)
@@ -334,6 +363,14 @@ class GitHubClient:
             lambda: [c._rawData for c in self._repo(repo).get_issue(number).get_comments()],
         )
 
+    def create_comment_once(self, repo: str, number: int, marker: str, body: str) -> dict:
+        """Post ``body`` (with the hidden ``marker``) unless a bot comment with ``marker``
+        is already there (an earlier attempt of the same job); returns the comment."""
+        for c in self.list_issue_comments(repo, number):
+            if marker in (c.get("body") or "") and (c.get("user") or {}).get("type") == "Bot":
+                return c
+        return self.create_comment(repo, number, f"{marker}\n{body}")
+
     def create_comment(self, repo: str, number: int, body: str) -> dict:
         return self._req("POST", f"/repos/{repo}/issues/{int(number)}/comments", what=f"POST comments {repo}#{number}", body={"body": body})
 
@@ -360,41 +397,46 @@ class GitHubClient:
         return self.edit_comment(repo, first["id"], body), "edited"
 
     # -- permissions ----------------------------------------------------------------
-    def collaborator_role(self, repo: str, user: str) -> str | None:
-        """The user's role on the repo (admin, maintain, write, triage, read) or None."""
+    def _get_or_none(self, path: str, *, what: str, params: dict | None = None) -> Any:
+        """GET ``path``; None when GitHub answers 404."""
         try:
-            data = self._req("GET", f"/repos/{repo}/collaborators/{quote(user)}/permission", what=f"GET collaborators permission {repo} {user}")
+            return self._req("GET", path, params=params, what=what)
         except GitHubError as e:
             if e.status == 404:
                 return None
             raise
+
+    def collaborator_role(self, repo: str, user: str) -> str | None:
+        """The user's role on the repo (admin, maintain, write, triage, read) or None."""
+        data = self._get_or_none(f"/repos/{repo}/collaborators/{quote(user)}/permission", what=f"GET collaborators permission {repo} {user}")
+        if data is None:
+            return None
         role = data.get("role_name") or data.get("permission")
         return None if role in (None, "none") else role
 
     def team_member(self, org: str, team_slug: str, user: str) -> bool:
         """True when ``user`` is an ACTIVE member of ``org/team_slug`` (404 = not a member)."""
-        try:
-            data = self._req("GET", f"/orgs/{quote(org)}/teams/{quote(team_slug)}/memberships/{quote(user)}", what=f"GET team memberships {org}/{team_slug} {user}")
-        except GitHubError as e:
-            if e.status == 404:
-                return False
-            raise
-        return data.get("state") == "active"
+        data = self._get_or_none(f"/orgs/{quote(org)}/teams/{quote(team_slug)}/memberships/{quote(user)}", what=f"GET team memberships {org}/{team_slug} {user}")
+        return data is not None and data.get("state") == "active"
 
     # -- contents / actions -----------------------------------------------------------
     def read_file(self, repo: str, path: str, ref: str) -> str | None:
         """The text of ``path`` at ``ref`` (e.g. the default branch), or None if absent."""
-        try:
-            data = self._req("GET", f"/repos/{repo}/contents/{quote(path)}", params={"ref": ref}, what=f"GET contents {repo}/{path}")
-        except GitHubError as e:
-            if e.status == 404:
-                return None
-            raise
+        data = self._get_or_none(f"/repos/{repo}/contents/{quote(path)}", params={"ref": ref}, what=f"GET contents {repo}/{path}")
         if not isinstance(data, dict) or data.get("type") != "file":
             return None
         if data.get("encoding") == "base64":
             return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
         return data.get("content") or ""
+
+    def list_workflow_runs(self, repo: str, workflow: str, *, event: str | None = None, limit: int = 100) -> list[dict]:
+        """The newest runs of ``workflow`` (``GET .../actions/workflows/{id}/runs``);
+        [] when the workflow does not exist."""
+        params: dict[str, Any] = {"per_page": min(100, limit)}
+        if event:
+            params["event"] = event
+        data = self._get_or_none(f"/repos/{repo}/actions/workflows/{quote(workflow)}/runs", params=params, what=f"GET workflow runs {repo} {workflow}")
+        return list((data or {}).get("workflow_runs") or [])[:limit]
 
     def dispatch_workflow(self, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
         """``POST /repos/{o}/{r}/actions/workflows/{id}/dispatches`` (204 No Content)."""

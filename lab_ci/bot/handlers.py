@@ -26,6 +26,7 @@ one check run per head and name and one sticky comment.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import shlex
@@ -38,7 +39,7 @@ from lab_ci.bot import commands as cmds
 from lab_ci.bot import render
 from lab_ci.bot.approvals import ApprovalStore, BuildRequest, InvalidTransition, check_approval, may_approve, role_rank
 from lab_ci.bot.config import CONFIG_PATH, ConfigError, RepoConfig, parse as parse_config
-from lab_ci.bot.executors import WORKFLOW_CONCLUSIONS, dispatch_actions, parse_run_name, run_local
+from lab_ci.bot.executors import WORKFLOW_CONCLUSIONS, dispatch_actions, find_dispatched_run, parse_run_name, run_local
 from lab_ci.bot.github import GitHubApp, GitHubError, Transport, external_field
 from lab_ci.bot.jobs import Job, JobSpec
 from lab_ci.errors import LabCIError
@@ -67,7 +68,9 @@ class PermanentError(LabCIError):
 class BotOptions:
     """Bot-side settings read from the environment (``BotOptions.from_env``).
 
-    ``LAB_CI_TEACHER``          default teacher (GGUF path or URL) for previews
+    ``LAB_CI_TEACHERS``         JSON object: teacher name -> spec (GGUF path or server URL),
+                                the ONLY teachers a repository may pick (``preview.teacher``)
+    ``LAB_CI_TEACHER``          default teacher: a name from ``LAB_CI_TEACHERS`` or a spec
     ``LAB_CI_APP_SLUG``         the App's slug; its comments (``<slug>[bot]``) are the sticky ones
     ``LAB_CI_GIT_URL``          clone URL template, e.g. ``file:///srv/git/{repo}.git``
                                 (default: the repository's ``clone_url`` from the event)
@@ -78,6 +81,7 @@ class BotOptions:
     """
 
     teacher: str | None = None
+    teachers: tuple[tuple[str, str], ...] = ()
     app_slug: str = "lab-ci"
     git_url_template: str | None = None
     allow_local_executor: bool = False
@@ -96,6 +100,8 @@ class BotOptions:
         kw: dict[str, Any] = {}
         if env.get("LAB_CI_TEACHER"):
             kw["teacher"] = env["LAB_CI_TEACHER"]
+        if env.get("LAB_CI_TEACHERS"):
+            kw["teachers"] = _parse_teachers(env["LAB_CI_TEACHERS"])
         if env.get("LAB_CI_APP_SLUG"):
             kw["app_slug"] = env["LAB_CI_APP_SLUG"]
         if env.get("LAB_CI_GIT_URL"):
@@ -111,6 +117,36 @@ class BotOptions:
         except ValueError as e:
             raise LabCIError(f"bad LAB_CI_GITHUB_TIMEOUT/RETRIES: {e}") from None
         return cls(**kw)
+
+
+def _parse_teachers(raw: str) -> tuple[tuple[str, str], ...]:
+    """``LAB_CI_TEACHERS``: a JSON object of teacher name -> spec (path or URL)."""
+    from lab_ci.bot.config import TEACHER_KEY
+
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise LabCIError(f"LAB_CI_TEACHERS is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and TEACHER_KEY.match(k) and isinstance(v, str) and v for k, v in data.items()):
+        raise LabCIError('LAB_CI_TEACHERS must be a JSON object of name -> model spec, e.g. {"tiny": "/models/teacher.gguf"} (names: letters, digits, ._-)')
+    return tuple(sorted(data.items()))
+
+
+def resolve_teacher(requested: str | None, opts: "BotOptions") -> tuple[str | None, str | None]:
+    """(spec, error) for a repository's ``preview.teacher`` name (pure).
+
+    The repository only names a key of the server's allow-list; the spec (a file path
+    or URL on the bot host) never comes from the repository. No name: the server's
+    default (``LAB_CI_TEACHER``, itself a name of the list or a spec)."""
+    table = dict(opts.teachers)
+    if requested is not None:
+        if requested in table:
+            return table[requested], None
+        offered = ", ".join(render.code(k) for k in table) or "none"
+        return None, f"`preview.teacher` is {render.code(requested)}, which this bot does not offer (it offers: {offered}). Use one of those names, or remove the key to use the bot's default."
+    if opts.teacher:
+        return table.get(opts.teacher, opts.teacher), None
+    return None, None
 
 
 class Context(Protocol):
@@ -247,7 +283,8 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
             for p in run.get("pull_requests") or []:
                 if p.get("number") == number:
                     pr_like["base"] = {"ref": (p.get("base") or {}).get("ref", base["default_branch"])}
-            return [_check_spec(base, pr_like, delivery_id, trigger="rerequested")]
+            # no supersede token: re-running an old commit must not cancel the head's check
+            return [_check_spec(base, pr_like, delivery_id, trigger="rerequested", supersede=False)]
         if action == "requested_action" and name == BUILD_CHECK:
             ident = (payload.get("requested_action") or {}).get("identifier")
             if ident != APPROVE_ACTION["identifier"] or _is_bot(payload.get("sender")):
@@ -258,6 +295,8 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
 
     if event == "workflow_run":
         run = payload.get("workflow_run") or {}
+        if run.get("event") != "workflow_dispatch":
+            return []  # only the bot dispatches builds; a PR/push run's title proves nothing
         parsed = parse_run_name(run.get("display_title") or run.get("name"))
         if parsed is None or action not in ("requested", "in_progress", "completed"):
             return []
@@ -281,7 +320,7 @@ def _pr_number_of_run(run: dict) -> int | None:
     return int(prs[0]["number"]) if prs else None
 
 
-def _check_spec(base: dict, pr: dict, delivery_id: str, *, trigger: str) -> JobSpec:
+def _check_spec(base: dict, pr: dict, delivery_id: str, *, trigger: str, supersede: bool = True) -> JobSpec:
     number = int(pr["number"])
     head = pr.get("head") or {}
     return JobSpec(
@@ -295,7 +334,7 @@ def _check_spec(base: dict, pr: dict, delivery_id: str, *, trigger: str) -> JobS
             "trigger": trigger,
         },
         key=f"{base['repo']}#{number}",
-        supersede_token=head.get("sha"),
+        supersede_token=head.get("sha") if supersede else None,
         dedupe=f"{delivery_id}:check",
     )
 
@@ -386,6 +425,7 @@ def job_check(job: Job, ctx) -> None:
             summary=f"The repository configuration could not be read, so nothing was checked:\n\n{render.fence(cfg_error)}\n\nFix {render.code(CONFIG_PATH)} on the default branch, then comment `/lab check`.",
         )
         return
+    is_head = True
     if p.get("trigger") in ("rerequested", "command") or not p.get("base_ref"):
         # The button/command only knows the head: refresh the PR (state, base, draft).
         pr = gh.get_pull(repo, number)
@@ -393,16 +433,11 @@ def job_check(job: Job, ctx) -> None:
             return
         if pr["head"]["sha"] != sha and p.get("trigger") == "command":
             sha = pr["head"]["sha"]
+        is_head = pr["head"]["sha"] == sha
         p = {**p, "head_sha": sha, "base_ref": pr["base"]["ref"], "draft": bool(pr.get("draft"))}
     gh.publish_check_run(repo, name=SCHEMA_CHECK, head_sha=sha, status="in_progress", title="Checking changed leaves", summary="Fetching the pull request and checking its changed `qna.yaml` files…", external_id=ext)
-    from lab_ci.bot.mirror import StaleHeadError
-
-    try:
-        fetched = _mirrors(ctx).fetch_pull(repo, _clone_url(ctx, p), number=number, base_ref=p["base_ref"], head_sha=sha, token=gh.token())
-    except StaleHeadError as e:
-        gh.publish_check_run(repo, name=SCHEMA_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title="Superseded by a newer push", summary=render.text(str(e)))
-        return
-    if job.is_cancelled():
+    fetched = _fetch_pull_or_skip(ctx, gh, job, p, sha, SCHEMA_CHECK, base_ref=p["base_ref"])
+    if fetched is None:
         return
     from lab_ci.check.api import check_taxonomy
 
@@ -420,8 +455,25 @@ def job_check(job: Job, ctx) -> None:
     )
     ctx.log.info("check %s#%d@%s: %s", repo, number, sha[:12], conclusion)
     changed = [f for f in report.files if f.change != "deleted"]
-    if report.valid and changed and not p.get("draft") and cfg.preview_enabled:
+    # a re-run of an older commit previews nothing (its preview would supersede the head's)
+    if report.valid and changed and is_head and not p.get("draft") and cfg.preview_enabled:
         ctx.queue.enqueue(_preview_spec(p, sha, cfg.samples, reason=f"check:{job.id}"))
+
+
+def _fetch_pull_or_skip(ctx, gh, job: Job, p: dict, sha: str, check_name: str, *, base_ref: str):
+    """Fetch the pull request into the mirror. None (the job should stop) when the commit
+    left the pull request (the check run says so) or the job was cancelled meanwhile."""
+    from lab_ci.bot.mirror import StaleHeadError
+
+    number = int(p["number"])
+    try:
+        fetched = _mirrors(ctx).fetch_pull(p["repo"], _clone_url(ctx, p), number=number, base_ref=base_ref, head_sha=sha, token=gh.token())
+    except StaleHeadError as e:
+        gh.publish_check_run(p["repo"], name=check_name, head_sha=sha, conclusion="skipped", external_id=f"pr={number}", title="Superseded by a newer push", summary=render.text(str(e)))
+        return None
+    if job.is_cancelled():
+        return None
+    return fetched
 
 
 def _report_markdown(report) -> str:
@@ -454,20 +506,17 @@ def job_preview(job: Job, ctx) -> None:
     if cfg_error:
         gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title=f"Broken {CONFIG_PATH}", summary=render.fence(cfg_error))
         return
-    teacher = cfg.teacher or opts.teacher
+    teacher, teacher_error = resolve_teacher(cfg.teacher, opts)
+    if teacher_error:
+        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="failure", external_id=ext, title=f"Unknown teacher {cfg.teacher[:60]!r} in {CONFIG_PATH}", summary=teacher_error)
+        return
     if not teacher:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title="No teacher model configured", summary="Set `preview.teacher` in `.github/lab-ci.yaml` or `LAB_CI_TEACHER` on the bot to enable previews.")
+        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title="No teacher model configured", summary="The bot has no default teacher (`LAB_CI_TEACHER`) and `preview.teacher` in `.github/lab-ci.yaml` names none of its `LAB_CI_TEACHERS`.")
         return
     samples = max(1, min(int(p.get("samples") or cfg.samples), cfg.max_samples))
     gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, status="in_progress", external_id=ext, title=f"Generating {samples} sample(s) per leaf", summary="The preview runs on the bot's teacher model; results appear in a comment.")
-    from lab_ci.bot.mirror import StaleHeadError
-
-    try:
-        fetched = _mirrors(ctx).fetch_pull(repo, _clone_url(ctx, p), number=number, base_ref=p.get("base_ref") or p["default_branch"], head_sha=sha, token=gh.token())
-    except StaleHeadError as e:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title="Superseded by a newer push", summary=render.text(str(e)))
-        return
-    if job.is_cancelled():
+    fetched = _fetch_pull_or_skip(ctx, gh, job, p, sha, PREVIEW_CHECK, base_ref=p.get("base_ref") or p["default_branch"])
+    if fetched is None:
         return
     from lab_ci.preview.api import run_preview
 
@@ -491,8 +540,20 @@ def job_preview(job: Job, ctx) -> None:
 
 # -- commands -------------------------------------------------------------------------------
 def _reply(gh, p: dict, text: str) -> None:
+    """Answer on the pull request, at most once per job: the reply carries a hidden
+    marker naming the job (``p["reply_key"]``), and a retry of the job (e.g. after a 5xx
+    whose write went through) finds its earlier reply instead of posting another."""
     who = render.code(p.get("user") or "someone", max_len=60)
-    gh.create_comment(p["repo"], int(p["number"]), f"{who}: {text}")
+    body = f"{who}: {text}"
+    key = p.get("reply_key")
+    if not key:
+        gh.create_comment(p["repo"], int(p["number"]), body)
+        return
+    gh.create_comment_once(p["repo"], int(p["number"]), f"<!-- lab-ci:reply {key} -->", body)
+
+
+def _with_reply_key(job: Job) -> dict:
+    return {**job.payload, "reply_key": f"{job.kind}-{job.id}"}
 
 
 def _approver(gh, repo: str, user: str, cfg: RepoConfig) -> bool:
@@ -504,7 +565,7 @@ def _approver(gh, repo: str, user: str, cfg: RepoConfig) -> bool:
 
 
 def job_command(job: Job, ctx) -> None:
-    p = job.payload
+    p = _with_reply_key(job)
     gh = ctx.github_for(p["installation_id"])
     repo, number, user = p["repo"], int(p["number"]), p["user"]
     cfg, cfg_error = load_repo_config(gh, repo, p["default_branch"])
@@ -554,7 +615,7 @@ def job_command(job: Job, ctx) -> None:
 
 def job_approve(job: Job, ctx) -> None:
     """The "Approve build" button of a ``lab-ci/build`` check run."""
-    p = job.payload
+    p = _with_reply_key(job)
     gh = ctx.github_for(p["installation_id"])
     cfg, _ = load_repo_config(gh, p["repo"], p["default_branch"])
     allowed = cfg.build_enabled and _approver(gh, p["repo"], p["user"], cfg)
@@ -649,7 +710,13 @@ def job_build_dispatch(job: Job, ctx) -> None:
         return
     cfg, _ = load_repo_config(gh, request.repo, request.ref)
     try:
-        dispatch_actions(gh, request.repo, workflow=cfg.workflow, ref=request.ref, request_id=request.id, sha=request.sha)
+        # Idempotent: a retry of this job (the POST may have gone through before an
+        # error answer) first looks for the run the earlier attempt started.
+        earlier = find_dispatched_run(gh, request.repo, workflow=cfg.workflow, request_id=request.id, sha=request.sha)
+        if earlier is not None:
+            request = store.update(request.id, run_id=int(earlier["id"]), run_url=earlier.get("html_url"))
+        else:
+            dispatch_actions(gh, request.repo, workflow=cfg.workflow, ref=request.ref, request_id=request.id, sha=request.sha)
     except GitHubError as e:
         if e.transient:
             raise
@@ -700,8 +767,15 @@ def job_build_status(job: Job, ctx) -> None:
     gh = ctx.github_for(p["installation_id"])
     store = _store(ctx)
     request = store.get(int(p["request_id"]))
-    if request is None or request.repo != p["repo"] or (p.get("sha") and not request.sha.startswith(p["sha"])):
+    if request is None or request.repo != p["repo"] or p.get("sha") != request.sha:
         ctx.log.info("workflow_run for unknown build request %s in %s", p["request_id"], p["repo"])
+        return
+    if request.state not in ("approved", "dispatched", "running"):  # never a pending one
+        ctx.log.info("workflow_run for build request %s in state %s ignored", request.id, request.state)
+        return
+    cfg, _ = load_repo_config(gh, request.repo, request.ref)
+    if p.get("path") != f".github/workflows/{cfg.workflow}":
+        ctx.log.warning("workflow_run of %r claims build request %s (expected .github/workflows/%s): ignored", p.get("path"), request.id, cfg.workflow)
         return
     url = p.get("run_url")
     if request.run_id is None and p.get("run_id"):

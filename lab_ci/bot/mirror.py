@@ -155,5 +155,8 @@ class Mirrors:
             return self._git(path, "rev-parse", f"refs/lab-ci/heads/{ref}", env=env)
 
     def has_commit(self, path: Path, sha: str) -> bool:
-        r = subprocess.run(["git", "--git-dir", str(path), "cat-file", "-e", f"{sha}^{{commit}}"], env=git_env(None), capture_output=True)
+        try:
+            r = subprocess.run(["git", "--git-dir", str(path), "cat-file", "-e", f"{sha}^{{commit}}"], env=git_env(None), capture_output=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise MirrorError(f"git cat-file in {path} did not answer within {self.timeout:.0f}s") from None
         return r.returncode == 0

@@ -29,8 +29,6 @@ ANNOTATION_MESSAGE_LIMIT = 4000
 
 ZWJ = "\u200d"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-_MENTION = re.compile(r"([@#])(?=\w)")
 
 
 def strip_control(s: str) -> str:
@@ -39,19 +37,21 @@ def strip_control(s: str) -> str:
 
 
 def defuse_mentions(s: str) -> str:
-    """``@user`` / ``@org/team`` / ``#123`` -> not a mention or issue link any more."""
-    return _MENTION.sub(lambda m: m.group(1) + ZWJ, s)
+    """``@user`` / ``@org/team`` / ``#123`` / ``owner/repo#1`` / ``GH-1`` -> not a mention
+    or link any more (the shared rule of :mod:`lab_ci.check.formats.markdown`)."""
+    from lab_ci.check.formats.markdown import defuse_references
+
+    return defuse_references(s)
 
 
 def text(s: object, *, max_len: int | None = 2000) -> str:
-    """Escape ``s`` for inline Markdown: no HTML, no formatting, no mentions, one line."""
-    s = strip_control(str(s))
-    s = " ".join(s.split())  # newlines would end a table cell / list item
-    if max_len is not None and len(s) > max_len:
-        s = s[: max_len - 1] + "…"
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    return defuse_mentions(s)
+    """Escape ``s`` for inline Markdown: no HTML, no formatting, no mentions or issue
+    links, one line. This IS the shared escaper
+    (:func:`lab_ci.check.formats.markdown.escape_markdown`, also behind ``lab-ci check
+    --format markdown``); the bot only collapses runs of whitespace first."""
+    from lab_ci.check.formats.markdown import escape_markdown
+
+    return escape_markdown(" ".join(str(s).split()), limit=max_len)
 
 
 def code(s: object, *, max_len: int | None = 300) -> str:

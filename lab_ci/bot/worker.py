@@ -297,5 +297,10 @@ class Worker:
         body = self.queue.delivery_body(delivery_id)
         if body is None:
             raise PermanentJobError(f"delivery {delivery_id} has no stored body (pruned?)")
-        specs = self.router(job.payload["event"], json.loads(body), delivery_id)
-        return list(specs or [])
+        try:
+            specs = self.router(job.payload["event"], json.loads(body), delivery_id)
+            return list(specs or [])
+        except Exception as e:
+            # route() is pure: the same body fails the same way on every retry, so a
+            # router error is permanent (the queue's own errors come from outside here).
+            raise PermanentJobError(f"delivery {delivery_id} could not be routed: {type(e).__name__}: {e}") from e

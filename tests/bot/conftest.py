@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ghdouble import GitHubDouble  # noqa: E402
+from ghdouble import GitHubDouble, UvicornThread  # noqa: E402,F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LAB_CI_SHARED", REPO_ROOT.parent / "shared"))
@@ -29,6 +29,39 @@ def run_git(*args: str, cwd: Path | None = None) -> str:
            "GIT_COMMITTER_NAME": "lab-ci tests", "GIT_COMMITTER_EMAIL": "tests@lab-ci.invalid", "GIT_CONFIG_NOSYSTEM": "1"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
+def wait_for(predicate, timeout: float = 30.0, *, interval: float = 0.02, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` s pass (False); with
+    ``proc``, fail at once if that process exits meanwhile."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else b""
+            raise AssertionError(f"process exited {proc.returncode}: {(out.decode() if isinstance(out, bytes) else out)[-2000:]}")
+        time.sleep(interval)
+    return False
+
+
+def free_port() -> int:
+    """A loopback port free right now (for subprocesses that bind it themselves)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_rsa_key() -> tuple[str, str]:
+    """(private PEM, public PEM) of a fresh 2048-bit RSA key (the GitHub App's key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
 APP_ID = 4242
 INSTALLATION_ID = 77
 OWNER, NAME = "octo-org", "taxonomy"
@@ -38,10 +71,22 @@ REPO = f"{OWNER}/{NAME}"
 @pytest.fixture(scope="session")
 def app_key() -> tuple[str, str]:
     """(private PEM, public PEM): an RSA key generated for this test run."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return new_rsa_key()
+
+
+@pytest.fixture
+def app_key_file(app_key, tmp_path) -> Path:
+    """The app's private key as a PEM file (for LAB_CI_PRIVATE_KEY_PATH)."""
+    path = tmp_path / "app.pem"
+    path.write_text(app_key[0])
+    return path
+
+
+def dispatch_run_name() -> str:
+    """The ``run-name`` of the example dispatch workflow (what GitHub would show)."""
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "examples" / "workflows" / "lab-ci-build-dispatch.yml").read_text())["run-name"]
 
 
 @pytest.fixture
@@ -51,6 +96,7 @@ def ghdouble(app_key) -> GitHubDouble:
     repo = d.add_repo(REPO)
     repo.collaborators.update({"maintainer": "maintain", "admin-user": "admin", "writer": "write"})
     repo.workflows.add("lab-ci-build-dispatch.yml")
+    repo.run_names["lab-ci-build-dispatch.yml"] = dispatch_run_name()
     yield d
     d.stop()
 
@@ -145,28 +191,12 @@ class BotServer:
         return self.worker.ctx
 
     def start(self) -> "BotServer":
-        import socket
-        import threading
-        import time
-
-        import uvicorn
-
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 15
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.02)
-        assert self.server.started, "bot server did not start"
+        self.http = UvicornThread(self.app, lifespan="on").start()
+        self.url = self.http.url
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self.http.stop(timeout=30)
         self.queue.close()
 
     def deliver(self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET):

@@ -13,8 +13,13 @@ collaborators, teams/members, repos/contents, actions/workflows, apps).
 - Fault injection: :meth:`GitHubDouble.fail` queues scripted responses (status, headers,
   body, delay) per method + path regex: 401, 403 primary rate limit
   (``x-ratelimit-remaining: 0``, ``x-ratelimit-reset``), 403/429 secondary rate limit
-  with ``Retry-After``, 404, 422, 5xx, slow responses (client timeouts).
-- Every call is recorded (:attr:`calls`: method, path, query, json body).
+  with ``Retry-After``, 404, 422, 5xx, slow responses (client timeouts), and
+  ``apply=True``: the write IS applied, then the error is answered (what GitHub does
+  when a proxy times out after the backend committed: the client cannot tell).
+- Every call is recorded (:attr:`calls`: method, path, query, json body, arrival time
+  ``at`` and ``done_at`` when the answer was sent, both ``time.monotonic()``).
+- Workflow dispatches create workflow runs (``GET .../actions/workflows/{id}/runs``)
+  whose ``display_title`` is the workflow's ``run-name`` with the inputs filled in.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ class Call:
     query: dict[str, str]
     json: Any
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
+    done_at: float | None = None
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Fault:
     body: Any = None
     delay: float = 0.0
     times: int = 1
+    apply: bool = False  # apply the request, then answer ``status`` anyway
 
 
 @dataclass
@@ -79,10 +87,47 @@ class FakeRepo:
     files: dict[tuple[str, str], str] = field(default_factory=dict)  # (ref, path) -> text
     collaborators: dict[str, str] = field(default_factory=dict)  # login -> role_name
     workflows: set[str] = field(default_factory=set)
+    #: workflow file -> its ``run-name`` (``${{ inputs.X }}`` filled in on dispatch)
+    run_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+
+class UvicornThread:
+    """A real uvicorn server in a daemon thread on a loopback port chosen by the OS (the
+    socket is bound here and handed to uvicorn, so no free-port race). The one helper
+    for the double, the in-process bot and the HTTP tests."""
+
+    def __init__(self, app, *, lifespan: str = "on", **config: Any):
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config.setdefault("log_level", "warning")
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, **config))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self, timeout: float = 15.0) -> "UvicornThread":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> "UvicornThread":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 class GitHubDouble:
@@ -101,13 +146,14 @@ class GitHubDouble:
         self.comments: dict[int, dict] = {}
         self.comment_issue: dict[int, tuple[str, int]] = {}
         self.dispatches: list[dict] = []
+        self.workflow_runs: list[dict] = []
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        self.answered = threading.Condition()
         self.base_url = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: UvicornThread | None = None
 
     # -- set-up helpers ---------------------------------------------------------------
     def add_installation(self, installation_id: int, account: str) -> None:
@@ -156,9 +202,10 @@ class GitHubDouble:
         with self._lock:
             return self._new_comment(full_name, number, body, self._user(user, bot=bot))
 
-    def fail(self, method: str, path_regex: str, status: int, *, headers: dict | None = None, body: Any = None, delay: float = 0.0, times: int = 1) -> None:
-        """Queue ``times`` scripted responses for requests matching method + path regex."""
-        self.faults.append(Fault(method.upper(), re.compile(path_regex), status, dict(headers or {}), body, delay, times))
+    def fail(self, method: str, path_regex: str, status: int, *, headers: dict | None = None, body: Any = None, delay: float = 0.0, times: int = 1, apply: bool = False) -> None:
+        """Queue ``times`` scripted responses for requests matching method + path regex.
+        ``apply=True``: the request takes effect before the scripted error is answered."""
+        self.faults.append(Fault(method.upper(), re.compile(path_regex), status, dict(headers or {}), body, delay, times, apply))
 
     def fail_rate_limit(self, method: str, path_regex: str, *, reset_in: int = 1, times: int = 1) -> None:
         """403 primary rate limit, as GitHub sends it."""
@@ -227,26 +274,16 @@ class GitHubDouble:
 
     # -- server -----------------------------------------------------------------------------
     def start(self) -> "GitHubDouble":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.time() + 10
-        while not self._server.started and time.time() < deadline:
-            time.sleep(0.02)
-        if not self._server.started:
-            raise RuntimeError("GitHub double did not start")
+        try:
+            self._server = UvicornThread(self._app(), lifespan="off").start(timeout=10)
+        except RuntimeError:
+            raise RuntimeError("GitHub double did not start") from None
+        self.base_url = self._server.url
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            self._server.stop(timeout=10)
 
     def _app(self) -> Starlette:
         return Starlette(routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])])
@@ -264,15 +301,30 @@ class GitHubDouble:
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.apply:
+                with self._lock:
+                    self._handle(request, path, body)
             if fault.status:
-                call.status = fault.status
                 if fault.body is None:
-                    fault.body = {"message": {500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 404: "Not Found", 401: "Bad credentials", 422: "Validation Failed"}.get(fault.status, "Error"), "documentation_url": DOCS}
+                    fault.body = {"message": {500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 404: "Not Found", 401: "Bad credentials", 422: "Validation Failed"}.get(fault.status, "Error"), "documentation_url": DOCS}
+                self._finish(call, fault.status)
                 return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
         with self._lock:
             resp = self._handle(request, path, body)
-        call.status = resp.status_code
+        self._finish(call, resp.status_code)
         return resp
+
+    def _finish(self, call: Call, status: int) -> None:
+        with self.answered:
+            call.status = status
+            call.done_at = time.monotonic()
+            self.answered.notify_all()
+
+    def wait_answered(self, method: str, path_regex: str, *, count: int = 1, timeout: float = 30.0) -> bool:
+        """Block until ``count`` matching calls have been answered (even if the client
+        went away meanwhile)."""
+        with self.answered:
+            return self.answered.wait_for(lambda: sum(c.done_at is not None for c in self.calls_to(method, path_regex)) >= count, timeout)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -317,6 +369,7 @@ class GitHubDouble:
             ("GET", r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", self._membership),
             ("GET", r"/repos/([^/]+/[^/]+)/contents/(.+)", self._contents),
             ("POST", r"/repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/dispatches", self._dispatch_workflow),
+            ("GET", r"/repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/runs", self._list_workflow_runs),
         ]
         for method, rx, fn in routes:
             m = re.fullmatch(rx, path)
@@ -562,4 +615,25 @@ class GitHubDouble:
         if len(inputs) > 10 or not all(isinstance(v, str) for v in inputs.values()):
             return self._error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
         self.dispatches.append({"repo": full, "workflow": workflow, "ref": body["ref"], "inputs": inputs})
+        # GitHub queues a run at once; its display_title is the workflow's run-name
+        rid = next(self._ids)
+        title = re.sub(r"\$\{\{\s*inputs\.(\w+)\s*\}\}", lambda m: str(inputs.get(m.group(1), "")), repo.run_names.get(workflow, workflow))
+        self.workflow_runs.append({
+            "id": rid, "name": workflow, "node_id": f"WFR_{rid}", "display_title": title, "event": "workflow_dispatch",
+            "status": "queued", "conclusion": None, "head_branch": body["ref"], "head_sha": secrets.token_hex(20),
+            "path": f".github/workflows/{workflow}", "run_number": rid, "created_at": iso(), "updated_at": iso(),
+            "url": f"{self.base_url}/repos/{full}/actions/runs/{rid}", "html_url": f"https://github.com/{full}/actions/runs/{rid}",
+            "repository": self._repo_json(repo), "_repo": full, "_workflow": workflow,
+        })
         return Response(status_code=204)
+
+    def _list_workflow_runs(self, request, body, full, workflow):
+        repo = self.repos[full]
+        if workflow not in repo.workflows:
+            return self._error(404, "Not Found")
+        event = request.query_params.get("event")
+        runs = [
+            self._public_run(r) for r in sorted(self.workflow_runs, key=lambda r: -r["id"])
+            if r["_repo"] == full and r["_workflow"] == workflow and (event is None or r["event"] == event)
+        ]
+        return self._paginate(request, runs, "workflow_runs", {"total_count": len(runs)})

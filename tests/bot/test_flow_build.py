@@ -47,7 +47,7 @@ def workflow_run_payload(github_side_repo, request_id, sha, action, conclusion=N
     p["workflow_run"].update(
         display_title=f"lab-ci build request {request_id} ({sha})", status="completed" if action == "completed" else "in_progress",
         conclusion=conclusion, id=900000 + request_id, html_url=f"https://github.com/{REPO}/actions/runs/{900000 + request_id}",
-        path=".github/workflows/lab-ci-build-dispatch.yml",
+        path=".github/workflows/lab-ci-build-dispatch.yml", event="workflow_dispatch",
     )
     return p
 

@@ -5,7 +5,6 @@ annotation once."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import uuid
 
 import httpx
 import pytest
-from conftest import APP_ID, REPO, REPO_ROOT, WEBHOOK_SECRET, adapt, load_payload, run_git
+from conftest import APP_ID, REPO, REPO_ROOT, WEBHOOK_SECRET, adapt, free_port, load_payload, run_git, wait_for
 
 from lab_ci.bot.handlers import SCHEMA_CHECK
 from lab_ci.bot.webhooks import sign
@@ -22,10 +21,7 @@ PR = 100
 
 
 def serve(tmp_path, ghdouble, app_key):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     env = {
         **os.environ,
         "LAB_CI_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(), "LAB_CI_APP_ID": str(APP_ID), "LAB_CI_PRIVATE_KEY": app_key[0],
@@ -43,15 +39,6 @@ def serve(tmp_path, ghdouble, app_key):
             time.sleep(0.1)
     proc.kill()
     pytest.fail(f"lab-ci serve did not start: {proc.stderr.read()[-2000:]}")
-
-
-def wait_for(pred, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.parametrize("patch_lands", [True, False], ids=["write-landed", "write-lost"])
@@ -77,7 +64,8 @@ def test_killed_mid_job_completes_once_after_restart(tmp_path, ghdouble, app_key
     finally:
         if proc.poll() is None:
             proc.kill()
-    time.sleep(1.2)  # the hanging write has landed (or been lost) by now
+    # wait until the double has answered the hanging write (applied it, or not)
+    assert ghdouble.wait_answered("PATCH", r"/check-runs/\d+$", timeout=30), "the double never answered the hanging write"
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert run["status"] == ("completed" if patch_lands else "in_progress")
 

@@ -23,7 +23,7 @@ check:
   paths: ["compositional_skills/**"]
 preview:
   enabled: false
-  teacher: /models/teacher.gguf
+  teacher: tiny-q4
   samples: 2
   max_samples: 4
 build:
@@ -36,7 +36,7 @@ build:
 """
     )
     assert cfg.strict and cfg.schema_version == 3 and cfg.paths == ("compositional_skills/**",)
-    assert not cfg.preview_enabled and cfg.teacher == "/models/teacher.gguf"
+    assert not cfg.preview_enabled and cfg.teacher == "tiny-q4"
     assert (cfg.samples, cfg.max_samples) == (2, 4)
     assert cfg.approvers.permission == "admin" and cfg.approvers.teams == ("release-team", "trainers")
     assert cfg.executor == "local" and cfg.workflow == "my-build.yaml"

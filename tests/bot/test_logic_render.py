@@ -33,7 +33,7 @@ def test_text_defuses_everything(s):
 
 def test_text_keeps_plain_words_readable():
     assert render.text("seed examples: 5") == "seed examples: 5"
-    assert render.text("a.b") == "a\\.b"
+    assert render.text("a.b") == "a.b"  # the shared escaper leaves dots alone
     assert render.text("x" * 50, max_len=10) == "x" * 9 + "…"
 
 
@@ -116,3 +116,12 @@ def test_check_summary_with_hostile_file_names_and_messages():
     assert not re.search(r"@\w", s) and "<script" not in s and "</details>" not in s and "<b>" not in s
     ann = render.annotations(r)[0]  # annotations are plain text in GitHub's UI, kept verbatim
     assert ann["path"] == f.path and ann["start_line"] == 3
+
+
+@pytest.mark.parametrize("s", HOSTILE + ["see octo/repo#12 and GH-3", "- list marker", "1. numbered"])
+def test_bot_and_check_summary_use_one_escaper(s):
+    """D1: the bot's inline text and `lab-ci check --format markdown` escape alike."""
+    from lab_ci.check.formats.markdown import escape_markdown
+
+    assert render.text(s) == escape_markdown(" ".join(s.split()), limit=2000)
+    assert not re.search(r"(?<![\\&])#\d|/\w+#\d|GH-\d", render.text(s))

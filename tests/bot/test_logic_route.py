@@ -138,6 +138,12 @@ def test_approve_button():
 def test_workflow_run_of_the_build_workflow():
     p = adapt(load_payload("workflow_run/completed.payload.json"), clone_url=CLONE)
     p["workflow_run"]["display_title"] = f"lab-ci build request 7 ({'3' * 40})"
+    assert p["workflow_run"]["event"] == "repository_dispatch"  # as in the real payload
+    assert route("workflow_run", p, "d") == []  # only the bot's workflow_dispatch runs count
+    for event in ("pull_request", "pull_request_target", "push"):  # e.g. a fork PR titled like it
+        p["workflow_run"]["event"] = event
+        assert route("workflow_run", p, "d") == []
+    p["workflow_run"]["event"] = "workflow_dispatch"
     [spec] = route("workflow_run", p, "d")
     assert spec.kind == "build-status" and spec.payload["request_id"] == 7 and spec.payload["sha"] == "3" * 40
     assert spec.payload["conclusion"] == p["workflow_run"]["conclusion"]
@@ -154,3 +160,22 @@ def test_payload_without_installation_is_ignored():
     p = pr_event("opened")
     del p["installation"]
     assert route("pull_request", p, "d") == []
+
+
+def test_rerequested_check_has_no_supersede_token():
+    """Finding 5: a re-run of an older commit must not cancel the head's running check."""
+    [spec] = route("check_run", check_run_event("rerequested", "lab-ci/schema"), "d")
+    assert spec.kind == "check" and spec.payload["trigger"] == "rerequested" and spec.supersede_token is None
+    [pr_spec] = route("pull_request", pr_event("synchronize"), "d2")
+    assert pr_spec.supersede_token == pr_spec.payload["head_sha"]  # pushes still supersede
+
+
+def test_superscript_digits_are_not_a_sample_count():
+    """Finding 2: "²".isdigit() is True but int("²") raises."""
+    from lab_ci.bot import commands
+
+    for v in ("\u00b2", "\u0663", "\u2460"):
+        cmd = commands.parse(f"/lab preview samples={v}", max_samples=20)
+        assert cmd.name == "invalid" and "whole number" in cmd.error
+    [spec] = route("issue_comment", comment_event("/lab preview samples=\u00b2"), "d")
+    assert spec.payload["command"]["name"] == "invalid"

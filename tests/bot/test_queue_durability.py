@@ -21,6 +21,14 @@ THIS = Path(__file__).resolve()
 REPO = THIS.parents[2]
 
 
+def wait_for(*args, **kw):
+    """The shared poller (tests/bot/conftest.py); imported late so that this file, run
+    as the worker program, does not load the test fixtures."""
+    from conftest import wait_for as shared
+
+    return shared(*args, **kw)
+
+
 def _append(path: Path, line: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -81,17 +89,6 @@ def effects_of(path: Path) -> list[tuple[str, str, str]]:
     if not path.exists():
         return []
     return [tuple(line.split()) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_for(predicate, timeout=30.0, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"worker exited {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
-        time.sleep(0.05)
-    return False
 
 
 def stop(proc: subprocess.Popen) -> int:

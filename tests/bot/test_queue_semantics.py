@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.queue import Queue, SQLiteQueue
@@ -29,15 +30,6 @@ def make_worker(queue, tmp_path, runner, *, threads=2, router=None, lease=5.0, b
     ctx = WorkerContext(settings=settings, queue=queue)
     return Worker(queue, ctx, threads=threads, runner=runner, router=router or (lambda *a: []),
                   poll_interval=0.02, jitter=0.0, **kw)
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_sqlite_queue_implements_the_protocol(queue):
@@ -241,9 +233,12 @@ def test_graceful_stop_gives_running_job_back_unrun(queue, tmp_path):
     started = threading.Event()
     release = threading.Event()
 
+    returned = threading.Event()
+
     def runner(job, ctx):
         started.set()
         release.wait(10)  # a job that ignores cancellation and outlives the grace period
+        returned.set()
 
     job_id = queue.enqueue(JobSpec("preview", {}))
     worker = make_worker(queue, tmp_path, runner, threads=1).start()
@@ -251,8 +246,11 @@ def test_graceful_stop_gives_running_job_back_unrun(queue, tmp_path):
     worker.stop(grace=0.2)
     row = queue.get(job_id)
     assert row["state"] == "queued" and row["attempts"] == 0 and row["lease_owner"] is None
+    [late] = worker._threads  # the thread still inside the runner
     release.set()
-    time.sleep(0.1)
+    assert returned.wait(10)
+    late.join(10)  # it has finished the job (complete() with its stale lease) and exited
+    assert not late.is_alive()
     assert queue.get(job_id)["state"] == "queued"  # the late finish did not clobber it
     again = queue.claim("next", 30)
     assert again.id == job_id and again.attempts == 1
@@ -297,3 +295,22 @@ def test_prune_keeps_dead_and_pending_jobs(queue):
     assert queue.get(done) is None
     assert queue.get(dead)["state"] == "dead"
     assert queue.get(pending)["state"] == "queued"
+
+
+def test_a_router_crash_is_permanent_not_retried(queue, tmp_path):
+    """Finding 2: route() is pure, so an exception in it fails the same way on every
+    retry: the delivery is dead after ONE attempt (not five), with the reason kept."""
+    calls = []
+
+    def router(event, payload, delivery_id):
+        calls.append(delivery_id)
+        return [JobSpec("check", {"n": int(payload["samples"])})]  # int("²") raises
+
+    assert queue.record_delivery("d-crash", "issue_comment", '{"samples": "\u00b2"}'.encode())
+    delivery = queue.claim("w", 30)
+    worker = make_worker(queue, tmp_path, lambda job, ctx: None, router=router)
+    worker._run(delivery)
+    row = queue.get(delivery.id)
+    assert row["state"] == "dead" and row["attempts"] == 1 and calls == ["d-crash"]
+    assert "could not be routed" in row["last_error"] and "ValueError" in row["last_error"]
+    assert queue.jobs(kind="check") == []

@@ -15,28 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, WEBHOOK_PAYLOADS
+from conftest import REPO_ROOT, WEBHOOK_PAYLOADS, free_port, new_rsa_key
 from lab_ci.bot.queue import SQLiteQueue
 from lab_ci.bot.webhooks import sign
 
 SECRET = "s3cr3t-for-the-cli-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_key(tmp_path: Path) -> Path:
     """A fresh RSA key as the GitHub App's private key (the handlers need one to start)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "app.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
+    path.write_text(new_rsa_key()[0])
     return path
 
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from conftest import WEBHOOK_PAYLOADS
+from conftest import WEBHOOK_PAYLOADS, UvicornThread, wait_for
 from lab_ci.bot.app import create_app
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.metrics import Metrics
@@ -28,34 +25,9 @@ SECRET = b"It's a Secret to Everybody"
 APP_ID = "4242"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """A real uvicorn server in a thread, on a free loopback port."""
-
-    def __init__(self, app):
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(15)
+def ServerThread(app) -> UvicornThread:
+    """The service on loopback, as the operator's uvicorn runs it (lifespan on, our logs)."""
+    return UvicornThread(app, lifespan="on", log_config=None, access_log=False)
 
 
 def payload_bytes(event: str, name: str) -> bytes:
@@ -128,15 +100,6 @@ def service(tmp_path: Path):
     with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as client:
         yield client, queue, ran, worker
     queue.close()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_signed_real_delivery_is_acknowledged_then_routed_and_run(service):
