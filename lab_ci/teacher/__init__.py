@@ -1,1 +1,113 @@
-"""lab-ci teacher stage."""
+"""lab-ci teacher stage: one ``Teacher`` interface, two backends chosen by a spec.
+
+    from lab_ci.teacher import load_teacher, SamplingParams, Message
+    teacher = load_teacher("models/teacher.gguf")            # local GGUF (llama.cpp)
+    teacher = load_teacher("http://127.0.0.1:8000/v1")       # OpenAI-compatible server
+    [[c]] = teacher.chat([[Message("user", "Hi")]], SamplingParams(max_tokens=64))
+
+Environment variables (read by ``teacher_from_env`` and the CLIs that use it):
+``LAB_CI_TEACHER`` (the spec), ``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import (
+    LAB_ASSISTANT,
+    LAB_EOS,
+    LAB_SYSTEM,
+    LAB_USER,
+    Completion,
+    Message,
+    SamplingParams,
+    Teacher,
+    TeacherError,
+    TeacherInfo,
+)
+
+ENV_SPEC = "LAB_CI_TEACHER"
+ENV_API_KEY = "LAB_CI_TEACHER_API_KEY"
+ENV_MODEL = "LAB_CI_TEACHER_MODEL"
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_MODEL",
+    "ENV_SPEC",
+    "LAB_ASSISTANT",
+    "LAB_EOS",
+    "LAB_SYSTEM",
+    "LAB_USER",
+    "Completion",
+    "Message",
+    "SamplingParams",
+    "Teacher",
+    "TeacherError",
+    "TeacherInfo",
+    "load_teacher",
+    "teacher_from_env",
+]
+
+
+def load_teacher(
+    spec: str,
+    *,
+    api_key: str | None = None,
+    model: str | None = None,
+    n_ctx: int = 4096,
+    n_threads: int | None = None,
+    concurrency: int = 8,
+    timeout: float = 120,
+    max_retries: int = 3,
+    **kw,
+) -> Teacher:
+    """The teacher a spec names.
+
+    ``spec`` is a path to a ``.gguf`` file (local llama.cpp backend; extra keywords:
+    ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``) or an
+    ``http(s)://`` base URL of an OpenAI-compatible server (uses ``api_key``
+    (default: ``$LAB_CI_TEACHER_API_KEY``), ``model`` (default: the first one
+    ``/v1/models`` lists), ``concurrency``, ``timeout``, ``max_retries``; extra keyword
+    ``backoff``). Anything else raises ``TeacherError`` saying why.
+    """
+    spec = (spec or "").strip()
+    if not spec:
+        raise TeacherError("no teacher given: pass a .gguf file or an http(s):// URL of an OpenAI-compatible server")
+    if spec.startswith(("http://", "https://")):
+        from .openai import OpenAITeacher
+
+        allowed = {"backoff", "transport"}
+        _reject_unknown(kw, allowed, "an OpenAI-compatible teacher")
+        return OpenAITeacher(
+            spec,
+            api_key=api_key if api_key is not None else os.environ.get(ENV_API_KEY) or None,
+            model=model or os.environ.get(ENV_MODEL) or None,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            **kw,
+        )
+    if "://" in spec:
+        raise TeacherError(f"teacher {spec!r}: only http:// and https:// URLs are supported")
+    path = Path(spec).expanduser()
+    from .llamacpp import LlamaCppTeacher, check_gguf_file
+
+    check_gguf_file(path)  # missing, a folder, or not GGUF: a clear message
+    allowed = {"max_parallel", "n_gpu_layers", "n_ubatch", "flash_attn", "chat_format"}
+    _reject_unknown(kw, allowed, "a GGUF teacher")
+    return LlamaCppTeacher(path, n_ctx=n_ctx, n_threads=n_threads, **kw)
+
+
+def teacher_from_env(spec: str | None = None, **kw) -> Teacher:
+    """``load_teacher`` with the spec from the argument or ``$LAB_CI_TEACHER``."""
+    spec = spec or os.environ.get(ENV_SPEC)
+    if not spec:
+        raise TeacherError(f"no teacher given: pass --teacher or set {ENV_SPEC} (a .gguf file or an http(s):// URL)")
+    return load_teacher(spec, **kw)
+
+
+def _reject_unknown(kw: dict, allowed: set[str], what: str) -> None:
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise TeacherError(f"option(s) {', '.join(unknown)} do not apply to {what} (allowed: {', '.join(sorted(allowed))})")

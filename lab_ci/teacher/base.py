@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
+from ..errors import LabCIError
+
 #: The LAB chat template, used when a model ships none.
 LAB_SYSTEM = "<|system|>"
 LAB_USER = "<|user|>"
@@ -18,8 +20,9 @@ LAB_ASSISTANT = "<|assistant|>"
 LAB_EOS = "<|endoftext|>"
 
 
-class TeacherError(RuntimeError):
-    """A teacher could not be loaded or did not answer usefully. The message says why."""
+class TeacherError(LabCIError, RuntimeError):
+    """A teacher could not be loaded or did not answer usefully. The message says why;
+    the CLI prints it as one ``lab-ci: error:`` line."""
 
 
 @dataclass(frozen=True, slots=True)

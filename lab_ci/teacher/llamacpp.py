@@ -1,0 +1,498 @@
+"""A local GGUF teacher through llama-cpp-python, decoding many samples at once.
+
+The model is loaded once per process (cache keyed by path, mtime and size) with the
+high-level ``llama_cpp.Llama`` object, used for tokenizing, metadata and the chat
+template. Generation uses the low-level API on a context of its own that holds
+several sequences (``n_seq_max``) in one unified KV cache:
+
+1. the sequences of one batch (at most ``max_parallel``) are tokenized; their
+   longest common token prefix is evaluated ONCE, on sequence 0;
+2. that prefix's KV cells are shared with the other sequences
+   (``llama_memory_seq_cp``: in a unified cache this tags the same cells, nothing
+   is copied);
+3. each sequence's own suffix is evaluated (all sequences in one ``llama_decode``);
+4. then every step decodes one token for every unfinished sequence in one call.
+
+Each sequence has its own sampler chain (top-p, temperature, seeded ``dist``; greedy
+at temperature 0) seeded with ``seed + sequence index``, so a fixed seed gives the
+same completions on every run, however the request is split into batches.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .base import Completion, Message, SamplingParams, TeacherError, TeacherInfo
+from .templates import ChatFormat, chat_format_from_metadata, format_chat, merge_stops
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_MAX_PARALLEL = 8
+
+_models: dict[tuple, object] = {}
+_models_lock = threading.Lock()
+_hashes: dict[tuple, str] = {}
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix every sequence shares."""
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = first[i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
+
+
+def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """The prefix evaluated once for a batch: the common prefix, leaving every
+    sequence at least one token of its own (whose logits start its sampling)."""
+    if not seqs:
+        return 0
+    return max(0, min(common_prefix_len(seqs), min(len(s) for s in seqs) - 1))
+
+
+def cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
+    """KV cells one batch occupies: the shared prefix once, each suffix and each
+    sequence's generated tokens."""
+    p = shared_prefix_len(seqs)
+    return p + sum(len(s) - p + max_tokens for s in seqs)
+
+
+def plan_batches(seqs: Sequence[Sequence[int]], max_parallel: int) -> list[list[int]]:
+    """Split sequence indices into batches of at most ``max_parallel``, putting
+    sequences with equal or similar prompts together (sorted by tokens, so shared
+    prefixes land in the same batch)."""
+    if max_parallel < 1:
+        raise ValueError("max_parallel must be >= 1")
+    order = sorted(range(len(seqs)), key=lambda i: (list(seqs[i]), i))
+    return [order[i : i + max_parallel] for i in range(0, len(order), max_parallel)]
+
+
+def check_context(prompt_lens: Sequence[int], max_tokens: int, n_ctx: int) -> None:
+    """Raise TeacherError when a prompt plus max_tokens does not fit the context."""
+    for i, n in enumerate(prompt_lens):
+        if n + max_tokens > n_ctx:
+            raise TeacherError(
+                f"prompt {i} is {n} tokens; with max_tokens={max_tokens} it needs {n + max_tokens} "
+                f"tokens but the teacher context holds n_ctx={n_ctx}: shorten the prompt, lower "
+                f"max_tokens or raise n_ctx"
+            )
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int:
+    """Index of the earliest stop string in text, or -1."""
+    best = -1
+    for s in stops:
+        i = text.find(s)
+        if i >= 0 and (best < 0 or i < best):
+            best = i
+    return best
+
+
+def sequence_seed(seed: int | None, index: int) -> int:
+    """The sampler seed of sequence ``index`` of a request (llama.cpp's random seed if None)."""
+    import llama_cpp
+
+    if seed is None:
+        return llama_cpp.LLAMA_DEFAULT_SEED
+    return (seed + index) % 0xFFFFFFFF  # 0xFFFFFFFF itself means "random"
+
+
+# --------------------------------------------------------------------------- file checks
+
+
+def check_gguf_file(path: Path) -> None:
+    """Raise TeacherError unless path is a readable GGUF file."""
+    if not path.exists():
+        raise TeacherError(f"teacher model {path}: no such file")
+    if not path.is_file():
+        raise TeacherError(f"teacher model {path}: not a file")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise TeacherError(f"teacher model {path}: cannot read: {e.strerror or e}") from e
+    if magic != GGUF_MAGIC:
+        raise TeacherError(f"teacher model {path}: not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, cached in-process by (path, mtime, size)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _hashes[key] = h.hexdigest()
+    return _hashes[key]
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def load_llama(path: Path, n_gpu_layers: int | None = None):
+    """The process-wide high-level ``Llama`` for a GGUF file (loaded once, reused)."""
+    from llama_cpp import Llama
+
+    check_gguf_file(path)
+    if n_gpu_layers is None:
+        n_gpu_layers = -1 if gpu_offload_supported() else 0
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, n_gpu_layers)
+    with _models_lock:
+        llm = _models.get(key)
+        if llm is None:
+            try:
+                # Its own context is only used for tokenizing: keep it small.
+                llm = Llama(str(path), n_ctx=256, n_batch=64, n_gpu_layers=n_gpu_layers, verbose=False)
+            except (ValueError, RuntimeError, OSError) as e:
+                raise TeacherError(f"teacher model {path}: llama.cpp cannot load it: {e}") from e
+            _models[key] = llm
+    return llm
+
+
+def clear_model_cache() -> None:
+    """Forget the cached models (they are freed once no teacher uses them)."""
+    with _models_lock:
+        _models.clear()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free models while llama_cpp is still importable (not during interpreter teardown).
+    with _models_lock:
+        for llm in _models.values():
+            try:
+                llm.close()
+            except Exception:
+                pass
+        _models.clear()
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+@dataclass
+class _Seq:
+    """One sequence being generated."""
+
+    tokens: list[int]
+    sampler: object
+    n_past: int = 0
+    next_token: int = -1
+    out: bytearray = None  # type: ignore[assignment]
+    n_gen: int = 0
+    done: bool = False
+    finish: str = "length"
+    text: str | None = None
+
+    def __post_init__(self):
+        self.out = bytearray()
+
+
+class LlamaCppTeacher:
+    """The local GGUF teacher. See the module docstring for the batching design."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        max_parallel: int = DEFAULT_MAX_PARALLEL,
+        n_gpu_layers: int | None = None,
+        n_ubatch: int = 512,
+        flash_attn: bool | None = None,
+        chat_format: ChatFormat | None = None,
+    ):
+        import llama_cpp
+
+        self.path = Path(path)
+        if n_ctx < 16:
+            raise TeacherError(f"n_ctx={n_ctx} is too small")
+        if max_parallel < 1:
+            raise TeacherError(f"max_parallel={max_parallel} must be >= 1")
+        self.llm = load_llama(self.path, n_gpu_layers)
+        self.n_ctx = n_ctx
+        self.max_parallel = min(max_parallel, llama_cpp.llama_max_parallel_sequences())
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_ubatch = max(16, n_ubatch)
+        self.n_batch = max(self.n_ubatch, self.max_parallel)
+        self.flash_attn = flash_attn
+        self.gpu = gpu_offload_supported() and (n_gpu_layers is None or n_gpu_layers != 0)
+        model = self.llm._model
+        self._vocab = model.vocab
+        self._bos = model.token_bos()
+        self._add_bos = model.add_bos_token()
+        self._n_vocab = model.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._ctx = None
+        self._ctx_cells = 0
+        self._batch = None
+        meta = dict(self.llm.metadata)
+        self.chat_format = chat_format or chat_format_from_metadata(
+            meta,
+            bos_token=self._piece(self._bos, special=True).decode("utf-8", "ignore") if self._bos >= 0 else "",
+            eos_token=self._piece(model.token_eos(), special=True).decode("utf-8", "ignore")
+            if model.token_eos() >= 0
+            else "",
+        )
+        digest = file_sha256(self.path)
+        self.info = TeacherInfo(
+            id=f"gguf:{digest[:12]}:{self.path.name}",
+            name=meta.get("general.name") or self.path.stem,
+            details={
+                "backend": "llama.cpp",
+                "path": str(self.path),
+                "sha256": digest,
+                "n_ctx": self.n_ctx,
+                "max_parallel": self.max_parallel,
+                "n_threads": self.n_threads,
+                "gpu_offload": self.gpu,
+                "chat_format": self.chat_format.name,
+                "n_params": model.n_params(),
+                "model_desc": model.desc(),
+            },
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of a prompt as generation sees them (BOS added, special tokens parsed)."""
+        toks = self.llm._model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+        if len(toks) >= 2 and toks[0] == self._bos and toks[1] == self._bos:
+            toks = toks[1:]  # the template already wrote the BOS text
+        return toks
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams, n: int = 1) -> list[list[Completion]]:
+        if n < 1:
+            raise TeacherError(f"n={n} must be >= 1")
+        if params.max_tokens < 1:
+            raise TeacherError(f"max_tokens={params.max_tokens} must be >= 1")
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        toks = [self.tokenize(p) for p in prompts]
+        for i, t in enumerate(toks):
+            if not t:
+                raise TeacherError(f"prompt {i} is empty")
+        check_context([len(t) for t in toks], params.max_tokens, self.n_ctx)
+        seq_tokens = [toks[i] for i in range(len(prompts)) for _ in range(n)]
+        results: list[Completion | None] = [None] * len(seq_tokens)
+        with self._lock:
+            for group in plan_batches(seq_tokens, self.max_parallel):
+                outs = self._generate([seq_tokens[k] for k in group], [sequence_seed(params.seed, k) for k in group], params)
+                for k, c in zip(group, outs):
+                    results[k] = c
+        return [[results[i * n + j] for j in range(n)] for i in range(len(prompts))]  # type: ignore[misc]
+
+    def chat(
+        self, conversations: Sequence[Sequence[Message]], params: SamplingParams, n: int = 1
+    ) -> list[list[Completion]]:
+        prompts = [format_chat(conv, self.chat_format) for conv in conversations]
+        stops = merge_stops(params.stop, self.chat_format)
+        return self.complete(prompts, _replace_stop(params, stops), n)
+
+    def close(self) -> None:
+        import llama_cpp
+
+        with self._lock:
+            if self._batch is not None:
+                llama_cpp.llama_batch_free(self._batch)
+                self._batch = None
+            if self._ctx is not None:
+                llama_cpp.llama_free(self._ctx)
+                self._ctx = None
+                self._ctx_cells = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ internals
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        import llama_cpp
+
+        key = token if not special else -1 - token
+        piece = self._pieces.get(key)
+        if piece is None:
+            buf = ctypes.create_string_buffer(256)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 256, 0, special)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+            piece = buf.raw[: max(n, 0)]
+            self._pieces[key] = piece
+        return piece
+
+    def _ensure_context(self, cells: int) -> None:
+        """A context with room for ``cells`` KV cells and max_parallel sequences."""
+        import llama_cpp
+
+        if self._ctx is not None and self._ctx_cells >= cells:
+            return
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        want = max(512, -(-cells // 256) * 256)
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx = want
+        p.n_batch = self.n_batch
+        p.n_ubatch = self.n_ubatch
+        p.n_seq_max = self.max_parallel
+        p.n_threads = self.n_threads
+        p.n_threads_batch = self.n_threads
+        p.kv_unified = True  # shared prefix cells are shared, not copied
+        p.no_perf = True
+        if self.flash_attn is not None:
+            p.flash_attn_type = (
+                llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
+        ctx = llama_cpp.llama_init_from_model(self.llm._model.model, p)
+        if not ctx:
+            raise TeacherError(f"llama.cpp could not create a context of {want} cells for {self.path.name}")
+        self._ctx = ctx
+        self._ctx_cells = want
+        if self._batch is None:
+            self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+
+    def _make_sampler(self, params: SamplingParams, seed: int):
+        import llama_cpp
+
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        if params.temperature <= 0:
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        else:
+            if 0 < params.top_p < 1:
+                llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+            llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed))
+        return chain
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]], seqs: list[_Seq]) -> None:
+        """Evaluate (token, pos, seq, wants_logits) entries in calls of at most n_batch
+        tokens; a sequence whose logits come out samples its next token at once."""
+        import llama_cpp
+
+        b = self._batch
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start : start + self.n_batch]
+            for i, (tok, pos, s, logits) in enumerate(chunk):
+                b.token[i] = tok
+                b.pos[i] = pos
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = s
+                b.logits[i] = 1 if logits else 0
+            b.n_tokens = len(chunk)
+            rc = llama_cpp.llama_decode(self._ctx, b)
+            if rc != 0:
+                raise TeacherError(
+                    f"llama_decode failed (code {rc}{': no room in the KV cache' if rc == 1 else ''}) "
+                    f"on {self.path.name}"
+                )
+            for i, (_tok, _pos, s, logits) in enumerate(chunk):
+                if logits:
+                    seqs[s].next_token = llama_cpp.llama_sampler_sample(seqs[s].sampler, self._ctx, i)
+
+    def _generate(self, token_lists: list[list[int]], seeds: list[int], params: SamplingParams) -> list[Completion]:
+        """Generate one completion per token list, all decoded together."""
+        import llama_cpp
+
+        self._ensure_context(cells_needed(token_lists, params.max_tokens))
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        llama_cpp.llama_memory_clear(mem, True)
+        stops = tuple(s for s in params.stop if s)
+        tail = max((len(s.encode("utf-8")) for s in stops), default=0) + 64
+        seqs = [_Seq(tokens=t, sampler=self._make_sampler(params, seed)) for t, seed in zip(token_lists, seeds)]
+        try:
+            p = shared_prefix_len(token_lists)
+            # 1. the shared prefix, once, on sequence 0
+            self._decode([(tok, pos, 0, False) for pos, tok in enumerate(token_lists[0][:p])], seqs)
+            # 2. shared with every other sequence
+            for s in range(1, len(seqs)):
+                llama_cpp.llama_memory_seq_cp(mem, 0, s, -1, -1)
+            # 3. each sequence's own suffix, all together
+            entries = []
+            for s, seq in enumerate(seqs):
+                last = len(seq.tokens) - 1
+                entries.extend((seq.tokens[pos], pos, s, pos == last) for pos in range(p, len(seq.tokens)))
+                seq.n_past = len(seq.tokens)
+            self._decode(entries, seqs)
+            # 4. one token per unfinished sequence per step
+            while True:
+                step = []
+                for s, seq in enumerate(seqs):
+                    if seq.done:
+                        continue
+                    self._accept(seq, params.max_tokens, stops, tail)
+                    if seq.done:
+                        llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+                    else:
+                        step.append((seq.next_token, seq.n_past, s, True))
+                        seq.n_past += 1
+                if not step:
+                    break
+                self._decode(step, seqs)
+        finally:
+            for seq in seqs:
+                llama_cpp.llama_sampler_free(seq.sampler)
+        out = []
+        for seq in seqs:
+            text = seq.text if seq.text is not None else seq.out.decode("utf-8", "ignore")
+            out.append(Completion(text, seq.finish, prompt_tokens=len(seq.tokens), completion_tokens=seq.n_gen))
+        return out
+
+    def _accept(self, seq: _Seq, max_tokens: int, stops: tuple[str, ...], tail: int) -> None:
+        """Take the sampled token into the sequence; mark it done on EOG, stop or length."""
+        import llama_cpp
+
+        tok = seq.next_token
+        if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
+            seq.done, seq.finish = True, "stop"
+            return
+        seq.n_gen += 1
+        piece = self._piece(tok)
+        seq.out += piece
+        if stops:
+            recent = bytes(seq.out[-(tail + len(piece)) :]).decode("utf-8", "ignore")
+            if find_stop(recent, stops) >= 0:
+                text = seq.out.decode("utf-8", "ignore")
+                seq.text = text[: find_stop(text, stops)]
+                seq.done, seq.finish = True, "stop"
+                return
+        if seq.n_gen >= max_tokens:
+            seq.done, seq.finish = True, "length"
+
+
+def _replace_stop(params: SamplingParams, stop: tuple[str, ...]) -> SamplingParams:
+    from dataclasses import replace
+
+    return replace(params, stop=stop)

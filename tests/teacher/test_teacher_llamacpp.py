@@ -1,0 +1,253 @@
+"""The local llama.cpp teacher on real GGUFs: our tiny random-weight ones and the
+tiny trained teacher from scripts/build_tiny_models.py."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from lab_ci.teacher import load_teacher
+from lab_ci.teacher.base import Message, SamplingParams, Teacher, TeacherError
+from lab_ci.teacher.llamacpp import (
+    LlamaCppTeacher,
+    cells_needed,
+    check_context,
+    common_prefix_len,
+    find_stop,
+    plan_batches,
+    shared_prefix_len,
+)
+from lab_ci.teacher.templates import format_chat
+
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24)
+PROMPTS = [
+    "<|system|>\nYou are a careful teacher.\n<|user|>\nWrite a question about bees.\n<|assistant|>\n",
+    "<|system|>\nYou are a careful teacher.\n<|user|>\nWrite a question about the moon and its phases.\n<|assistant|>\n",
+    "<|system|>\nYou are a careful teacher.\n<|user|>\nWrite\n<|assistant|>\n",
+    "A different prompt without the shared prefix",
+]
+
+
+@pytest.fixture(scope="module", params=["random-f32", "random-q8_0", "tiny-teacher"])
+def teacher(request, random_ggufs) -> LlamaCppTeacher:
+    if request.param == "tiny-teacher":
+        path = request.getfixturevalue("tiny_models")["teacher"]
+    else:
+        path = random_ggufs[request.param.removeprefix("random-")]
+    t = load_teacher(str(path), n_ctx=512, max_parallel=8)
+    yield t
+    t.close()
+
+
+# ----------------------------------------------------------------- pure batching logic
+
+
+def test_prefix_logic():
+    assert common_prefix_len([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_len([[5], [6]]) == 0
+    # every sequence keeps at least one token of its own
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_len([[1, 2], [1, 2, 3]]) == 1
+    assert cells_needed([[1, 2, 3], [1, 2, 4]], max_tokens=10) == 2 + (1 + 10) * 2
+
+
+def test_plan_batches_groups_equal_prompts_and_caps_size():
+    a, b = [1, 2, 9], [1, 3]
+    seqs = [a, b, a, b, a, b, a, b, [7]]
+    plan = plan_batches(seqs, max_parallel=4)
+    assert all(len(g) <= 4 for g in plan)
+    assert sorted(i for g in plan for i in g) == list(range(9))
+    assert [0, 2, 4, 6] in plan and [1, 3, 5, 7] in plan and [8] in plan
+
+
+def test_check_context_and_find_stop():
+    check_context([10, 20], max_tokens=30, n_ctx=50)
+    with pytest.raises(TeacherError, match="prompt 1 is 21 tokens; with max_tokens=30 it needs 51"):
+        check_context([10, 21], max_tokens=30, n_ctx=50)
+    assert find_stop("abc\n\nxyz END", ["END", "\n\n"]) == 3
+    assert find_stop("abc", ["x"]) == -1
+
+
+# ----------------------------------------------------------------- loading
+
+
+def test_identity_and_protocol(teacher):
+    assert isinstance(teacher, Teacher)
+    kind, digest, name = teacher.info.id.split(":", 2)
+    assert kind == "gguf" and len(digest) == 12 and name == teacher.path.name
+    assert teacher.info.details["sha256"].startswith(digest)
+
+
+def test_model_is_loaded_once_per_process(random_ggufs):
+    a = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
+    b = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=128)
+    assert a.llm is b.llm
+    a.close()
+    b.close()
+
+
+def test_load_errors_are_clear(tmp_path):
+    with pytest.raises(TeacherError, match="no such file"):
+        load_teacher(str(tmp_path / "missing.gguf"))
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"PK\x03\x04not a gguf")
+    with pytest.raises(TeacherError, match="not a GGUF file"):
+        load_teacher(str(bad))
+    with pytest.raises(TeacherError, match="not a file"):
+        load_teacher(str(tmp_path))
+    with pytest.raises(TeacherError, match="only http:// and https://"):
+        load_teacher("ftp://example.invalid/model")
+    with pytest.raises(TeacherError, match="no teacher given"):
+        load_teacher("")
+
+
+def test_truncated_gguf_is_a_teacher_error(tmp_path, random_ggufs):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(random_ggufs["q8_0"].read_bytes()[:4096])
+    with pytest.raises(TeacherError, match="cannot load"):
+        load_teacher(str(cut))
+
+
+# ----------------------------------------------------------------- generation
+
+
+def test_batched_equals_sequential_greedy(teacher):
+    """Greedy decoding of several prompts (2 samples each, shared prefix) in one batch
+    gives the texts one-at-a-time decoding gives.
+
+    With f32 weights the match is exact. With quantized weights llama.cpp's CPU
+    kernels for a batch of rows (GEMM) and for one row (vec_dot) sum the q8 blocks in
+    different orders; the logits differ in the last bits, and a random-weight model
+    meets near ties (measured: top-2 logit margin 0.0035 at token 23 of prompt 2 on
+    tiny q8_0) where that flips the argmax. So for quantized models the texts must agree
+    up to such a tie: exactly for the first tokens, and samples of one batch always.
+    """
+    batched = teacher.complete(PROMPTS, GREEDY, n=2)
+    one_by_one = [teacher.complete([p], GREEDY)[0][0] for p in PROMPTS]
+    exact = "F32" in teacher.info.details["model_desc"]
+    for i, single in enumerate(one_by_one):
+        assert single.completion_tokens > 0
+        a, b = batched[i]
+        assert a == b, f"prompt {i}: two greedy samples in one batch differ"
+        assert a.prompt_tokens == single.prompt_tokens == len(teacher.tokenize(PROMPTS[i]))
+        if exact:
+            assert a == single, f"prompt {i}"
+        else:
+            assert a.text[:6] == single.text[:6], f"prompt {i}"
+
+
+def test_split_into_several_batches_gives_the_same_results(random_ggufs):
+    prompts = [f"<|user|>\nQuestion number {i}\n<|assistant|>\n" for i in range(5)]
+    wide = LlamaCppTeacher(random_ggufs["f32"], n_ctx=256, max_parallel=8)
+    narrow = LlamaCppTeacher(random_ggufs["f32"], n_ctx=256, max_parallel=3)
+    params = SamplingParams(temperature=0.9, top_p=0.9, max_tokens=16, seed=7)
+    assert wide.complete(prompts, params, n=2) == narrow.complete(prompts, params, n=2)
+    wide.close()
+    narrow.close()
+
+
+def test_fixed_seed_repeats_and_samples_differ(teacher):
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=1234)
+    first = teacher.complete(PROMPTS[:2], params, n=3)
+    second = teacher.complete(PROMPTS[:2], params, n=3)
+    assert first == second
+    texts = [c.text for c in first[0]]
+    assert len(set(texts)) > 1, "samples of one prompt should differ (seed + index)"
+    other = teacher.complete(PROMPTS[:2], SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=99), n=3)
+    assert other != first
+
+
+def test_max_tokens_respected(teacher):
+    for m in (1, 5):
+        [[c]] = teacher.complete([PROMPTS[0]], SamplingParams(temperature=0.0, max_tokens=m))
+        assert c.completion_tokens <= m
+        if c.finish_reason == "length":
+            assert c.completion_tokens == m
+
+
+def test_stop_strings_cut_the_text(teacher):
+    [[full]] = teacher.complete([PROMPTS[1]], SamplingParams(temperature=0.0, max_tokens=40))
+    assert len(full.text) >= 8
+    stop = full.text[4:7]
+    cut_at = full.text.find(stop)
+    [[stopped]] = teacher.complete([PROMPTS[1]], SamplingParams(temperature=0.0, max_tokens=40, stop=(stop, "never-there")))
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == full.text[:cut_at]
+    assert stop not in stopped.text
+    assert stopped.completion_tokens < full.completion_tokens
+
+
+def test_context_overflow_is_a_teacher_error(random_ggufs):
+    t = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=64)
+    long_prompt = "word " * 200
+    n = len(t.tokenize(long_prompt))
+    with pytest.raises(TeacherError, match=f"prompt 0 is {n} tokens"):
+        t.complete([long_prompt], SamplingParams(max_tokens=8))
+    with pytest.raises(TeacherError, match="n_ctx=64"):
+        t.complete(["short"], SamplingParams(max_tokens=64))
+    t.close()
+
+
+def test_many_sequences_fill_the_context_without_overflow(random_ggufs):
+    # 32 sequences of (prompt + max_tokens) close to n_ctx each: split into batches of 8
+    t = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=128, max_parallel=8)
+    prompt = "<|user|>\n" + "tell me more " * 8 + "\n<|assistant|>\n"
+    max_tokens = 128 - len(t.tokenize(prompt))
+    out = t.complete([prompt], SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=5), n=32)
+    assert len(out) == 1 and len(out[0]) == 32
+    assert all(c.completion_tokens <= max_tokens for c in out[0])
+    assert sum(c.completion_tokens for c in out[0]) > 32
+    t.close()
+
+
+def test_chat_uses_lab_template_without_gguf_template(random_ggufs):
+    t = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
+    assert t.chat_format.name == "lab"
+    conv = [Message("system", "Be brief."), Message("user", "Name a colour.")]
+    [[via_chat]] = t.chat([conv], GREEDY)
+    [[via_complete]] = t.complete([format_chat(conv, t.chat_format)], SamplingParams(temperature=0.0, max_tokens=24, stop=("<|endoftext|>",)))
+    assert via_chat == via_complete
+    t.close()
+
+
+def test_chat_uses_the_gguf_chat_template(random_ggufs):
+    t = LlamaCppTeacher(random_ggufs["chatml"], n_ctx=256)
+    assert t.chat_format.name == "gguf-jinja" and t.info.details["chat_format"] == "gguf-jinja"
+    conv = [Message("user", "Name a colour.")]
+    prompt = format_chat(conv, t.chat_format)
+    assert prompt == "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"
+    [[via_chat]] = t.chat([conv], GREEDY)
+    [[via_complete]] = t.complete([prompt], SamplingParams(temperature=0.0, max_tokens=24, stop=t.chat_format.stop))
+    assert via_chat == via_complete
+    t.close()
+
+
+def test_concurrent_callers_are_serialised(random_ggufs):
+    t = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
+    expected = t.complete(PROMPTS, GREEDY)
+    results: list = [None] * 4
+
+    def work(k):
+        results[k] = t.complete(PROMPTS, GREEDY)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(r == expected for r in results)
+    t.close()
+
+
+def test_bad_arguments(random_ggufs):
+    t = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
+    assert t.complete([], GREEDY) == []
+    with pytest.raises(TeacherError, match="n=0"):
+        t.complete(["x"], GREEDY, n=0)
+    with pytest.raises(TeacherError, match="max_tokens=0"):
+        t.complete(["x"], SamplingParams(max_tokens=0))
+    with pytest.raises(TeacherError, match="do not apply"):
+        load_teacher(str(random_ggufs["q8_0"]), concurrency_typo=3)
+    t.close()
