@@ -4,7 +4,7 @@ dispatched build -> status from workflow_run, through the real server and queue.
 import sys
 import textwrap
 
-from conftest import REPO, BotServer, adapt, load_payload, run_git
+from botlib import REPO, BotServer, adapt, load_payload, run_git
 
 from lab_ci.bot.handlers import BUILD_CHECK
 

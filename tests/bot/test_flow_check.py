@@ -5,7 +5,7 @@ GitHub REST double. Corpus pull requests from the real taxonomy history."""
 import json
 
 import pytest
-from conftest import REPO, adapt, load_payload, run_git
+from botlib import REPO, adapt, load_payload, run_git
 
 from lab_ci.bot.handlers import SCHEMA_CHECK, PREVIEW_CHECK, route, run_job
 from lab_ci.bot.jobs import Job
@@ -124,7 +124,7 @@ def test_github_errors_are_retried_by_the_queue_then_succeed(bot, ghdouble, gith
 def test_github_down_for_good_is_reported_and_the_job_is_dead(bot_settings, ghdouble, github_side_repo):
     from dataclasses import replace
 
-    from conftest import BotServer
+    from botlib import BotServer
 
     settings = replace(bot_settings)
     server = BotServer(settings).start()

@@ -1,6 +1,6 @@
 """Slash commands and the Re-run button end to end (real server, queue, double)."""
 
-from conftest import REPO, adapt, load_payload, run_git
+from botlib import REPO, adapt, load_payload, run_git
 
 from lab_ci.bot.handlers import SCHEMA_CHECK
 

@@ -4,7 +4,7 @@ double's responses; faults are scripted per route)."""
 import time
 
 import pytest
-from conftest import APP_ID, INSTALLATION_ID, REPO
+from botlib import APP_ID, INSTALLATION_ID, REPO
 
 from lab_ci.bot.github import GitHubApp, GitHubClient, GitHubError, NotInstalledError, PermissionMissingError
 

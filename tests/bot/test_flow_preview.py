@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import OWNER, REPO, adapt, load_payload, run_git
+from botlib import OWNER, REPO, adapt, load_payload, run_git
 
 from lab_ci.bot.handlers import PREVIEW_CHECK, PREVIEW_MARKER, SCHEMA_CHECK
 
@@ -42,7 +42,7 @@ def pr_event(bare, head, base, action):
 
 @pytest.fixture
 def preview_bot(bot_settings, tiny_models, monkeypatch):
-    from conftest import BotServer
+    from botlib import BotServer
 
     monkeypatch.setenv("LAB_CI_TEACHER", str(tiny_models["teacher"]))
     server = BotServer(bot_settings).start()

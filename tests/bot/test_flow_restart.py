@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 import pytest
-from conftest import APP_ID, REPO, REPO_ROOT, WEBHOOK_SECRET, adapt, free_port, load_payload, run_git, wait_for
+from botlib import APP_ID, REPO, REPO_ROOT, WEBHOOK_SECRET, adapt, free_port, load_payload, run_git, wait_for
 
 from lab_ci.bot.handlers import SCHEMA_CHECK
 from lab_ci.bot.webhooks import sign

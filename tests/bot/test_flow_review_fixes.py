@@ -2,7 +2,7 @@
 against the GitHub REST double (which speaks GitHub's wire format)."""
 
 import pytest
-from conftest import REPO, adapt, load_payload
+from botlib import REPO, adapt, load_payload
 from test_flow_build import bot_comments, comment_payload, main_commits, merged_payload, workflow_run_payload
 from test_flow_check import VALID_PR, pr_payload, setup_pull
 
@@ -119,7 +119,7 @@ def test_config_with_odd_keys_fails_the_check_clearly(bot, ghdouble, github_side
 
 # -- finding 14: the repository names a teacher; the server maps names to models ----------
 def test_unknown_teacher_name_is_reported_on_the_preview_run(bot_settings, ghdouble, github_side_repo, monkeypatch):
-    from conftest import BotServer
+    from botlib import BotServer
 
     monkeypatch.setenv("LAB_CI_TEACHERS", '{"tiny": "/models/does-not-matter.gguf"}')
     ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = "preview:\n  teacher: huge\n"

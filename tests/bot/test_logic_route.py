@@ -1,7 +1,7 @@
 """route(): real webhook payloads (adapted in repository/PR fields) -> jobs. Pure."""
 
 import pytest
-from conftest import INSTALLATION_ID, REPO, adapt, load_payload
+from botlib import INSTALLATION_ID, REPO, adapt, load_payload
 
 from lab_ci.bot.handlers import route
 

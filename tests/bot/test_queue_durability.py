@@ -24,7 +24,7 @@ REPO = THIS.parents[2]
 def wait_for(*args, **kw):
     """The shared poller (tests/bot/conftest.py); imported late so that this file, run
     as the worker program, does not load the test fixtures."""
-    from conftest import wait_for as shared
+    from botlib import wait_for as shared
 
     return shared(*args, **kw)
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from botlib import wait_for
 
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.queue import Queue, SQLiteQueue

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, WEBHOOK_PAYLOADS, free_port, new_rsa_key
+from botlib import REPO_ROOT, WEBHOOK_PAYLOADS, free_port, new_rsa_key
 from lab_ci.bot.queue import SQLiteQueue
 from lab_ci.bot.webhooks import sign
 

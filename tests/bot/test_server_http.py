@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import WEBHOOK_PAYLOADS, UvicornThread, wait_for
+from botlib import WEBHOOK_PAYLOADS, UvicornThread, wait_for
 from lab_ci.bot.app import create_app
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.metrics import Metrics

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import WEBHOOK_PAYLOADS
+from botlib import WEBHOOK_PAYLOADS
 from lab_ci.bot import webhooks
 from lab_ci.bot.settings import Settings
 from lab_ci.errors import LabCIError

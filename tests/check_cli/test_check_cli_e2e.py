@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, run_git
+from labtest import REPO_ROOT, run_git
 
 BROKEN = b"version: 3\ntask_description: [unclosed\n"
 NO_SEEDS = b"version: 3\ntask_description: missing the rest\ncreated_by: someone\n"

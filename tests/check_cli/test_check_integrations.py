@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO_ROOT, run_git
+from labtest import REPO_ROOT, run_git
 
 BIN = str(Path(sys.executable).parent)
 BROKEN = b"version: 3\ntask_description: [unclosed\n"

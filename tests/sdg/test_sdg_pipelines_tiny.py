@@ -27,7 +27,7 @@ def teacher(tiny_models):
 
 
 def leaf(path):
-    from conftest import EXAMPLE_TAXONOMY
+    from labtest import EXAMPLE_TAXONOMY
 
     return LeafFile(path, (EXAMPLE_TAXONOMY / path).read_bytes())
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
+from labtest import run_git
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.collect import collect_leaves
 from lab_ci.taxonomy.gitrepo import GitTaxonomy

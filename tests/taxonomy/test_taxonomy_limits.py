@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_git
+from labtest import run_git
 from lab_ci.check.api import check_taxonomy
 from lab_ci.check.options import CheckOptions
 from lab_ci.errors import LabCIError

@@ -1,0 +1,247 @@
+"""Helpers and fixtures for the bot's GitHub logic: the REST double, an app key made in the test,
+a real "GitHub-side" bare repository built from the corpus, and real webhook payloads
+adapted only in repository / pull request fields."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ghdouble import GitHubDouble, UvicornThread  # noqa: E402,F401
+
+from labtest import REPO_ROOT, SHARED, WEBHOOK_PAYLOADS, run_git  # noqa: E402,F401
+
+def wait_for(predicate, timeout: float = 30.0, *, interval: float = 0.02, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` s pass (False); with
+    ``proc``, fail at once if that process exits meanwhile."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else b""
+            raise AssertionError(f"process exited {proc.returncode}: {(out.decode() if isinstance(out, bytes) else out)[-2000:]}")
+        time.sleep(interval)
+    return False
+
+
+def free_port() -> int:
+    """A loopback port free right now (for subprocesses that bind it themselves)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_rsa_key() -> tuple[str, str]:
+    """(private PEM, public PEM) of a fresh 2048-bit RSA key (the GitHub App's key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+APP_ID = 4242
+INSTALLATION_ID = 77
+OWNER, NAME = "octo-org", "taxonomy"
+REPO = f"{OWNER}/{NAME}"
+
+
+@pytest.fixture(scope="session")
+def app_key() -> tuple[str, str]:
+    """(private PEM, public PEM): an RSA key generated for this test run."""
+    return new_rsa_key()
+
+
+@pytest.fixture
+def app_key_file(app_key, tmp_path) -> Path:
+    """The app's private key as a PEM file (for LAB_CI_PRIVATE_KEY_PATH)."""
+    path = tmp_path / "app.pem"
+    path.write_text(app_key[0])
+    return path
+
+
+def dispatch_run_name() -> str:
+    """The ``run-name`` of the example dispatch workflow (what GitHub would show)."""
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "examples" / "workflows" / "lab-ci-build-dispatch.yml").read_text())["run-name"]
+
+
+@pytest.fixture
+def ghdouble(app_key) -> GitHubDouble:
+    d = GitHubDouble(app_id=APP_ID, public_key_pem=app_key[1]).start()
+    d.add_installation(INSTALLATION_ID, OWNER)
+    repo = d.add_repo(REPO)
+    repo.collaborators.update({"maintainer": "maintain", "admin-user": "admin", "writer": "write"})
+    repo.workflows.add("lab-ci-build-dispatch.yml")
+    repo.run_names["lab-ci-build-dispatch.yml"] = dispatch_run_name()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def transport(ghdouble):
+    from lab_ci.bot.github import Transport
+
+    return Transport(base_url=ghdouble.base_url, timeout=2, retries=3, backoff_factor=0.05, max_rate_limit_wait=5, secondary_rate_wait=1)
+
+
+@pytest.fixture
+def github_app(app_key, transport):
+    from lab_ci.bot.github import GitHubApp
+
+    return GitHubApp(APP_ID, app_key[0], transport=transport)
+
+
+@pytest.fixture
+def gh(github_app):
+    """A GitHubClient for the test installation, talking to the double."""
+    return github_app.client(INSTALLATION_ID)
+
+
+@pytest.fixture(scope="session")
+def github_side_repo(corpus_mirror, tmp_path_factory) -> Path:
+    """The corpus as GitHub would hold it: a bare repo with ``main`` and, for every
+    ``pr/N`` branch, ``refs/pull/N/head`` (what the bot fetches, like on GitHub)."""
+    dest = tmp_path_factory.mktemp("github-side") / OWNER / f"{NAME}.git"
+    run_git("clone", "--quiet", "--bare", str(corpus_mirror), str(dest))
+    refs = run_git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/pr/", cwd=dest)
+    lines = [ln.split() for ln in refs.splitlines() if ln]
+    stdin = "".join(f"update refs/pull/{ref.rsplit('/', 1)[1]}/head {sha}\n" for ref, sha in lines)
+    subprocess.run(["git", "update-ref", "--stdin"], input=stdin, text=True, cwd=dest, check=True)
+    return dest
+
+
+def load_payload(name: str) -> dict:
+    return json.loads((WEBHOOK_PAYLOADS / name).read_text())
+
+
+def adapt(payload: dict, *, clone_url: str, base_url: str = "https://api.github.com", number: int | None = None, head_sha: str | None = None, base_sha: str | None = None, head_ref: str | None = None, default_branch: str = "main", draft: bool | None = None) -> dict:
+    """A real webhook payload adapted to our test repository (repository / PR fields only)."""
+    p = copy.deepcopy(payload)
+    repo = p.setdefault("repository", {})
+    repo.update({"name": NAME, "full_name": REPO, "clone_url": clone_url, "default_branch": default_branch, "url": f"{base_url}/repos/{REPO}"})
+    repo.setdefault("owner", {})["login"] = OWNER
+    p["installation"] = {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc="}
+    pr = p.get("pull_request")
+    if pr is not None:
+        if number is not None:
+            pr["number"] = number
+            p["number"] = number
+        if head_sha:
+            pr["head"]["sha"] = head_sha
+        if head_ref:
+            pr["head"]["ref"] = head_ref
+        if base_sha:
+            pr["base"]["sha"] = base_sha
+        pr["base"]["ref"] = default_branch
+        pr["base"]["repo"] = {**pr["base"].get("repo", {}), "full_name": REPO, "name": NAME, "clone_url": clone_url, "default_branch": default_branch}
+        if draft is not None:
+            pr["draft"] = draft
+    return p
+
+
+# ---------------------------------------------------------------------------------------
+# The real bot: BOT-SERVER's app + SQLite queue + workers, with our handlers, on loopback
+# ---------------------------------------------------------------------------------------
+WEBHOOK_SECRET = b"webhook-secret-for-tests"
+
+
+class BotServer:
+    """``lab-ci serve`` in-process: create_app + build_worker (which calls
+    ``lab_ci.bot.handlers.configure``), uvicorn on 127.0.0.1, real signed deliveries."""
+
+    def __init__(self, settings):
+        from lab_ci.bot.app import create_app
+        from lab_ci.bot.cli import build_worker
+        from lab_ci.bot.metrics import Metrics
+        from lab_ci.bot.queue import SQLiteQueue
+
+        self.settings = settings
+        self.queue = SQLiteQueue(settings.queue_path, synchronous="NORMAL")
+        self.worker = build_worker(settings, self.queue, Metrics())
+        self.worker.poll_interval = 0.05
+        self.app = create_app(settings, self.queue, worker=self.worker)
+        self._n = 0
+
+    @property
+    def ctx(self):
+        return self.worker.ctx
+
+    def start(self) -> "BotServer":
+        self.http = UvicornThread(self.app, lifespan="on").start()
+        self.url = self.http.url
+        return self
+
+    def stop(self) -> None:
+        self.http.stop(timeout=30)
+        self.queue.close()
+
+    def deliver(self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET):
+        import uuid
+
+        import httpx
+
+        from lab_ci.bot.webhooks import sign
+
+        body = json.dumps(payload).encode()
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "1",
+            "X-GitHub-Hook-Installation-Target-Type": "integration",
+            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/test",
+        }
+        if secret is not None:
+            headers["X-Hub-Signature-256"] = sign(secret, body)
+        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=10)
+
+    def wait_idle(self, timeout: float = 120.0) -> list[dict]:
+        """Wait until no job is queued or running; returns all job rows."""
+        import time
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            busy = self.queue.jobs(state="queued") + self.queue.jobs(state="running")
+            if not busy:
+                return self.queue.jobs()
+            time.sleep(0.05)
+        raise AssertionError(f"jobs still busy after {timeout}s: {[(j['kind'], j['state'], j.get('last_error')) for j in busy]}")
+
+
+@pytest.fixture
+def bot_settings(tmp_path, app_key, ghdouble, monkeypatch):
+    from lab_ci.bot.settings import Settings
+
+    monkeypatch.setenv("LAB_CI_GITHUB_TIMEOUT", "2")
+    monkeypatch.setenv("LAB_CI_GITHUB_RETRIES", "2")
+    monkeypatch.delenv("LAB_CI_GIT_URL", raising=False)
+    monkeypatch.delenv("LAB_CI_TEACHER", raising=False)
+    return Settings(
+        webhook_secret=WEBHOOK_SECRET, app_id=str(APP_ID), private_key=app_key[0],
+        github_api_url=ghdouble.base_url, data_dir=tmp_path / "bot-data", workers=2,
+        lease_seconds=10, backoff_base=0.2, backoff_max=1.0,
+    )
+
+
+@pytest.fixture
+def bot(bot_settings):
+    server = BotServer(bot_settings).start()
+    yield server
+    server.stop()
