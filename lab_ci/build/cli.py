@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
+
+#: kept in sync with lab_ci.build.runner.STAGES (not imported: the CLI loads light)
+STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +33,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--document-mirror", action="append", default=[], metavar="URL=PATH",
                    help="fetch a knowledge document repository from a local mirror (repeatable)")
     p.add_argument("--allow-file-documents", action="store_true", help="allow file:// document repositories")
+    p.add_argument("--teacher-concurrency", type=int, default=8, metavar="N",
+                   help="concurrent requests to an OpenAI-compatible teacher (default: 8)")
+    p.add_argument("--parallel-leaves", type=int, metavar="N",
+                   help="leaves generated at the same time (default: 4 for a URL teacher, 1 for a GGUF teacher)")
+    p.add_argument("--nproc-per-node", type=int, default=0, metavar="N",
+                   help="train under torchrun with N processes on this node (gloo on CPU, nccl on GPU); "
+                   "default 0: train in this process")
+    p.add_argument("--torchrun-args", default="", metavar="ARGS",
+                   help="extra torchrun options, one shell-quoted string, e.g. "
+                   "\"--nnodes=2 --node-rank=0 --rdzv-backend=c10d --rdzv-endpoint=node0:29500\" (implies torchrun)")
+    p.add_argument("--until", choices=STAGES, metavar="STAGE",
+                   help=f"stop after this stage ({', '.join(STAGES)}); run again without it to go on")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -43,13 +59,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.student:
         raise LabCIError("no student: pass --student MODEL_DIR or set LAB_CI_STUDENT")
     if not (Path(args.student) / "config.json").is_file():
-        raise LabCIError(f"{args.student}: not a Hugging Face model folder (no config.json)")
-    mirrors = {}
-    for m in args.document_mirror:
-        url, sep, path = m.partition("=")
-        if not sep or not url or not path:
-            raise LabCIError(f"--document-mirror {m!r}: expected URL=PATH")
-        mirrors[url] = path
+        raise LabCIError(f"student {str(args.student)!r}: not a Hugging Face model folder (no config.json)")
+    for name in ("teacher_concurrency", "parallel_leaves", "nproc_per_node"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "nproc_per_node" else 1):
+            raise LabCIError(f"--{name.replace('_', '-')} must be >= {0 if name == 'nproc_per_node' else 1}")
+    try:
+        torchrun_args = shlex.split(args.torchrun_args)
+    except ValueError as e:
+        raise LabCIError(f"--torchrun-args: {e}") from None
+    from ..sdg.documents import mirrors_from_env, parse_mirrors
+
+    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
     req = BuildRequest(
         taxonomy=args.taxonomy,
         out=args.out,
@@ -62,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         document_mirrors=mirrors,
         allow_file_documents=args.allow_file_documents,
         progress=not args.no_progress,
+        teacher_concurrency=args.teacher_concurrency,
+        parallel_leaves=args.parallel_leaves,
+        nproc_per_node=args.nproc_per_node,
+        torchrun_args=torchrun_args,
+        until=args.until,
     )
     run_build(req)
     return 0

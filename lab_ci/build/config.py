@@ -42,6 +42,9 @@ class BuildConfig:
     train: dict[str, Any] = field(default_factory=dict)
     postcheck_max_new_tokens: int = 48
     export_gguf: bool = True
+    gguf_quant: str = "q8_0"
+    #: leaf kind -> SDG pipeline name or .yaml file (default: the leaf's built-in pipeline)
+    pipelines: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +58,8 @@ class BuildConfig:
             "train": dict(self.train),
             "postcheck_max_new_tokens": self.postcheck_max_new_tokens,
             "export_gguf": self.export_gguf,
+            "gguf_quant": self.gguf_quant,
+            "pipelines": dict(self.pipelines),
         }
 
 
@@ -71,7 +76,7 @@ def _expect(cond: bool, where: str, what: str) -> None:
 def parse_config(raw: dict, where: str = "build config") -> BuildConfig:
     """Turn a recipe mapping into a BuildConfig, naming the bad key on error."""
     _expect(isinstance(raw, dict), where, "the top level must be a mapping")
-    known = {"generate", "phases", "train", "postcheck", "export_gguf"}
+    known = {"generate", "phases", "train", "postcheck", "export_gguf", "gguf_quant"}
     unknown = set(raw) - known
     _expect(not unknown, where, f"unknown key(s): {', '.join(sorted(unknown))}")
     gen = raw.get("generate") or {}
@@ -81,6 +86,11 @@ def parse_config(raw: dict, where: str = "build config") -> BuildConfig:
     for k, v in spl.items():
         _expect(k in LEAF_KINDS, where, f"generate.samples_per_leaf: unknown leaf kind {k!r}")
         _expect(isinstance(v, int) and v >= 0, where, f"generate.samples_per_leaf.{k} must be an integer >= 0")
+    pipes = gen.get("pipelines") or {}
+    _expect(isinstance(pipes, dict), where, "'generate.pipelines' must be a mapping of leaf kind to pipeline")
+    for k, v in pipes.items():
+        _expect(k in LEAF_KINDS, where, f"generate.pipelines: unknown leaf kind {k!r}")
+        _expect(isinstance(v, str) and v, where, f"generate.pipelines.{k} must be a pipeline name or .yaml file")
     ints = {}
     for key, lo in (("round_size", 1), ("max_rounds", 1), ("seed", 0)):
         if key in gen:
@@ -108,12 +118,18 @@ def parse_config(raw: dict, where: str = "build config") -> BuildConfig:
     _expect(isinstance(train, dict), where, "'train' must be a mapping")
     post = raw.get("postcheck") or {}
     _expect(isinstance(post, dict), where, "'postcheck' must be a mapping")
+    mnt = post.get("max_new_tokens", 48)
+    _expect(isinstance(mnt, int) and mnt >= 1, where, "postcheck.max_new_tokens must be an integer >= 1")
+    quant = raw.get("gguf_quant", "q8_0")
+    _expect(quant in ("f32", "f16", "q8_0"), where, "'gguf_quant' must be one of f32, f16, q8_0")
     return BuildConfig(
         samples_per_leaf={k: int(v) for k, v in spl.items()},
         phases=tuple(phases),
         train=dict(train),
-        postcheck_max_new_tokens=int(post.get("max_new_tokens", 48)),
+        postcheck_max_new_tokens=mnt,
         export_gguf=bool(raw.get("export_gguf", True)),
+        gguf_quant=quant,
+        pipelines=dict(pipes),
         **ints,
     )
 
@@ -132,11 +148,22 @@ def load_config(path: Path | None = None, overrides: dict | None = None) -> Buil
             pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
             raise LabCIError(f"{path}{pos}: invalid YAML: {getattr(e, 'problem', e)}") from None
         _expect(isinstance(user, dict), str(path), "the top level must be a mapping")
+        user = _resolve_pipeline_files(user, Path(path).parent)
         raw = _merge(raw, user)
         where = str(path)
     if overrides:
         raw = _merge(raw, overrides)
     return parse_config(raw, where)
+
+
+def _resolve_pipeline_files(user: dict, base: Path) -> dict:
+    """Pipeline files named in a recipe are relative to the recipe's folder."""
+    gen = user.get("generate")
+    if not isinstance(gen, dict) or not isinstance(gen.get("pipelines"), dict):
+        return user
+    pipes = {k: (str((base / v).resolve()) if isinstance(v, str) and v.endswith((".yaml", ".yml")) else v)
+             for k, v in gen["pipelines"].items()}
+    return {**user, "generate": {**gen, "pipelines": pipes}}
 
 
 def _merge(base: dict, over: dict) -> dict:

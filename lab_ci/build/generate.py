@@ -42,6 +42,7 @@ class LeafData:
     rounds: int
     generated_now: int  # samples generated in this run (0 when fully cached)
     rejected: int
+    rounds_now: int = 0  # rounds run in this run (0 when fully cached)
 
 
 class GenerationCache:
@@ -93,7 +94,7 @@ def generate_leaf_cached(
     on_disk = sum(1 for _ in read_jsonl(samples_path))
     if on_disk != len(samples):  # lines of an unfinished round: rewrite without them
         write_jsonl_atomic(samples_path, samples)
-    generated_now = 0
+    generated_now = rounds_now = 0
     while len(samples) < target and done_rounds < max_rounds:
         want = min(round_size, target - len(samples))
         t0 = time.monotonic()
@@ -106,6 +107,7 @@ def generate_leaf_cached(
         generated_now += len(accepted)
         rejected += n_rejected
         done_rounds += 1
+        rounds_now += 1
         write_json_atomic(
             d / "rounds.json",
             {"rounds": done_rounds, "rejected": rejected, "leaf": leaf.path, "key": key,
@@ -113,4 +115,4 @@ def generate_leaf_cached(
         )
         if on_round:
             on_round(len(accepted))
-    return LeafData(leaf.path, kind, key, samples, done_rounds, generated_now, rejected)
+    return LeafData(leaf.path, kind, key, samples, done_rounds, generated_now, rejected, rounds_now)

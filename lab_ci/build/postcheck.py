@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -59,14 +60,15 @@ def user_prompt(q: SeedQuestion) -> str:
     return f"{q.context.strip()}\n\n{q.question.strip()}" if q.context else q.question.strip()
 
 
-def answer_with_model(model_dir: Path, questions: list[SeedQuestion], max_new_tokens: int) -> list[str]:
+def answer_with_model(model_dir: Path, questions: list[SeedQuestion], max_new_tokens: int,
+                      on_answer: Callable[[], None] | None = None) -> list[str]:
     """Greedy answers from a Hugging Face causal LM directory (CPU or CUDA)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     answers = []
     for q in questions:
         messages = [{"role": "user", "content": user_prompt(q)}]
@@ -83,15 +85,20 @@ def answer_with_model(model_dir: Path, questions: list[SeedQuestion], max_new_to
             out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tok.pad_token_id or tok.eos_token_id)
         answers.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+        if on_answer:
+            on_answer()
     return answers
 
 
-def postcheck(before: Path, after: Path, leaves: list[LeafFile], max_new_tokens: int) -> list[dict]:
+def postcheck(before: Path, after: Path, leaves: list[LeafFile], max_new_tokens: int,
+              on_answer: Callable[[], None] | None = None) -> list[dict]:
+    """Each seed question of ``leaves`` answered by the base (``before``) and the trained
+    (``after``) model, with each answer's token F1 against the contributor's answer."""
     questions = [q for leaf in leaves for q in seed_questions(leaf)]
     if not questions:
         return []
-    a_before = answer_with_model(before, questions, max_new_tokens)
-    a_after = answer_with_model(after, questions, max_new_tokens)
+    a_before = answer_with_model(before, questions, max_new_tokens, on_answer)
+    a_after = answer_with_model(after, questions, max_new_tokens, on_answer)
     return [
         {
             "leaf": q.leaf,

@@ -15,10 +15,21 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mode of the files written here: what ``open()`` would give (mkstemp's is 0600)
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True)
             fh.write("\n")
@@ -72,6 +83,7 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> str:
     h = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for r in records:
                 line = json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"

@@ -156,3 +156,58 @@ def test_mix_is_deterministic_and_replays_knowledge():
     assert [m.records for m in a] == [m.records for m in b]
     assert a[0].stats["samples"] == 10
     assert a[1].stats["by_source"] == {"freeform_skill": 6, "grounded_skill": 0, "knowledge (replay)": 3}
+
+
+def test_torchrun_command_single_node_is_standalone():
+    from lab_ci.build.runner import torchrun_command
+
+    cmd = torchrun_command(Path("/o/run.yaml"), Path("/o/r.json"), 2, [])
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
+    assert "--standalone" in cmd
+    assert cmd[-6:] == ["-m", "lab_ci.train.run", "--config", "/o/run.yaml", "--result-json", "/o/r.json"]
+    multi = torchrun_command(Path("r.yaml"), Path("r.json"), 8, ["--nnodes=2", "--node-rank=0",
+                                                                 "--rdzv-endpoint=node0:29500"])
+    assert "--standalone" not in multi and "--nnodes=2" in multi
+
+
+def test_invalid_tree_message_names_file_line_column():
+    from lab_ci.build.runner import invalid_tree_message
+    from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
+
+    ok = FileResult(path="a/qna.yaml", diagnostics=[])
+    bad = FileResult(path="b/qna.yaml", diagnostics=[
+        Diagnostic(severity="warning", source="taxonomy", rule="w", message="meh", line=1, column=1),
+        Diagnostic(severity="error", source="schema", rule="schema", message="'seed_examples' is required", line=3, column=5),
+    ])
+    assert invalid_tree_message(Report(files=[ok])) is None
+    msg = invalid_tree_message(Report(files=[ok, bad]))
+    assert "1 invalid leaf file(s)" in msg and "b/qna.yaml:3:5: 'seed_examples' is required" in msg
+
+
+def test_model_card_groups_postcheck_by_leaf_and_escapes():
+    from lab_ci.build.release import model_card
+
+    prov = {
+        "name": "r", "lab_ci_version": "0", "teacher": {"id": "gguf:abc:t.gguf"}, "student": {"base": "s"},
+        "taxonomy": {"commit": "c0ffee", "leaves": [{"path": "x/qna.yaml", "blob": "b" * 40}]},
+        "datasets": [{"phase": "knowledge", "sha256": "f" * 64, "stats": {"samples": 3, "by_source": {"knowledge": 3}, "chars": 9}}],
+        "generation": [{"leaf": "x/qna.yaml", "kind": "knowledge", "samples": 3, "target": 4, "rejected": 1}],
+        "hyperparameters": {"lr": 1}, "training": [{"phase": "knowledge", "steps": 2, "first_loss": 3.0, "final_loss": 2.0}],
+        "gguf": "model.gguf",
+    }
+    rows = [{"leaf": "x/qna.yaml", "question": "q | @you", "reference": "a", "before": "b", "after": "a",
+             "score_before": 0.0, "score_after": 1.0}]
+    card = model_card(prov, rows, "loss.png")
+    assert "### `x/qna.yaml`" in card and "Agreement: before 0.00, after 1.00" in card
+    assert "q \\| @\u200dyou" in card  # no table breakage, no mention
+    assert "c0ffee" in card and "f" * 64 in card and "3.0000 → 2.0000" in card and "model.gguf" in card
+
+
+def test_recipe_rejects_bad_postcheck_and_quant(tmp_path: Path):
+    f = tmp_path / "r.yaml"
+    f.write_text("gguf_quant: q4\n")
+    with pytest.raises(LabCIError, match="gguf_quant"):
+        load_config(f)
+    f.write_text("postcheck: {max_new_tokens: 0}\n")
+    with pytest.raises(LabCIError, match="max_new_tokens"):
+        load_config(f)
