@@ -2,21 +2,28 @@
 """Build the tiny teacher (GGUF) and student (HF) models the tests and demos use.
 
 No model can be downloaded here, so we make a real one: a byte-level BPE tokenizer
-trained on the example taxonomy (``lab_ci.train.tokenizer``) and a tiny
-``LlamaForCausalLM`` trained on CPU for about a minute on the taxonomy's seed
-examples (LAB chat format), its knowledge documents and SDG-style tasks
-(question generation between ``[Start of Question]``/``[End of Question]`` tags,
-responses between ``[Start of Response]``/``[End of Response]``, knowledge Q&A as
-``[QUESTION]``/``[ANSWER]``/``[END]``), so its output looks like the taxonomy.
+trained on the example taxonomy, its documents and the SDG prompt files
+(``lab_ci.train.tokenizer``) and a tiny ``LlamaForCausalLM`` trained on CPU on the
+taxonomy's seed examples (LAB chat format) and its knowledge documents (the student),
+then distilled on OUR generation pipelines (the teacher): every LLM block of the
+built-in ``lab_ci/sdg`` pipelines (freeform skills, grounded skills, knowledge),
+prompted exactly as ``lab_ci.sdg`` prompts it (its pipeline loader, source blocks,
+``render`` and system prompt; the GGUF's chat template), from the example taxonomy's
+seed examples and document chunks, with targets in the formats the pipeline parsers
+accept: another seed example of the same leaf for generation blocks (local-leaf
+sampling), the best-matching seed Q/A for knowledge Q/A generation, and an
+explanation sentence plus a passing ``Score: N`` / ``Verdict: YES`` line for judges
+(a failing one for a fraction of deliberately mismatched pairs).
 
 Output in ``--out DIR``:
 
 * ``student/``     HF model dir (safetensors, config, generation config, tokenizer):
   the model after the first training phase (seed examples + documents).
-* ``teacher-hf/``  the same model trained further (adds the SDG-style tasks).
+* ``teacher-hf/``  the same model trained further on the pipeline distillation data.
 * ``teacher.gguf`` ``teacher-hf`` exported with ``lab_ci.train.gguf_export`` (Q8_0).
-* ``manifest.json`` hash of the inputs (taxonomy, documents, sources, config,
-  library versions), file hashes and sizes, build time, sample outputs.
+* ``manifest.json`` hash of the inputs (taxonomy, documents, SDG pipelines and
+  prompts, sources, config, library versions), file hashes and sizes, build time,
+  sample outputs.
 
 A run whose inputs hash equals the manifest's (and whose files are intact) does
 nothing and returns in well under a second. Training is seeded and deterministic.
@@ -44,7 +51,11 @@ SOURCES = (
     Path(__file__).resolve(),
     REPO_ROOT / "lab_ci" / "train" / "tokenizer.py",
     REPO_ROOT / "lab_ci" / "train" / "gguf_export.py",
+    # the SDG code whose prompts and formats the teacher is trained on
+    *(REPO_ROOT / "lab_ci" / "sdg" / f for f in ("blocks.py", "text.py", "seeds.py", "chunking.py", "pipeline.py")),
+    REPO_ROOT / "lab_ci" / "teacher" / "templates.py",
 )
+SDG_DIRS = (REPO_ROOT / "lab_ci" / "sdg" / "pipelines", REPO_ROOT / "lab_ci" / "sdg" / "prompts")
 MANIFEST = "manifest.json"
 OUTPUTS = ("teacher.gguf", "student", "teacher-hf")
 
@@ -60,11 +71,14 @@ CONFIG = {
     "rope_theta": 10000.0,
     "rms_norm_eps": 1e-5,
     "tie_word_embeddings": True,
-    "max_seq_len": 384,
+    "max_seq_len": 800,  # the longest rendered pipeline prompt + target is ~750 tokens
     "batch_size": 8,
     "learning_rate": 3e-3,
-    "student_steps": 160,
-    "teacher_steps": 120,
+    "student_steps": 100,
+    "teacher_steps": 340,
+    # seeded pipeline candidates per leaf rendered for distillation (more for the
+    # pipelines with fewer leaves or longer chains)
+    "pipeline_rounds": {"freeform_skills": 12, "grounded_skills": 32, "knowledge": 80},
     "teacher_quant": "q8_0",
     "torch_threads": 1,
 }
@@ -77,7 +91,7 @@ SYSTEM_PROMPT = "You are a very knowledgeable AI Assistant that will faithfully 
 
 def input_files() -> list[Path]:
     """Every file whose content decides the models."""
-    files = [p for d in (TAXONOMY_DIR, DOCUMENTS_DIR) for p in d.rglob("*") if p.is_file()]
+    files = [p for d in (TAXONOMY_DIR, DOCUMENTS_DIR, *SDG_DIRS) for p in d.rglob("*") if p.is_file()]
     files = [p for p in files if "__pycache__" not in p.parts]
     return sorted(files) + list(SOURCES)
 
@@ -184,54 +198,171 @@ def chat_samples(leaves, rng: random.Random) -> list[tuple[str | None, str, str]
     return out
 
 
-def _q_block(question: str) -> str:
-    return f"[Start of Question]\n{question}\n[End of Question]"
+# --------------------------------------------------------------------------- pipeline distillation
+#
+# The teacher must answer OUR generation pipelines (lab_ci/sdg): so its training data is
+# made by rendering the real pipeline prompts (loaded with lab_ci.sdg's own loader, the
+# source blocks run by lab_ci.sdg's own block classes, prompts rendered with its own
+# ``render`` and the GGUF's chat template) from the example taxonomy's seed examples,
+# with well-formed outputs (in the formats the pipeline parsers accept) as targets.
+
+JUDGE_NEGATIVE_FRACTION = 0.25  # judge examples on mismatched pairs, scored failing
 
 
-def sdg_samples(leaves, rng: random.Random) -> list[tuple[str | None, str, str]]:
-    """SDG-style generation tasks built from the seed examples (our own prompt wording,
-    the tag formats the LAB method uses)."""
+def _leaf_seeds(taxonomy_dir: Path = TAXONOMY_DIR):
+    """``lab_ci.sdg`` LeafSeeds for every leaf of the example taxonomy."""
+    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.taxonomy.leaf import LeafFile
+
+    return [
+        parse_leaf(LeafFile(path=p.relative_to(taxonomy_dir).as_posix(), data=p.read_bytes()))
+        for p in sorted(taxonomy_dir.rglob("qna.yaml"))
+    ]
+
+
+def _leaf_documents(seeds, documents_dir: Path = DOCUMENTS_DIR) -> list:
+    """The example documents a knowledge leaf's ``document.patterns`` select (what the
+    docs repository made by ``make_example_docs.py`` serves)."""
+    from fnmatch import fnmatch
+
+    from lab_ci.sdg.documents import Document
+
+    if seeds.document is None:
+        return []
     out = []
-    for kind, leaf in leaves:
-        pairs = _qa_pairs(kind, leaf)
-        if kind == "knowledge":
-            for ex in leaf["seed_examples"]:
-                qas = "\n".join(
-                    f"[QUESTION]\n{qa['question'].strip()}\n[ANSWER]\n{qa['answer'].strip()}\n[END]"
-                    for qa in ex["questions_and_answers"]
-                )
-                user = (
-                    f"Develop question and answer pairs about {leaf['domain']} from the document below. "
-                    "Write each pair as [QUESTION], the question, [ANSWER], the answer, then [END].\n\n"
-                    f"[Document]\n{ex['context'].strip()}\n"
-                )
-                out.append((SYSTEM_PROMPT, user, qas))
-            continue
-        task = leaf["task_description"].strip()
-        for i, (context, question, answer) in enumerate(pairs):
-            others = [p for j, p in enumerate(pairs) if j != i]
-            picks = rng.sample(others, k=min(3, len(others)))
-            ctx = f"[Start of Context]\n{context}\n[End of Context]\n\n" if context else ""
-            user = (
-                f"You are asked to come up with a set of {len(picks)} diverse questions - {task}\n"
-                "Here is an example:\n\n"
-                f"{ctx}{_q_block(question)}\n\n"
-                f"Now generate {len(picks)} such questions. "
-                "Return each question between [Start of Question] and [End of Question] tags."
-            )
-            out.append((SYSTEM_PROMPT, user, "\n\n".join(_q_block(q) for _, q, _ in picks)))
-            ctx2, q2, a2 = picks[0]
-            ctx2 = f"[Start of Context]\n{ctx2}\n[End of Context]\n\n" if ctx2 else ""
-            user = (
-                "Your task is to faithfully follow the user's prompt and generate a response.\n"
-                "Here is an example:\n"
-                f"{ctx}{_q_block(question)}\n\n[Start of Response]\n{answer}\n[End of Response]\n\n"
-                "Now generate a response to the following prompt.\n\n"
-                f"{ctx2}{_q_block(q2)}\n\n"
-                "Return the response between [Start of Response] and [End of Response] tags."
-            )
-            out.append((SYSTEM_PROMPT, user, f"[Start of Response]\n{a2}\n[End of Response]"))
+    for p in sorted(documents_dir.rglob("*")):
+        rel = p.relative_to(documents_dir).as_posix()
+        if p.is_file() and any(fnmatch(rel, pat) for pat in seeds.document.patterns):
+            out.append(Document(rel, p.read_text(encoding="utf-8")))
     return out
+
+
+def _overlap(a: str, b: str) -> float:
+    from lab_ci.sdg.text import tokens
+
+    ta, tb = set(tokens(a)), set(tokens(b))
+    return len(ta & tb) / max(1, len(ta))
+
+
+# Judge outputs: one explanation sentence, then the score line the parser looks for.
+JUDGE_TARGETS = {  # field -> (passing, failing); distinct wording per judge
+    "question_score": (
+        "The question is clear and fits the task.\nScore: 1",
+        "The question does not fit the task.\nScore: 0",
+    ),
+    "pair_score": (
+        # 2 ("mostly correct") passes the filter (>= 2) and is the relevance judge's pass
+        # score too: a tiny model mixing up the two judges still writes a valid score
+        "The answer is correct, with small gaps at most.\nScore: 2",
+        "The answer is wrong for this question.\nScore: 1",
+    ),
+    "faithful": (
+        "The document supports the answer.\nVerdict: YES",
+        "The document does not support the answer.\nVerdict: NO",
+    ),
+    "relevance_score": (
+        "It answers the question directly.\nScore: 2",
+        "It does not answer the question.\nScore: 0",
+    ),
+}
+
+# Lead-ins for generated knowledge questions: a seed question asked "about the passage"
+# is a new, well-formed question (not a copy the pipeline's dedupe would reject).
+KNOWLEDGE_LEADS = ("", "", "", "According to the passage, ")
+
+
+def _target_for(field_names: list[str], sample: dict, example, wrong, negative: bool) -> tuple[str, dict]:
+    """(target text, parsed values) for one LLM block given the seed ``example`` it should
+    reproduce (``wrong``: a seed of another leaf for mismatched judge pairs)."""
+    first = field_names[0]
+    if first in JUDGE_TARGETS:
+        return JUDGE_TARGETS[first][1 if negative else 0], {}
+    if field_names == ["question", "answer"]:  # knowledge_qa: the prompt ends with "[QUESTION]\n"
+        lead = sample["_lead"]
+        question = f"{lead}{example.question[:1].lower()}{example.question[1:]}" if lead else example.question
+        return f"{question}\n[ANSWER]\n{example.answer}\n[END]", {"question": question, "answer": example.answer}
+    if first == "question":
+        return f"[Start of Question]\n{example.question}\n[End of Question]", {"question": example.question}
+    if first == "answer":
+        return f"[Start of Response]\n{example.answer}\n[End of Response]", {"answer": example.answer}
+    if first == "context":
+        return f"[Start of Context]\n{example.context}\n[End of Context]", {"context": example.context}
+    raise ValueError(f"no target rule for fields {field_names}")
+
+
+def pipeline_samples(rounds: int | dict[str, int], seed: int) -> list[tuple[str, str, list, str]]:
+    """(pipeline, block, conversation, target): every LLM block of every built-in pipeline, prompted
+    exactly as ``lab_ci.sdg`` prompts it, for ``rounds`` seeded candidates per leaf
+    (a number, or pipeline name -> number).
+
+    Generation blocks get another seed example of the same leaf (local-leaf sampling)
+    as target; knowledge Q/A generation gets a document chunk (``lab_ci.sdg``'s
+    chunker) and the leaf's seed Q/A that best matches it; judges get a passing
+    verdict, or (a fraction) a failing one on a deliberately mismatched pair.
+    """
+    from lab_ci.sdg.blocks import BLOCK_TYPES, RunContext
+    from lab_ci.sdg.pipeline import BUILTIN_PIPELINES, load_pipeline_file
+    from lab_ci.sdg.text import render
+    from lab_ci.teacher.base import Message
+
+    rng = random.Random(seed)
+    all_seeds = _leaf_seeds()
+    out = []
+    for seeds in all_seeds:
+        pipe = load_pipeline_file(BUILTIN_PIPELINES / f"{seeds.default_pipeline}.yaml")
+        others = [e for s in all_seeds if s is not seeds for e in s.examples]
+        n = rounds if isinstance(rounds, int) else rounds[pipe.name]
+        ctx = RunContext(teacher=None, seeds=seeds, samples=n, seed=seed, documents=_leaf_documents(seeds))
+        ctx.prompts = pipe.prompts
+        samples: list[dict] = []
+        llm_specs = []
+        for b in pipe.blocks:  # the source blocks run as in a real pipeline
+            if b.type in ("sample_seeds", "chunk_documents"):
+                samples = BLOCK_TYPES[b.type](b.name, b.config, ctx).generate(samples)
+            elif b.type == "llm":
+                llm_specs.append(b)
+        for s in samples:
+            used = set(s["seed_ids"])
+            fresh = [e for e in seeds.examples if e.id not in used] or list(seeds.examples[1:] or seeds.examples)
+            if "document" in s:  # knowledge: the seed Q/A the chunk supports best
+                example = max(seeds.examples, key=lambda e: (_overlap(e.answer, s["document"]), rng.random()))
+            else:
+                example = rng.choice(fresh)
+            wrong = rng.choice(others)
+            row = dict(s)
+            row["_lead"] = rng.choice(KNOWLEDGE_LEADS)
+            for b in llm_specs:
+                cfg = b.config
+                names = list(cfg["fields"])
+                negative = names[0] in JUDGE_TARGETS and rng.random() < JUDGE_NEGATIVE_FRACTION
+                view = dict(row)
+                if negative:  # a mismatched pair: another leaf's question/answer
+                    view.update({"question": wrong.question} if names[0] == "question_score" else {"answer": wrong.answer})
+                user = render(pipe.prompts[cfg["prompt"]], view)
+                system = cfg.get("system")
+                system = pipe.prompts.get(system, system) if system else None
+                conv = ([Message("system", system)] if system else []) + [Message("user", user)]
+                target, values = _target_for(names, row, example, wrong, negative)
+                out.append((pipe.name, b.name, conv, target))
+                row.update(values)
+    return out
+
+
+def prompt_texts() -> list[str]:
+    """The built-in pipeline prompt files (tokenizer training text: the teacher reads them)."""
+    from lab_ci.sdg.pipeline import BUILTIN_PROMPTS
+
+    return [p.read_text(encoding="utf-8") for p in sorted(BUILTIN_PROMPTS.glob("*.txt"))]
+
+
+def render_chat(conv) -> str:
+    """A conversation rendered as the llama.cpp teacher renders it: the GGUF's chat
+    template (``tokenizer.chat_template`` = ``LAB_CHAT_TEMPLATE``), generation prompt on."""
+    from lab_ci.teacher.templates import ChatFormat, format_chat
+    from lab_ci.train.tokenizer import ENDOFTEXT, LAB_CHAT_TEMPLATE
+
+    return format_chat(conv, ChatFormat(template=LAB_CHAT_TEMPLATE, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
+                                        stop=(ENDOFTEXT,)))
 
 
 # --------------------------------------------------------------------------- training
@@ -258,6 +389,10 @@ def train(model, sequences: list[tuple[list[int], list[int]]], *, steps: int, co
 
     device = next(model.parameters()).device
     gen = random.Random(seed)
+    # length-grouped batches (a random window of the length-sorted sequences): the
+    # rendered pipeline prompts run from ~100 to ~750 tokens, so this saves the padding
+    by_length = sorted(sequences, key=lambda s: len(s[0]))
+    size = min(config["batch_size"], len(by_length))
     opt = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -266,7 +401,8 @@ def train(model, sequences: list[tuple[list[int], list[int]]], *, steps: int, co
     model.train()
     loss_value = float("nan")
     for step in range(steps):
-        batch = [sequences[gen.randrange(len(sequences))] for _ in range(config["batch_size"])]
+        start = gen.randrange(len(by_length) - size + 1)
+        batch = by_length[start : start + size]
         width = max(len(ids) for ids, _ in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -318,14 +454,16 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
 
     leaves = load_leaves()
     documents = load_documents()
-    corpus = [s for _, leaf in leaves for s in yaml_strings(leaf)] + documents
+    corpus = [s for _, leaf in leaves for s in yaml_strings(leaf)] + documents + prompt_texts()
     tokenizer = train_tokenizer(corpus, vocab_size=config["vocab_size"])
     log(f"tokenizer: byte-level BPE, {len(tokenizer)} tokens, trained on {len(corpus)} texts")
 
     eos = tokenizer.eos_token
     sections = [("", f"{s}{eos}") for d in documents for s in document_sections(d)]
     phase1 = [(format_lab(sy, u), f"{a}{eos}") for sy, u, a in chat_samples(leaves, rng)] + sections
-    phase2 = phase1 + [(format_lab(sy, u), f"{a}{eos}") for sy, u, a in sdg_samples(leaves, rng)]
+    pipe_data = pipeline_samples(config["pipeline_rounds"], config["seed"])
+    distill = [(render_chat(conv), f"{target}{eos}") for _, _, conv, target in pipe_data]
+    phase2 = phase1[::3] + distill  # a little of phase 1 so chat answers stay
     seq1 = encode_samples(tokenizer, phase1, config["max_seq_len"])
     seq2 = encode_samples(tokenizer, phase2, config["max_seq_len"])
     log(f"data: {len(seq1)} student sequences, {len(seq2)} teacher sequences "
@@ -371,8 +509,8 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
     save("teacher-hf")
     export_gguf(out / "teacher-hf", out / "teacher.gguf", quant=config["teacher_quant"], name="lab-ci tiny teacher")
 
-    kind, leaf = next((k, lf) for k, lf in leaves if k == "knowledge")
-    prompt = format_lab(SYSTEM_PROMPT, leaf["seed_examples"][0]["questions_and_answers"][0]["question"].strip())
+    # a real pipeline prompt (the first rendered pair judge) answered greedily
+    prompt = next(render_chat(conv) for _, block, conv, _ in pipe_data if block == "judge_pairs")
     sample = greedy_sample(model, tokenizer, prompt)
     log(f"teacher sample: {prompt!r} -> {sample!r}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import EXAMPLE_TAXONOMY, REPO_ROOT, run_git
+from labtest import EXAMPLE_TAXONOMY, REPO_ROOT, run_git
 
 SCRIPT = REPO_ROOT / "scripts" / "make_example_docs.py"
 UPSTREAM = "https://github.com/lab-ci/example-documents.git"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLE_TAXONOMY
+from labtest import EXAMPLE_TAXONOMY
 
 LEAVES = sorted(EXAMPLE_TAXONOMY.rglob("qna.yaml"))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLE_TAXONOMY, REPO_ROOT
+from labtest import EXAMPLE_TAXONOMY, REPO_ROOT
 
 from lab_ci.errors import LabCIError
 from lab_ci.train.gguf_export import export_gguf, permute_rotary
@@ -42,6 +42,12 @@ def _taxonomy_words() -> set[str]:
             words.update(re.findall(r"[a-z]+", text.lower()))
     for path in (REPO_ROOT / "scripts" / "example-documents").rglob("*.md"):
         words.update(re.findall(r"[a-z]+", path.read_text(encoding="utf-8").lower()))
+    # the teacher is also trained on the SDG prompts and the judges' verdict sentences
+    for path in (REPO_ROOT / "lab_ci" / "sdg" / "prompts").glob("*.txt"):
+        words.update(re.findall(r"[a-z]+", path.read_text(encoding="utf-8").lower()))
+    script = _load_script()
+    for text in [t for pair in script.JUDGE_TARGETS.values() for t in pair] + list(script.KNOWLEDGE_LEADS):
+        words.update(re.findall(r"[a-z]+", text.lower()))
     return words
 
 
@@ -139,17 +145,136 @@ def test_models_teacher_gguf_loads_and_answers_like_the_taxonomy(tiny_models):
     assert "<|" not in reply  # stopped at <|endoftext|>, no template tokens leak
 
 
-def test_models_teacher_writes_sdg_tags(tiny_models):
-    """The teacher was trained on SDG-style tasks, so question generation uses the tags."""
-    llm = _llama(tiny_models["teacher"])
-    prompt = format_lab(
-        "You are a very knowledgeable AI Assistant that will faithfully assist the user with their task.",
-        "You are asked to come up with a set of 3 diverse questions - Give the antonym of an English word.\n"
-        "Here is an example:\n\n[Start of Question]\nWhat is the antonym of \"hot\"?\n[End of Question]\n\n"
-        "Now generate 3 such questions. Return each question between [Start of Question] and [End of Question] tags.",
+def _pipeline_prompt(pipeline: str, block: str, values: dict):
+    """(conversation, field specs) of one LLM block of a built-in pipeline, rendered with
+    lab_ci.sdg's own loader and ``render`` exactly as the block renders it."""
+    from lab_ci.sdg.pipeline import BUILTIN_PIPELINES, load_pipeline_file
+    from lab_ci.sdg.text import FieldSpec, render
+    from lab_ci.teacher.base import Message
+
+    pipe = load_pipeline_file(BUILTIN_PIPELINES / f"{pipeline}.yaml")
+    cfg = next(b.config for b in pipe.blocks if b.name == block)
+    conv = [Message("system", pipe.prompts[cfg["system"]]), Message("user", render(pipe.prompts[cfg["prompt"]], values))]
+    specs = [FieldSpec.from_config(k, v or {}) for k, v in cfg["fields"].items()]
+    return conv, specs
+
+
+def _leaf_seeds(rel: str):
+    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.taxonomy.leaf import LeafFile
+
+    path = EXAMPLE_TAXONOMY / rel
+    return parse_leaf(LeafFile(path=rel, data=path.read_bytes()))
+
+
+@pytest.fixture(scope="module")
+def llamacpp_teacher(tiny_models):
+    from lab_ci.teacher import load_teacher
+
+    teacher = load_teacher(str(tiny_models["teacher"]), n_ctx=2048, n_threads=1)
+    yield teacher
+    teacher.close()
+
+
+def test_models_teacher_judge_output_parses_with_the_sdg_parser(llamacpp_teacher):
+    """Judge prompts of the real pipelines, answered by the GGUF through llama.cpp
+    (greedy, as the pipelines run judges), parse with lab_ci.sdg's field parser."""
+    from lab_ci.sdg.text import parse_fields
+    from lab_ci.teacher.base import SamplingParams
+
+    skill = _leaf_seeds("compositional_skills/linguistics/antonyms/qna.yaml")
+    ex = skill.examples[-1]
+    base = {"task_description": skill.task_description, "question": ex.question, "answer": ex.answer}
+    knowledge = _leaf_seeds("knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml")
+    kx = knowledge.examples[0]
+    cases = [
+        ("freeform_skills", "judge_questions", base, "question_score", {0, 1}),
+        ("freeform_skills", "judge_pairs", base, "pair_score", {1, 2, 3}),
+        ("knowledge", "judge_faithfulness", {"document": kx.context, "answer": kx.answer}, "faithful", {"YES", "NO"}),
+        ("knowledge", "judge_relevance", {"question": kx.question, "answer": kx.answer}, "relevance_score", {0, 1, 2}),
+    ]
+    convs, specs = zip(*(_pipeline_prompt(p, b, v) for p, b, v, _, _ in cases))
+    results = llamacpp_teacher.chat(list(convs), SamplingParams(temperature=0.0, max_tokens=48, seed=0))
+    for (pipeline, block, _, field, allowed), spec, [completion] in zip(cases, specs, results):
+        fields = parse_fields(completion.text, spec)  # raises Unparseable otherwise
+        assert fields[field] in allowed, (block, completion.text)
+        assert re.search(r"(?im)^(score|verdict): ", completion.text), (block, completion.text)
+    # a seed pair of the leaf itself is judged good
+    assert parse_fields(results[0][0].text, specs[0])["question_score"] == 1, results[0][0].text
+
+
+def test_models_teacher_generates_a_parseable_question(llamacpp_teacher):
+    """The freeform question-generation prompt yields a question between the tags the
+    pipeline parses (not merely the whole-text fallback), and knowledge Q/A generation
+    mostly yields both fields."""
+    from lab_ci.sdg.chunking import chunk_markdown
+    from lab_ci.sdg.text import Unparseable, parse_fields
+    from lab_ci.teacher.base import SamplingParams
+
+    skill = _leaf_seeds("compositional_skills/arithmetic/unit_conversion/qna.yaml")
+    examples = "\n\n".join(
+        f"[Start of Question]\n{e.question}\n[End of Question]\n[Start of Response]\n{e.answer}\n[End of Response]"
+        for e in skill.examples[:3]
     )
-    text = llm.create_completion(prompt, max_tokens=80, temperature=0.0)["choices"][0]["text"]
-    assert "[Start of Question]" in text and "[End of Question]" in text, text
+    q_conv, q_specs = _pipeline_prompt("freeform_skills", "gen_questions",
+                                       {"task_description": skill.task_description, "examples": examples})
+    [[q]] = llamacpp_teacher.chat([q_conv], SamplingParams(temperature=0.0, max_tokens=96, seed=0))
+    assert "[Start of Question]" in q.text and "[End of Question]" in q.text, q.text
+    question = parse_fields(q.text, q_specs)["question"]
+    assert "?" in question or len(question.split()) >= 3, q.text
+    assert "[" not in question, q.text
+
+    # knowledge Q/A generation over every chunk of both knowledge documents: a 0.7M
+    # model does not always get it right (measured 8 of 11 parse), most must
+    k_convs = []
+    for rel, doc in (("knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml", "kestrel-island/lighthouse.md"),
+                     ("knowledge/technology/version_control/git_basics/qna.yaml", "git-basics/git-basics.md")):
+        leaf = _leaf_seeds(rel)
+        text = (REPO_ROOT / "scripts" / "example-documents" / doc).read_text(encoding="utf-8")
+        examples = "\n\n".join(f"[QUESTION]\n{e.question}\n[ANSWER]\n{e.answer}\n[END]" for e in leaf.examples[:2])
+        for chunk in chunk_markdown(doc, text, 300, 8):
+            conv, k_specs = _pipeline_prompt("knowledge", "gen_qa", {
+                "domain": leaf.domain, "task_description": leaf.task_description,
+                "document": chunk.text, "examples": examples})
+            k_convs.append(conv)
+    parsed = []
+    for [k] in llamacpp_teacher.chat(k_convs, SamplingParams(temperature=0.0, max_tokens=256, seed=0)):
+        try:
+            parsed.append(parse_fields(k.text, k_specs))
+        except Unparseable:
+            pass
+    assert len(parsed) * 2 > len(k_convs), f"{len(parsed)} of {len(k_convs)} knowledge Q/A outputs parse"
+    for qa in parsed:
+        assert qa["question"].strip() and qa["answer"].strip()
+
+
+def test_models_distillation_data_uses_the_pipeline_formats():
+    """The teacher's distillation examples are the real pipeline prompts (rendered by
+    lab_ci.sdg) with targets that lab_ci.sdg's parser accepts."""
+    from lab_ci.sdg.pipeline import BUILTIN_PIPELINES, load_pipeline_file
+    from lab_ci.sdg.text import FieldSpec, parse_fields
+
+    script = _load_script()
+    samples = script.pipeline_samples(3, 0)
+    pipes = {n: load_pipeline_file(BUILTIN_PIPELINES / f"{n}.yaml") for n in ("freeform_skills", "grounded_skills", "knowledge")}
+    verdicts = set()
+    for pipeline, block, conv, target in samples:
+        pipe = pipes[pipeline]
+        cfg = next(b.config for b in pipe.blocks if b.name == block)
+        assert [(m.role, m.content) for m in conv[:1]] == [("system", pipe.prompts[cfg["system"]])]
+        user = conv[-1].content
+        template = pipe.prompts[cfg["prompt"]]
+        assert user.startswith(template.split("{{")[0]) and user.endswith(template.split("}}")[-1]), user
+        assert "{{" not in user
+        fields = parse_fields(target, [FieldSpec.from_config(k, v or {}) for k, v in cfg["fields"].items()])
+        verdicts.update((k, v) for k, v in fields.items() if k.endswith("_score") or k == "faithful")
+    # every LLM block of each leaf's pipeline, 3 rounds: 3 freeform, 1 grounded, 2 knowledge leaves
+    assert len(samples) == 3 * (3 * 4 + 1 * 5 + 2 * 3)
+    assert {(p, b) for p, b, _, _ in samples} == {
+        (n, b.name) for n, pipe in pipes.items() for b in pipe.blocks if b.type == "llm"}
+    # the judges learn passing verdicts, and failing ones on mismatched pairs
+    assert {("question_score", 1), ("pair_score", 2), ("faithful", "YES"), ("relevance_score", 2)} <= verdicts
+    assert verdicts & {("question_score", 0), ("pair_score", 1), ("faithful", "NO"), ("relevance_score", 0)}
 
 
 def test_models_llamacpp_greedy_agrees_with_transformers(tiny_models):
