@@ -126,13 +126,15 @@ def test_jobs_and_strict(example_taxonomy_repo: Path):
     two = lab_ci("--no-cache", "--format", "json", "--jobs", "2", cwd=repo)
     assert one.returncode == two.returncode == 1
     assert json.loads(one.stdout) == json.loads(two.stdout)
-    # A leaf with warnings only: valid by default, invalid with --strict.
-    files = json.loads(one.stdout)["files"]
-    warned = [f["path"] for f in files if f["valid"] and f["diagnostics"]]
-    if not warned:
-        pytest.skip("no leaf in the example taxonomy has warnings only")
-    assert lab_ci("--no-cache", warned[0], cwd=repo).returncode == 0
-    strict = lab_ci("--no-cache", "--strict", warned[0], cwd=repo)
+    # A leaf with warnings only (its attribution.txt removed): valid by default, invalid
+    # with --strict.
+    leaf = "compositional_skills/linguistics/antonyms/qna.yaml"
+    (repo / leaf).with_name("attribution.txt").unlink()
+    warned = lab_ci("--no-cache", "--format", "json", leaf, cwd=repo)
+    assert warned.returncode == 0, text(warned)
+    (only,) = json.loads(warned.stdout)["files"]
+    assert only["valid"] and {d["rule"] for d in only["diagnostics"]} == {"attribution-missing"}
+    strict = lab_ci("--no-cache", "--strict", leaf, cwd=repo)
     assert strict.returncode == 1, text(strict)
 
 
