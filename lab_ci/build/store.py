@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TextIO
 
 
 def _umask() -> int:
@@ -25,20 +26,28 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file that replaces ``path`` whole on success (temp file, fsync, rename)
+    and leaves nothing behind on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    with _atomic_text(path) as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True)
+        fh.write("\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -79,22 +88,12 @@ def read_jsonl(path: Path) -> Iterator[dict]:
 
 def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> str:
     """Write a whole JSONL file atomically; return its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     h = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for r in records:
-                line = json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
-                h.update(line.encode("utf-8"))
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _atomic_text(path) as fh:
+        for r in records:
+            line = json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
+            h.update(line.encode("utf-8"))
+            fh.write(line)
     return h.hexdigest()
 
 
