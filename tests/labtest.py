@@ -50,3 +50,18 @@ class _Lock:
     def __exit__(self, *exc):
         fcntl.flock(self.fh, fcntl.LOCK_UN)
         self.fh.close()
+
+
+def write_file(root: Path, rel: str, data: bytes) -> Path:
+    """Write ``data`` at ``root/rel``, making folders as needed."""
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def commit_all(repo: Path, msg: str = "c") -> str:
+    """Stage everything, commit (even when empty) and return the new commit id."""
+    run_git("add", "-A", cwd=repo)
+    run_git("commit", "--quiet", "--allow-empty", "-m", msg, cwd=repo)
+    return run_git("rev-parse", "HEAD", cwd=repo)

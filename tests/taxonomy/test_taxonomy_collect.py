@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from labtest import commit_all as commit
 from labtest import run_git
+from labtest import write_file as write
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.collect import collect_leaves
 from lab_ci.taxonomy.gitrepo import GitTaxonomy
@@ -20,18 +22,6 @@ QNA_B = b"version: 3\ntask_description: b\ncreated_by: me\n"
 def leaf(name: str) -> bytes:
     """Distinct contents per leaf, so git pairs renames unambiguously."""
     return QNA_A + f"document_outline: {name} " .encode() + name.encode() * 40 + b"\n"
-
-
-def write(root: Path, rel: str, data: bytes) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-
-
-def commit(repo: Path, msg: str = "c") -> str:
-    run_git("add", "-A", cwd=repo)
-    run_git("commit", "--quiet", "--allow-empty", "-m", msg, cwd=repo)
-    return run_git("rev-parse", "HEAD", cwd=repo)
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from labtest import commit_all as commit
 from labtest import run_git
+from labtest import write_file as write
 from lab_ci.check.api import check_taxonomy
 from lab_ci.check.options import CheckOptions
 from lab_ci.errors import LabCIError
@@ -22,19 +24,6 @@ from lab_ci.taxonomy.leaf import git_blob_id
 QNA = b"version: 3\ntask_description: a\ncreated_by: me\n"
 LIMIT = 4096
 HUGE = 3 * 1024 * 1024  # far over LIMIT: must never be read whole
-
-
-def write(root: Path, rel: str, data: bytes) -> Path:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    return p
-
-
-def commit(repo: Path, msg: str = "c") -> str:
-    run_git("add", "-A", cwd=repo)
-    run_git("commit", "--quiet", "--allow-empty", "-m", msg, cwd=repo)
-    return run_git("rev-parse", "HEAD", cwd=repo)
 
 
 @pytest.fixture
