@@ -182,9 +182,11 @@ def main(argv=None) -> int:
             llm = Llama(str(path), n_ctx=2048, n_batch=512, n_threads=args.n_threads, n_threads_batch=args.n_threads,
                         n_gpu_layers=n_gpu_layers, flash_attn=fa, verbose=False)
             params = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=args.max_tokens, seed=1)
-            # warm up both (page in the weights)
-            teacher.complete(["warm up"], SamplingParams(temperature=0, max_tokens=4))
-            llm.create_completion("warm up", max_tokens=4, temperature=0)
+            # warm up both on a prompt of the real size (page in the weights; allocate ours's
+            # context outside the timed region, as naive's is allocated by Llama() above)
+            warm = build_prompts(1, False)[0]
+            teacher.complete([warm], SamplingParams(temperature=0, max_tokens=args.max_tokens))
+            llm.create_completion(warm, max_tokens=4, temperature=0)
             for scen in args.scenarios.split(","):
                 mixed = scen == "mixed"
                 prompts = build_prompts(args.samples if mixed else 1, mixed)

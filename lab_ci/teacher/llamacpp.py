@@ -3,15 +3,25 @@
 The model is loaded once per process (cache keyed by path, mtime and size) with the
 high-level ``llama_cpp.Llama`` object, used for tokenizing, metadata and the chat
 template. Generation uses the low-level API on a context of its own that holds
-several sequences (``n_seq_max``) in one unified KV cache:
+several sequences (``n_seq_max``), chosen per batch (``use_unified_cache``): one
+unified KV cache for many samples of one prompt, else each sequence in its OWN KV
+stream (``kv_unified=False``, ``n_ctx = max_parallel * cells per stream``):
 
 1. the sequences of one batch (at most ``max_parallel``) are tokenized; their
    longest common token prefix is evaluated ONCE, on sequence 0;
-2. that prefix's KV cells are shared with the other sequences
-   (``llama_memory_seq_cp``: in a unified cache this tags the same cells, nothing
-   is copied);
-3. each sequence's own suffix is evaluated (all sequences in one ``llama_decode``);
+2. that prefix's KV cells go to the other sequences (``llama_memory_seq_cp``: in a
+   unified cache it tags the same cells; across streams it copies the stream buffer);
+3. each sequence's own suffix is evaluated: all in one call when they fit one
+   ``n_batch``, else one sequence at a time (chunks that never mix sequences);
 4. then every step decodes one token for every unfinished sequence in one call.
+
+Why separate streams: in a unified cache every token's attention spans all the
+cells in use by all sequences (masked, but flash attention on CPU still walks the
+mask), so evaluating 8 long, different suffixes cost more than 8 separate
+single-sequence evaluations. With one stream per sequence each attention spans only
+that sequence's cells, as in one-request-at-a-time generation. Batches that mix
+sequences of different streams are split by llama.cpp into equal per-sequence
+micro-batches, which is why suffixes are evaluated sequence by sequence.
 
 Each sequence has its own sampler chain (top-p, temperature, seeded ``dist``; greedy
 at temperature 0) seeded with ``seed + sequence index``, so a fixed seed gives the
@@ -69,6 +79,22 @@ def cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
     sequence's generated tokens."""
     p = shared_prefix_len(seqs)
     return p + sum(len(s) - p + max_tokens for s in seqs)
+
+
+def stream_cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
+    """KV cells one sequence's stream needs: its longest prompt plus max_tokens."""
+    return max((len(s) for s in seqs), default=0) + max_tokens
+
+
+def use_unified_cache(seqs: Sequence[Sequence[int]], max_tokens: int) -> bool:
+    """Whether one batch runs best in ONE unified KV cache rather than a stream per sequence.
+
+    In a unified cache every attention spans all cells in use (every sequence's), in
+    separate streams only the sequence's own cells, but the shared prefix is then copied
+    into every stream and the streams are micro-batched separately. Unified pays off when
+    the shared prefix dominates (many samples of one prompt): its span is then at most
+    twice one sequence's."""
+    return cells_needed(seqs, max_tokens) <= 2 * stream_cells_needed(seqs, max_tokens)
 
 
 def plan_batches(seqs: Sequence[Sequence[int]], max_parallel: int) -> list[list[int]]:
@@ -247,6 +273,7 @@ class LlamaCppTeacher:
         self._lock = threading.Lock()
         self._ctx = None
         self._ctx_cells = 0
+        self._ctx_unified = False
         self._batch = None
         meta = dict(self.llm.metadata)
         self.chat_format = chat_format or chat_format_from_metadata(
@@ -353,24 +380,25 @@ class LlamaCppTeacher:
             self._pieces[key] = piece
         return piece
 
-    def _ensure_context(self, cells: int) -> None:
-        """A context with room for ``cells`` KV cells and max_parallel sequences."""
+    def _ensure_context(self, unified: bool, cells: int) -> None:
+        """A context with one unified KV cache of at least ``cells`` cells, or (not
+        unified) max_parallel KV streams of at least ``cells`` cells each."""
         import llama_cpp
 
-        if self._ctx is not None and self._ctx_cells >= cells:
+        if self._ctx is not None and self._ctx_unified == unified and self._ctx_cells >= cells:
             return
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        want = max(512, -(-cells // 256) * 256)
+        want = max(256, -(-cells // 256) * 256)
         p = llama_cpp.llama_context_default_params()
-        p.n_ctx = want
+        p.n_ctx = want if unified else want * self.max_parallel
         p.n_batch = self.n_batch
         p.n_ubatch = self.n_ubatch
         p.n_seq_max = self.max_parallel
         p.n_threads = self.n_threads
         p.n_threads_batch = self.n_threads
-        p.kv_unified = True  # shared prefix cells are shared, not copied
+        p.kv_unified = unified
         p.no_perf = True
         if self.flash_attn is not None:
             p.flash_attn_type = (
@@ -378,9 +406,13 @@ class LlamaCppTeacher:
             )
         ctx = llama_cpp.llama_init_from_model(self.llm._model.model, p)
         if not ctx:
-            raise TeacherError(f"llama.cpp could not create a context of {want} cells for {self.path.name}")
+            raise TeacherError(
+                f"llama.cpp could not create a context of {want if unified else f'{self.max_parallel} x {want}'} "
+                f"cells for {self.path.name}"
+            )
         self._ctx = ctx
         self._ctx_cells = want
+        self._ctx_unified = unified
         if self._batch is None:
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
 
@@ -426,7 +458,13 @@ class LlamaCppTeacher:
         """Generate one completion per token list, all decoded together."""
         import llama_cpp
 
-        self._ensure_context(cells_needed(token_lists, params.max_tokens))
+        one = stream_cells_needed(token_lists, params.max_tokens)
+        if len(token_lists) == 1 and self._ctx is not None and self._ctx_cells >= one:
+            pass  # one sequence runs the same in either kind of context: keep the one we have
+        elif use_unified_cache(token_lists, params.max_tokens):
+            self._ensure_context(True, cells_needed(token_lists, params.max_tokens))
+        else:
+            self._ensure_context(False, one)
         mem = llama_cpp.llama_get_memory(self._ctx)
         llama_cpp.llama_memory_clear(mem, True)
         stops = tuple(s for s in params.stop if s)
@@ -436,16 +474,20 @@ class LlamaCppTeacher:
             p = shared_prefix_len(token_lists)
             # 1. the shared prefix, once, on sequence 0
             self._decode([(tok, pos, 0, False) for pos, tok in enumerate(token_lists[0][:p])], seqs)
-            # 2. shared with every other sequence
+            # 2. shared with (unified) or copied into (streams) every other sequence
             for s in range(1, len(seqs)):
                 llama_cpp.llama_memory_seq_cp(mem, 0, s, -1, -1)
-            # 3. each sequence's own suffix, all together
-            entries = []
+            # 3. each sequence's own suffix: short ones together, long ones one sequence at a time
+            suffixes = []
             for s, seq in enumerate(seqs):
                 last = len(seq.tokens) - 1
-                entries.extend((seq.tokens[pos], pos, s, pos == last) for pos in range(p, len(seq.tokens)))
+                suffixes.append([(seq.tokens[pos], pos, s, pos == last) for pos in range(p, len(seq.tokens))])
                 seq.n_past = len(seq.tokens)
-            self._decode(entries, seqs)
+            if sum(len(e) for e in suffixes) <= self.n_batch:
+                self._decode([x for e in suffixes for x in e], seqs)
+            else:
+                for e in suffixes:
+                    self._decode(e, seqs)
             # 4. one token per unfinished sequence per step
             while True:
                 step = []
