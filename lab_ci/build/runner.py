@@ -480,7 +480,7 @@ def run_build(req: BuildRequest) -> dict:
     t0 = time.monotonic()
     _stage("mix")
     datasets = stage_mix(req, pools)
-    # the training run file, also for other nodes of a multi-node run (docs/readme/build.md)
+    # the training run file, also for other nodes of a multi-node run (README, build section)
     import yaml
 
     (out / "mix" / "train.yaml").write_text(

@@ -4,7 +4,7 @@
 verdict (valid: no error) is the reference validator's
 (``instructlab.schema.taxonomy.TaxonomyParser``, latest schema): everything we add on
 top is a warning, except where the reference itself fails (it crashes on broken YAML;
-we report an error there). ``docs/readme/check-rules.md`` lists every difference.
+we report an error there). The README (what is checked) lists every difference.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from lab_ci.errors import LabCIError
 # ----------------------------------------------------------------------------- config
 @dataclass
 class TrainConfig:
-    """Every knob of a training run, with its default. See docs/readme/train.md."""
+    """Every knob of a training run, with its default. See the README, training section."""
 
     # data
     max_seq_len: int = 2048  # longer samples are skipped (or truncated, see overlong)

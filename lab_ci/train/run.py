@@ -5,7 +5,7 @@ The file::
 
     student: models/student          # HF model dir (paths relative to this file)
     out: runs/build-1                # phase-N/ folders go here
-    train:                           # TrainConfig overrides (docs/readme/train.md)
+    train:                           # TrainConfig overrides (README, training section)
       effective_batch_size: 64
       max_tokens_per_batch: 8192
     phases:
