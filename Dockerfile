@@ -4,7 +4,7 @@
 #           -e LAB_CI_WEBHOOK_SECRET -e LAB_CI_APP_ID -e LAB_CI_PRIVATE_KEY_PATH=/run/secrets/app.pem \
 #           -v /etc/lab-ci/app.pem:/run/secrets/app.pem:ro lab-ci-bot
 # No torch in this image: checks and previews run here; release builds are dispatched to
-# GitHub Actions (see docs/readme/bot-behaviour.md). Add the `train` extra only if you want
+# GitHub Actions (see the README, "The lab-ci bot on GitHub"). Add the `train` extra only if you want
 # the local build executor.
 # -- builder: llama-cpp-python (the `preview` extra) has no manylinux wheel for every
 # platform and is compiled from source here; it needs a C/C++ toolchain and CMake, which
