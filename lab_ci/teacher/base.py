@@ -30,6 +30,11 @@ class SamplingParams:
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 256
+    #: Keep the k likeliest tokens / drop tokens below min_p x the top probability, before
+    #: top_p. None: the backend's default (llama.cpp's 40 and 0.05 for the local teacher;
+    #: not sent to an OpenAI-compatible server, whose own default applies).
+    top_k: int | None = None
+    min_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
 

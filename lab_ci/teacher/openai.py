@@ -88,6 +88,10 @@ def _common(body: dict, params: SamplingParams, n: int) -> dict:
         body["n"] = n
     if params.seed is not None:
         body["seed"] = params.seed
+    if params.top_k is not None:
+        body["top_k"] = params.top_k  # vLLM, llama.cpp server and TGI extensions
+    if params.min_p is not None:
+        body["min_p"] = params.min_p
     if params.stop:
         body["stop"] = list(params.stop)
     return body

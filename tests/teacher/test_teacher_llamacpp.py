@@ -16,8 +16,11 @@ from lab_ci.teacher.llamacpp import (
     check_context,
     common_prefix_len,
     find_stop,
+    layout_costs,
     plan_batches,
+    prompt_tree,
     shared_prefix_len,
+    use_unified_cache,
 )
 from lab_ci.teacher.templates import format_chat
 
@@ -51,6 +54,37 @@ def test_prefix_logic():
     assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix_len([[1, 2], [1, 2, 3]]) == 1
     assert cells_needed([[1, 2, 3], [1, 2, 4]], max_tokens=10) == 2 + (1 + 10) * 2
+
+
+def test_prompt_tree_evaluates_each_shared_prefix_once():
+    seqs = [[1, 2, 3, 4], [1, 2, 5, 6], [1, 2, 5, 7], [9], [1, 2, 5, 7]]
+    tree = prompt_tree(seqs)
+    # every sequence sees exactly its own tokens, at consecutive positions, in order
+    for s, toks in enumerate(seqs):
+        mine = [(tok, pos) for tok, pos, ids, _ in tree if s in ids]
+        assert mine == [(t, i) for i, t in enumerate(toks)]
+    # each (prefix) is evaluated once: [1,2] for 0,1,2,4; [5] for 1,2,4; [7] for 2 and 4 apart
+    assert [(t, p, ids) for t, p, ids, _ in tree if len(ids) > 1] == [(1, 0, (0, 1, 2, 4)), (2, 1, (0, 1, 2, 4)), (5, 2, (1, 2, 4))]
+    # the last token of every sequence is its own and the only one with logits
+    assert sorted(ids for _, _, ids, logits in tree if logits) == [(0,), (1,), (2,), (3,), (4,)]
+    assert len(tree) == 2 + 2 + 1 + 1 + 2 + 1  # [1,2] [3,4] [5] [6] [7]x2 [9]
+    # identical prompts: everything but the last token shared
+    assert [ids for *_, ids, _ in prompt_tree([[4, 5, 6]] * 3)] == [(0, 1, 2), (0, 1, 2), (0,), (1,), (2,)]
+
+
+def test_layout_choice_follows_what_is_shared():
+    head = list(range(100))
+    same = [head + list(range(1000, 1600))] * 8
+    # two sets of examples, four different questions each (the preview's answer prompts)
+    sets = [head + list(range(1000 + 1000 * (i // 4), 1600 + 1000 * (i // 4))) + [50000 + 40 * i + j for j in range(40)]
+            for i in range(8)]
+    # eight prompts that share only the header (every sample its own examples)
+    mixed = [head + [10000 * (i + 1) + j for j in range(700)] for i in range(8)]
+    assert use_unified_cache(same, 32) and use_unified_cache(sets, 256)
+    assert not use_unified_cache(mixed, 32)
+    unified, streams = layout_costs(sets, 256)
+    assert unified < 0.7 * streams  # the tree evaluates ~1600 prompt tokens, streams ~5600
+    assert use_unified_cache([[1, 2, 3]], 8)
 
 
 def test_plan_batches_groups_equal_prompts_and_caps_size():
