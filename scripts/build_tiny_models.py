@@ -318,7 +318,9 @@ def pipeline_samples(rounds: int | dict[str, int], seed: int) -> list[tuple[str,
         llm_specs = []
         for b in pipe.blocks:  # the source blocks run as in a real pipeline
             if b.type in ("sample_seeds", "chunk_documents"):
-                samples = BLOCK_TYPES[b.type](b.name, b.config, ctx).generate(samples)
+                # a fresh draw of examples for every candidate: the most varied prompts
+                config = {**b.config, "samples_per_set": 1} if b.type == "sample_seeds" else b.config
+                samples = BLOCK_TYPES[b.type](b.name, config, ctx).generate(samples)
             elif b.type == "llm":
                 llm_specs.append(b)
         for s in samples:

@@ -72,28 +72,34 @@ class SampleSeedsBlock(Block):
     """Start ``ctx.samples`` candidates, each with ``k`` of the leaf's own seed examples
     (local-leaf sampling, seeded RNG) rendered into ``examples`` with ``example_format``.
     Config: ``k`` (default 3), ``example_format`` (``{{question}}``, ``{{answer}}``,
-    ``{{context}}``), ``separator``."""
+    ``{{context}}``), ``separator``, ``samples_per_set`` (default 1): that many
+    consecutive candidates share one draw of examples, so their prompts share a long
+    prefix that the local teacher evaluates once (as instructlab-sdg draws many samples
+    from one seed example); each candidate still gets its own sampling seed."""
 
     type = "sample_seeds"
 
     def generate(self, samples):
         k = int(self.config.get("k", 3))
+        per_set = max(1, int(self.config.get("samples_per_set", 1)))
         fmt = self.config.get("example_format", "Question: {{question}}\nAnswer: {{answer}}")
         sep = self.config.get("separator", "\n\n")
         rng = self.ctx.rng(self.name)
         out = []
         for i in range(self.ctx.samples):
-            chosen = self.ctx.seeds.choose(rng, k)
+            if i % per_set == 0:
+                chosen = self.ctx.seeds.choose(rng, k)
+                examples = sep.join(
+                    render(fmt, {"question": e.question, "answer": e.answer, "context": e.context or ""})
+                    for e in chosen
+                )
             first = chosen[0]
             out.append({
                 "_id": f"s{i}",
                 "task_description": self.ctx.seeds.task_description,
                 "domain": self.ctx.seeds.domain or "",
                 "seed_ids": [e.id for e in chosen],
-                "examples": sep.join(
-                    render(fmt, {"question": e.question, "answer": e.answer, "context": e.context or ""})
-                    for e in chosen
-                ),
+                "examples": examples,
                 "seed_question": first.question,
                 "seed_answer": first.answer,
                 "seed_context": first.context or "",

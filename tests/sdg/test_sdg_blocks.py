@@ -36,7 +36,7 @@ def test_every_candidate_is_accepted_or_rejected_with_a_reason():
 
     t = ScriptedTeacher([
         ("Write ONE new question", question),
-        ("Is the question below", lambda p: "Score: 0" if "garbage" in p else "ok. Score: 1"),
+        ("Judge whether the question below", lambda p: "Score: 0" if "garbage" in p else "ok. Score: 1"),
         ("Answer the next question", "[Start of Response] Dry. [End of Response]"),
         ("Rate the answer", "not parseable at all"),
     ])
@@ -58,7 +58,7 @@ def test_accepted_records_have_the_training_shape():
     words = iter(["north", "light"])
     t = ScriptedTeacher([
         ("Write ONE new question", lambda p: f"[Start of Question] Which word means the reverse of {next(words)}? [End of Question]"),
-        ("Is the question below", "Score: 1"),
+        ("Judge whether the question below", "Score: 1"),
         ("Answer the next question", "[Start of Response] A word. [End of Response]"),
         ("Rate the answer", "Score: 3"),
     ])
@@ -96,7 +96,7 @@ def test_truncated_answers_are_rejected_as_truncated():
             return out
 
     t = Truncating([("Write ONE new question", "[Start of Question] Opposite of tall? [End of Question]"),
-                    ("Is the question below", "Score: 1"), ("Answer the next question", "[Start of Response] Sho")])
+                    ("Judge whether the question below", "Score: 1"), ("Answer the next question", "[Start of Response] Sho")])
     g = generate_leaf(leaf(), t, samples=1)
     assert [r["reason"] for r in g.rejected] == ["truncated"]
 
