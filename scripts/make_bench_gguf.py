@@ -15,6 +15,7 @@ Shapes (llama architecture, SwiGLU FFN, RMSNorm, RoPE):
     tiny  E=64    layers=2   FFN=128   heads=4  (kv 2)  vocab=512
     0.5b  E=1024  layers=24  FFN=2816  heads=16 (kv 16) vocab=32000
     1.5b  E=2048  layers=24  FFN=5632  heads=16 (kv 16) vocab=32000
+    0.5b-gqa, 1.5b-gqa: the same with 4 KV heads (grouped-query attention)
 
 The tokenizer is a sentencepiece-style ``llama`` vocabulary: ``<unk>``, ``<s>``,
 ``</s>``, the LAB template tokens (control), the 256 byte tokens ``<0x00>``..``<0xFF>``
@@ -50,6 +51,10 @@ SHAPES = {
     "tiny": Shape(n_embd=64, n_layer=2, n_ff=128, n_head=4, n_head_kv=2, n_vocab=512),
     "0.5b": Shape(n_embd=1024, n_layer=24, n_ff=2816, n_head=16, n_head_kv=16, n_vocab=32000),
     "1.5b": Shape(n_embd=2048, n_layer=24, n_ff=5632, n_head=16, n_head_kv=16, n_vocab=32000),
+    # grouped-query attention, 4 query heads per KV head, as in Llama 3 (32/8) and most
+    # current teachers: a quarter of the KV cache, so attention costs a quarter
+    "0.5b-gqa": Shape(n_embd=1024, n_layer=24, n_ff=2816, n_head=16, n_head_kv=4, n_vocab=32000),
+    "1.5b-gqa": Shape(n_embd=2048, n_layer=24, n_ff=5632, n_head=16, n_head_kv=4, n_vocab=32000),
 }
 
 
