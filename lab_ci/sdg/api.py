@@ -112,6 +112,9 @@ def generate_leaf(
         except DocumentError as e:
             raise e.for_leaf(leaf.path) from None
         timings["documents_s"] = round(time.perf_counter() - td, 4)
+    forget = getattr(teacher, "forget_prompts", None)
+    if callable(forget):
+        forget()  # a leaf's samples depend on the leaf and the seed, not on what ran before
     ctx = RunContext(teacher=teacher, seeds=seeds, samples=samples, seed=seed,
                      params=params or SamplingParams(), documents=docs, progress=progress,
                      max_tokens_cap=max_tokens)

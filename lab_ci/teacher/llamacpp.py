@@ -47,6 +47,8 @@ DEFAULT_MAX_PARALLEL = 8
 #: llama.cpp's (and llama-cpp-python's) sampling defaults, used when SamplingParams leaves them unset
 DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
+#: calls whose prompt prefixes a unified cache keeps for the next call to reuse
+RETAINED_CALLS = 2
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
@@ -337,6 +339,7 @@ class LlamaCppTeacher:
         n_ubatch: int = 512,
         flash_attn: bool | None = None,
         chat_format: ChatFormat | None = None,
+        prefix_cache: bool = True,
     ):
         import llama_cpp
 
@@ -363,6 +366,14 @@ class LlamaCppTeacher:
         self._ctx = None
         self._ctx_cells = 0
         self._ctx_unified = False
+        # prompt prefixes kept across calls (unified cache only; see _retain_setup)
+        self.prefix_cache = prefix_cache and flash_attn is not False
+        self._slots = RETAINED_CALLS + 1 if self.prefix_cache else 1
+        self._call = 0
+        self._retained: list[tuple[int, list[int]]] = []  # (sequence id, prompt tokens)
+        self._retained_cells: dict[int, int] = {}  # slot -> prompt cells its call evaluated
+        #: what the last complete()/chat() call evaluated: prompt tokens, evaluated, reused
+        self.last_stats: dict[str, int] = {}
         self._batch = None
         meta = dict(self.llm.metadata)
         self.chat_format = chat_format or chat_format_from_metadata(
@@ -415,6 +426,7 @@ class LlamaCppTeacher:
         seq_tokens = [toks[i] for i in range(len(prompts)) for _ in range(n)]
         results: list[Completion | None] = [None] * len(seq_tokens)
         with self._lock:
+            self.last_stats = {"prompt_tokens": sum(len(t) for t in seq_tokens), "evaluated_tokens": 0, "reused_tokens": 0}
             for group in plan_batches(seq_tokens, self.max_parallel):
                 outs = self._generate([seq_tokens[k] for k in group], [sequence_seed(params.seed, k) for k in group], params)
                 for k, c in zip(group, outs):
@@ -428,6 +440,19 @@ class LlamaCppTeacher:
         stops = merge_stops(params.stop, self.chat_format)
         return self.complete(prompts, _replace_stop(params, stops), n)
 
+    def forget_prompts(self) -> None:
+        """Drop the prompt prefixes kept from earlier calls, so the next call's output
+        does not depend on what ran before. (With quantized weights, reused KV cells
+        can differ from freshly evaluated ones in the last bits; at a near-tie that
+        changes a sample.) The pipelines call this at the start of every leaf."""
+        import llama_cpp
+
+        with self._lock:
+            if self._ctx is not None and self._retained:
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+            self._forget_retained()
+            self._call = 0
+
     def close(self) -> None:
         import llama_cpp
 
@@ -439,6 +464,7 @@ class LlamaCppTeacher:
                 llama_cpp.llama_free(self._ctx)
                 self._ctx = None
                 self._ctx_cells = 0
+                self._forget_retained()
 
     def __enter__(self):
         return self
@@ -484,7 +510,7 @@ class LlamaCppTeacher:
         p.n_ctx = want if unified else want * self.max_parallel
         p.n_batch = self.n_batch
         p.n_ubatch = self.n_ubatch
-        p.n_seq_max = self.max_parallel
+        p.n_seq_max = self.max_parallel * (self._slots if unified else 1)
         p.n_threads = self.n_threads
         p.n_threads_batch = self.n_threads
         p.kv_unified = unified
@@ -502,6 +528,7 @@ class LlamaCppTeacher:
         self._ctx = ctx
         self._ctx_cells = want
         self._ctx_unified = unified
+        self._forget_retained()
         if self._batch is None:
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.max_parallel)
 
@@ -529,19 +556,21 @@ class LlamaCppTeacher:
         add(llama_cpp.llama_sampler_init_dist(seed))
         return chain
 
-    def _decode(self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: list[_Seq]) -> None:
+    def _decode(self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: list[_Seq], ids: list[int]) -> None:
         """Evaluate (token, pos, sequence ids, wants_logits) entries in calls of at most
-        n_batch tokens; a sequence whose logits come out samples its next token at once."""
+        n_batch tokens; a sequence whose logits come out samples its next token at once.
+        ``ids[i]`` is the KV sequence id of ``seqs[i]``."""
         import llama_cpp
 
+        index = {sid: i for i, sid in enumerate(ids)}
         b = self._batch
         for start in range(0, len(entries), self.n_batch):
             chunk = entries[start : start + self.n_batch]
-            for i, (tok, pos, ids, logits) in enumerate(chunk):
+            for i, (tok, pos, group, logits) in enumerate(chunk):
                 b.token[i] = tok
                 b.pos[i] = pos
-                b.n_seq_id[i] = len(ids)
-                for j, sid in enumerate(ids):
+                b.n_seq_id[i] = len(group)
+                for j, sid in enumerate(group):
                     b.seq_id[i][j] = sid
                 b.logits[i] = 1 if logits else 0
             b.n_tokens = len(chunk)
@@ -551,26 +580,89 @@ class LlamaCppTeacher:
                     f"llama_decode failed (code {rc}{': no room in the KV cache' if rc == 1 else ''}) "
                     f"on {self.path.name}"
                 )
-            for i, (_tok, _pos, ids, logits) in enumerate(chunk):
+            for i, (_tok, _pos, group, logits) in enumerate(chunk):
                 if logits:
-                    seqs[ids[0]].next_token = llama_cpp.llama_sampler_sample(seqs[ids[0]].sampler, self._ctx, i)
+                    seq = seqs[index[group[0]]]
+                    seq.next_token = llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, i)
+
+    def _forget_retained(self) -> None:
+        self._retained = []
+        self._retained_cells = {}
+
+    def _match_retained(self, token_lists: list[list[int]]) -> list[tuple[int, int]]:
+        """For each new sequence, the kept prompt sharing its longest prefix:
+        (sequence id, length), or (-1, 0). The last token is never reused (its logits
+        start the sampling)."""
+        out = []
+        for toks in token_lists:
+            best, best_len = -1, 0
+            for rid, rtoks in self._retained:
+                n = min(common_prefix_len([toks, rtoks]), len(toks) - 1)
+                if n > best_len:
+                    best, best_len = rid, n
+            out.append((best, best_len))
+        return out
+
+    def _apply_reuse(self, matches: list[tuple[int, int]], ids: list[int], slot: int, mem) -> None:
+        """Give each new sequence its matched prefix cells (tagged, not copied:
+        ``llama_memory_seq_cp`` in a unified cache), then drop the oldest kept call
+        (its slot is the next call's)."""
+        import llama_cpp
+
+        for (src, n), sid in zip(matches, ids):
+            if src >= 0:
+                llama_cpp.llama_memory_seq_cp(mem, src, sid, 0, n)
+        oldest = (slot + 1) % self._slots
+        lo, hi = oldest * self.max_parallel, (oldest + 1) * self.max_parallel
+        for rid, _ in self._retained:
+            if lo <= rid < hi:
+                llama_cpp.llama_memory_seq_rm(mem, rid, -1, -1)
+        self._retained = [(rid, t) for rid, t in self._retained if not lo <= rid < hi]
+        self._retained_cells.pop(oldest, None)
 
     def _generate(self, token_lists: list[list[int]], seeds: list[int], params: SamplingParams) -> list[Completion]:
         """Generate one completion per token list, all decoded together."""
         import llama_cpp
 
+        n = len(token_lists)
         one = stream_cells_needed(token_lists, params.max_tokens)
         tree = prompt_tree(token_lists)
-        if len(token_lists) == 1 and self._ctx is not None and self._ctx_cells >= one:
+        if n == 1 and self._ctx is not None and self._ctx_cells >= one:
             unified = self._ctx_unified  # one sequence runs the same in either kind of context
         else:
             unified = use_unified_cache(token_lists, params.max_tokens, tree, flash_attn=self.flash_attn is not False)
-            if unified:
-                self._ensure_context(True, len(tree) + len(token_lists) * params.max_tokens)
-            else:
-                self._ensure_context(False, one)
+        need = len(tree) + n * params.max_tokens
+        retain = unified and self.prefix_cache
+        if unified:
+            if retain and self._ctx is not None and self._ctx_unified:
+                slot = self._call % self._slots
+                kept = sum(c for k, c in self._retained_cells.items() if k != (slot + 1) % self._slots)
+                if self._ctx_cells < need + kept:
+                    self._forget_retained()  # no room to keep them: start clean
+            if not (self._ctx is not None and self._ctx_unified and self._ctx_cells >= need):
+                # room for this call plus, next time, the prompts this call leaves behind
+                self._ensure_context(True, need + (len(tree) if retain else 0))
+        elif self._ctx is None or self._ctx_unified or self._ctx_cells < one:
+            self._ensure_context(False, one)
         mem = llama_cpp.llama_get_memory(self._ctx)
-        llama_cpp.llama_memory_clear(mem, True)
+        slot = self._call % self._slots if retain else 0
+        ids = [slot * self.max_parallel + i for i in range(n)]
+        matches = self._match_retained(token_lists) if retain and self._retained else [(-1, 0)] * n
+        reuse = [m for _, m in matches]
+        if any(reuse):
+            # Worth it? Kept cells that this call does not use are masked for all of its
+            # tokens (MASKED_COST_FA each); the reused ones are not evaluated again.
+            saved = sum(1 for _, pos, group, _ in tree if all(pos < reuse[i] for i in group))
+            kept = self._retained_cells.get((slot - 1) % self._slots, 0)
+            if saved <= MASKED_COST_FA * kept * (len(tree) - saved + n * params.max_tokens):
+                reuse = [0] * n
+        if any(reuse):
+            for sid in ids:  # the slot is empty by construction; make sure
+                llama_cpp.llama_memory_seq_rm(mem, sid, -1, -1)
+            self._apply_reuse(matches, ids, slot, mem)
+        else:
+            llama_cpp.llama_memory_clear(mem, True)
+            self._forget_retained()
         stops = tuple(s for s in params.stop if s)
         tail = max((len(s.encode("utf-8")) for s in stops), default=0) + 64
         seqs = [_Seq(tokens=t, sampler=self._make_sampler(params, seed)) for t, seed in zip(token_lists, seeds)]
@@ -578,20 +670,30 @@ class LlamaCppTeacher:
             seq.n_past = len(seq.tokens)
         try:
             if unified:
-                # 1-3. the prompt tree: every shared prefix once, tagged with all its sequences
-                self._decode(tree, seqs)
+                # 1-3. the prompt tree: every shared prefix once, tagged with all its
+                #      sequences; positions a sequence reuses from an earlier call skipped
+                todo = []
+                for tok, pos, group, logits in tree:
+                    group = tuple(ids[i] for i in group if pos >= reuse[i])
+                    if group:
+                        todo.append((tok, pos, group, logits))
+                evaluated = len(todo)
+                self._decode(todo, seqs, ids)
             else:
                 # 1. the prefix common to all, once, on sequence 0
                 p = shared_prefix_len(token_lists)
-                self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(token_lists[0][:p])], seqs)
+                self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(token_lists[0][:p])], seqs, ids)
                 # 2. copied into every other sequence's stream
-                for s in range(1, len(seqs)):
+                for s in range(1, n):
                     llama_cpp.llama_memory_seq_cp(mem, 0, s, -1, -1)
                 # 3. each sequence's own suffix, one sequence at a time (llama.cpp splits
                 #    batches that mix streams into equal per-sequence micro-batches)
                 for s, seq in enumerate(seqs):
                     last = len(seq.tokens) - 1
-                    self._decode([(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs)
+                    self._decode([(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs, ids)
+                evaluated = p + sum(len(t) - p for t in token_lists)
+            self.last_stats["evaluated_tokens"] = self.last_stats.get("evaluated_tokens", 0) + evaluated
+            self.last_stats["reused_tokens"] = self.last_stats.get("reused_tokens", 0) + sum(reuse)
             # 4. one token per unfinished sequence per step
             while True:
                 step = []
@@ -599,17 +701,25 @@ class LlamaCppTeacher:
                     if seq.done:
                         continue
                     self._accept(seq, params.max_tokens, stops, tail)
-                    if seq.done:
-                        llama_cpp.llama_memory_seq_rm(mem, s, -1, -1)
+                    if seq.done:  # free its generated cells (a kept prompt stays)
+                        llama_cpp.llama_memory_seq_rm(mem, ids[s], len(seq.tokens) if retain else -1, -1)
                     else:
-                        step.append((seq.next_token, seq.n_past, (s,), True))
+                        step.append((seq.next_token, seq.n_past, (ids[s],), True))
                         seq.n_past += 1
                 if not step:
                     break
-                self._decode(step, seqs)
+                self._decode(step, seqs, ids)
+        except BaseException:
+            llama_cpp.llama_memory_clear(mem, True)
+            self._forget_retained()
+            raise
         finally:
             for seq in seqs:
                 llama_cpp.llama_sampler_free(seq.sampler)
+        if retain:
+            self._retained += [(sid, t) for sid, t in zip(ids, token_lists)]
+            self._retained_cells[slot] = len(tree)
+            self._call += 1
         out = []
         for seq in seqs:
             text = seq.text if seq.text is not None else seq.out.decode("utf-8", "ignore")

@@ -184,13 +184,39 @@ def test_split_into_several_batches_gives_the_same_results(random_ggufs):
 
 def test_fixed_seed_repeats_and_samples_differ(teacher):
     params = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=1234)
+    teacher.forget_prompts()
     first = teacher.complete(PROMPTS[:2], params, n=3)
+    teacher.forget_prompts()  # the same history (none), so the same samples
     second = teacher.complete(PROMPTS[:2], params, n=3)
     assert first == second
     texts = [c.text for c in first[0]]
     assert len(set(texts)) > 1, "samples of one prompt should differ (seed + index)"
     other = teacher.complete(PROMPTS[:2], SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=99), n=3)
     assert other != first
+
+
+def test_prompt_prefixes_are_reused_across_calls(random_ggufs):
+    """A call whose prompts start like an earlier call's reuses those KV cells (only
+    the rest is evaluated), and greedy output is what a fresh teacher gives (f32:
+    exactly). forget_prompts() drops them."""
+    path = random_ggufs["f32"]
+    a = [PROMPTS[0], PROMPTS[1]]
+    b = [PROMPTS[0].replace("bees.", "bees and wasps."), PROMPTS[1] + "Sure."]
+    with LlamaCppTeacher(path, n_ctx=512, max_parallel=4) as t:
+        t.complete(a, GREEDY, n=2)
+        assert t.last_stats["reused_tokens"] == 0
+        warm = t.complete(b, GREEDY)
+        stats = dict(t.last_stats)
+        t.forget_prompts()
+        cold = t.complete(b, GREEDY)
+        cold_stats = dict(t.last_stats)
+    assert stats["prompt_tokens"] == cold_stats["prompt_tokens"]
+    assert stats["reused_tokens"] > 0 and cold_stats["reused_tokens"] == 0
+    assert stats["evaluated_tokens"] < cold_stats["evaluated_tokens"]
+    assert warm == cold
+    with LlamaCppTeacher(path, n_ctx=512, max_parallel=4, prefix_cache=False) as t:
+        t.complete(a, GREEDY)
+        assert t.complete(b, GREEDY) == cold and t.last_stats["reused_tokens"] == 0
 
 
 def test_max_tokens_respected(teacher):
