@@ -53,6 +53,7 @@ from lab_ci.teacher.base import Completion, SamplingParams  # noqa: E402
 from lab_ci.teacher.templates import ChatFormat, format_chat, merge_stops  # noqa: E402
 
 LEAF = "compositional_skills/linguistics/antonyms/qna.yaml"
+GROUNDED_LEAF = "compositional_skills/extraction/commit_messages/summary/qna.yaml"
 TAXONOMY = REPO / "taxonomy"
 
 
@@ -98,28 +99,34 @@ def _leaf(path: str):
     return parse_leaf(LeafFile(path=path, data=p.read_bytes()))
 
 
-def _stand_ins() -> list[tuple[str, str]]:
-    """Seed Q/As of the other example skill leaves: stand-ins for generated text."""
+def _stand_ins(leaf: str) -> list[tuple[str, str, str]]:
+    """Seed (question, answer, context) of the other example skill leaves: stand-ins for
+    generated text (contexts from the grounded leaf's own seeds)."""
     out = []
     for p in sorted(TAXONOMY.glob("compositional_skills/**/qna.yaml")):
         rel = p.relative_to(TAXONOMY).as_posix()
-        if rel != LEAF:
+        if rel != leaf:
             out += [(e.question, e.answer) for e in _leaf(rel).examples]
-    return out
+    contexts = [e.context for e in _leaf(GROUNDED_LEAF).examples if e.context]
+    return [(q, a, contexts[i % len(contexts)]) for i, (q, a) in enumerate(out)]
 
 
 def preview_calls(teacher, scenario: str, samples: int, cap: int):
-    """(block name, LLMBlock, rows) for the freeform pipeline's LLM calls of one preview."""
+    """(block name, LLMBlock, rows) for the LLM calls of one preview: the freeform-skills
+    pipeline on the antonyms leaf, or (scenario ``grounded``) the grounded-skills
+    pipeline on the commit-message leaf."""
     from lab_ci.sdg.blocks import BLOCK_TYPES, RunContext
     from lab_ci.sdg.pipeline import load_pipeline
 
-    pipe = load_pipeline("freeform_skills")
-    ctx = RunContext(teacher=teacher, seeds=_leaf(LEAF), samples=samples, seed=1,
+    grounded = scenario == "grounded"
+    leaf = GROUNDED_LEAF if grounded else LEAF
+    pipe = load_pipeline("grounded_skills" if grounded else "freeform_skills")
+    ctx = RunContext(teacher=teacher, seeds=_leaf(leaf), samples=samples, seed=1,
                      params=SamplingParams(temperature=0.7, top_p=0.95, seed=1), max_tokens_cap=cap)
     ctx.prompts = pipe.prompts
     rows: list[dict] = []
     calls = []
-    fill = _stand_ins()
+    fill = _stand_ins(leaf)
     for b in pipe.blocks:
         if b.type == "sample_seeds":
             config = dict(b.config)
@@ -128,8 +135,8 @@ def preview_calls(teacher, scenario: str, samples: int, cap: int):
             if scenario == "same":
                 config["samples_per_set"] = samples
             rows = BLOCK_TYPES[b.type](b.name, config, ctx).generate([])
-            rows = [{**r, "question": fill[i % len(fill)][0], "answer": fill[i % len(fill)][1]}
-                    for i, r in enumerate(rows)]
+            rows = [{**r, "question": fill[i % len(fill)][0], "answer": fill[i % len(fill)][1],
+                     "context": fill[i % len(fill)][2]} for i, r in enumerate(rows)]
         elif b.type == "llm":
             calls.append((b.name, BLOCK_TYPES[b.type](b.name, b.config, ctx), rows))
             if scenario == "same":
@@ -192,6 +199,9 @@ def run_calls(teacher, scenario: str, samples: int, cap: int) -> tuple[list[tupl
     """Run one scenario's LLM calls through the real blocks; per-block and total meters."""
     per_block = []
     total = Metered(teacher)
+    forget = getattr(teacher, "forget_prompts", None)
+    if forget:
+        forget()  # as generate_leaf does: a leaf's preview starts with no kept prompts
     for name, block, rows in preview_calls(total, scenario, samples, cap):
         before = (total.tokens, total.prompt_tokens, total.wall, total.cpu)
         block.generate(rows)
@@ -206,7 +216,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="preview throughput: batched teacher vs naive generation")
     ap.add_argument("--shapes", default="0.5b,1.5b")
     ap.add_argument("--quants", default="q8_0,q4_0")
-    ap.add_argument("--scenarios", default="preview,mixed,same")
+    ap.add_argument("--scenarios", default="preview,mixed,same", help="preview,mixed,same,grounded")
+    ap.add_argument("--no-prefix-cache", action="store_true", help="ours without prompt prefixes kept across calls")
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64, help="cap on every block's max_tokens")
     ap.add_argument("--n-threads", type=int, default=os.cpu_count())
@@ -239,7 +250,7 @@ def main(argv=None) -> int:
             size = path.stat().st_size
             bound = bw / size if not gpu else float("nan")
             ours = LlamaCppTeacher(path, n_ctx=2048, n_threads=args.n_threads, max_parallel=args.samples,
-                                   n_gpu_layers=n_gpu_layers, flash_attn=fa)
+                                   n_gpu_layers=n_gpu_layers, flash_attn=fa, prefix_cache=not args.no_prefix_cache)
             llm = Llama(str(path), n_ctx=2048, n_batch=512, n_threads=args.n_threads, n_threads_batch=args.n_threads,
                         n_gpu_layers=n_gpu_layers, flash_attn=fa, verbose=False)
             naive = NaiveTeacher(llm, ours.chat_format, ours.info)
