@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -265,11 +266,42 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+_llama_log = logging.getLogger("lab_ci.llama_cpp")
+#: llama.cpp's log levels (ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continue)
+#: as Python logging levels. Its info and warnings are for -vv: e.g. every unified
+#: context of several sequences warns "n_ctx_seq > n_ctx_train -- possible training
+#: context overflow", which cannot happen here (each sequence stays within n_ctx).
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.DEBUG, 4: logging.ERROR}
+_log_callback = None
+
+
+def _route_llama_logs() -> None:
+    """Send llama.cpp's log lines to the ``lab_ci.llama_cpp`` logger (once per process)
+    instead of llama-cpp-python's printer, which shows warnings as errors."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    last = [logging.DEBUG]
+
+    @llama_cpp.llama_log_callback
+    def callback(level, text, user_data):
+        lvl = last[0] if level == 5 else _GGML_LEVELS.get(level, logging.DEBUG)
+        last[0] = lvl
+        if _llama_log.isEnabledFor(lvl):
+            _llama_log.log(lvl, "%s", text.decode("utf-8", "replace").rstrip("\n"))
+
+    _log_callback = callback  # keep a reference: llama.cpp holds only the pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 def load_llama(path: Path, n_gpu_layers: int | None = None):
     """The process-wide high-level ``Llama`` for a GGUF file (loaded once, reused)."""
     from llama_cpp import Llama
 
     check_gguf_file(path)
+    _route_llama_logs()
     if n_gpu_layers is None:
         n_gpu_layers = -1 if gpu_offload_supported() else 0
     st = path.stat()

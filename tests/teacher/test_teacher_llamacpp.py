@@ -311,3 +311,19 @@ def test_bad_arguments(random_ggufs):
     with pytest.raises(TeacherError, match="do not apply"):
         load_teacher(str(random_ggufs["q8_0"]), concurrency_typo=3)
     t.close()
+
+
+def test_llama_cpp_warnings_go_to_logging_not_the_terminal(tiny_models, capfd, caplog):
+    """A unified context of several sequences makes llama.cpp warn "n_ctx_seq > n_ctx_train"
+    (harmless here); it must not reach a contributor's terminal, only -vv logging."""
+    import logging
+
+    long_prompts = [PROMPTS[0] * 6] * 8
+    with caplog.at_level(logging.DEBUG, logger="lab_ci.llama_cpp"):
+        # the tiny teacher was trained with n_ctx 2048; 8 x (prompt + 300) cells exceed it
+        with LlamaCppTeacher(tiny_models["teacher"], n_ctx=2048, max_parallel=8) as t:
+            t.complete(long_prompts, SamplingParams(temperature=0.0, max_tokens=300))
+    out, err = capfd.readouterr()
+    assert "n_ctx_seq" not in err and "n_ctx_seq" not in out
+    logged = [r.getMessage() for r in caplog.records if r.name == "lab_ci.llama_cpp"]
+    assert any("possible training context overflow" in m for m in logged), logged[-5:]
