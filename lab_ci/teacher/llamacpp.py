@@ -3,29 +3,23 @@
 The model is loaded once per process (cache keyed by path, mtime and size) with the
 high-level ``llama_cpp.Llama`` object, used for tokenizing, metadata and the chat
 template. Generation uses the low-level API on a context of its own that holds
-several sequences (``n_seq_max``), chosen per batch (``use_unified_cache``): one
-unified KV cache for many samples of one prompt, else each sequence in its OWN KV
-stream (``kv_unified=False``, ``n_ctx = max_parallel * cells per stream``):
+several sequences, laid out per batch as the cost model ``layout_costs`` prefers:
 
-1. the sequences of one batch (at most ``max_parallel``) are tokenized; their
-   longest common token prefix is evaluated ONCE, on sequence 0;
-2. that prefix's KV cells go to the other sequences (``llama_memory_seq_cp``: in a
-   unified cache it tags the same cells; across streams it copies the stream buffer);
-3. each sequence's own suffix is evaluated: all in one call when they fit one
-   ``n_batch``, else one sequence at a time (chunks that never mix sequences);
-4. then every step decodes one token for every unfinished sequence in one call.
+* one unified KV cache: the batch's prompts are evaluated as a prefix tree
+  (``prompt_tree``): each prefix several sequences share is evaluated ONCE, its cells
+  tagged with all of them (a batch token with several sequence ids). Prompt prefixes
+  of the last two calls stay in the cache and a new sequence reuses the longest one
+  it starts with (``prefix_cache``; ``forget_prompts()`` drops them);
+* or one KV stream per sequence (``kv_unified=False``): only the prefix common to all
+  is evaluated once and copied; each sequence's rest is evaluated on its own. In a
+  unified cache every token's attention also walks the other sequences' (masked)
+  cells, which makes prompts that share little cheaper in streams.
 
-Why separate streams: in a unified cache every token's attention spans all the
-cells in use by all sequences (masked, but flash attention on CPU still walks the
-mask), so evaluating 8 long, different suffixes cost more than 8 separate
-single-sequence evaluations. With one stream per sequence each attention spans only
-that sequence's cells, as in one-request-at-a-time generation. Batches that mix
-sequences of different streams are split by llama.cpp into equal per-sequence
-micro-batches, which is why suffixes are evaluated sequence by sequence.
-
-Each sequence has its own sampler chain (top-p, temperature, seeded ``dist``; greedy
-at temperature 0) seeded with ``seed + sequence index``, so a fixed seed gives the
-same completions on every run, however the request is split into batches.
+Then every step decodes one token for every unfinished sequence in one call. Each
+sequence has its own sampler chain (llama.cpp's top-k, top-p, min-p, temperature,
+seeded draw; greedy at temperature 0) seeded with ``seed + sequence index``, so a
+fixed seed gives the same completions on every run (and, with the same earlier
+calls, in one process), however the request is split into batches.
 """
 
 from __future__ import annotations
