@@ -107,20 +107,6 @@ def prompt_tree(seqs: Sequence[Sequence[int]]) -> list[tuple[int, int, tuple[int
     return out
 
 
-def tree_cells(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
-    """KV cells one batch occupies in a unified cache: its prompt tree, plus each
-    sequence's generated tokens."""
-    return len(prompt_tree(seqs)) + len(seqs) * max_tokens
-
-
-def cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
-    """KV cells one batch occupies when only the prefix common to ALL sequences is
-    shared (the layout of separate streams): that prefix once, each suffix and each
-    sequence's generated tokens."""
-    p = shared_prefix_len(seqs)
-    return p + sum(len(s) - p + max_tokens for s in seqs)
-
-
 def stream_cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
     """KV cells one sequence's stream needs: its longest prompt plus max_tokens."""
     return max((len(s) for s in seqs), default=0) + max_tokens
@@ -392,7 +378,7 @@ class LlamaCppTeacher:
         self._ctx = None
         self._ctx_cells = 0
         self._ctx_unified = False
-        # prompt prefixes kept across calls (unified cache only; see _retain_setup)
+        # prompt prefixes kept across calls (unified cache only; see _match_retained)
         self.prefix_cache = prefix_cache and flash_attn is not False
         self._slots = RETAINED_CALLS + 1 if self.prefix_cache else 1
         self._call = 0
@@ -659,9 +645,9 @@ class LlamaCppTeacher:
             unified = use_unified_cache(token_lists, params.max_tokens, tree, flash_attn=self.flash_attn is not False)
         need = len(tree) + n * params.max_tokens
         retain = unified and self.prefix_cache
+        slot = self._call % self._slots if retain else 0
         if unified:
             if retain and self._ctx is not None and self._ctx_unified:
-                slot = self._call % self._slots
                 kept = sum(c for k, c in self._retained_cells.items() if k != (slot + 1) % self._slots)
                 if self._ctx_cells < need + kept:
                     self._forget_retained()  # no room to keep them: start clean
@@ -671,7 +657,6 @@ class LlamaCppTeacher:
         elif self._ctx is None or self._ctx_unified or self._ctx_cells < one:
             self._ensure_context(False, one)
         mem = llama_cpp.llama_get_memory(self._ctx)
-        slot = self._call % self._slots if retain else 0
         ids = [slot * self.max_parallel + i for i in range(n)]
         matches = self._match_retained(token_lists) if retain and self._retained else [(-1, 0)] * n
         reuse = [m for _, m in matches]
@@ -718,8 +703,8 @@ class LlamaCppTeacher:
                     last = len(seq.tokens) - 1
                     self._decode([(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs, ids)
                 evaluated = p + sum(len(t) - p for t in token_lists)
-            self.last_stats["evaluated_tokens"] = self.last_stats.get("evaluated_tokens", 0) + evaluated
-            self.last_stats["reused_tokens"] = self.last_stats.get("reused_tokens", 0) + sum(reuse)
+            self.last_stats["evaluated_tokens"] += evaluated
+            self.last_stats["reused_tokens"] += sum(reuse)
             # 4. one token per unfinished sequence per step
             while True:
                 step = []

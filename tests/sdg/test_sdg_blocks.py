@@ -85,6 +85,23 @@ def test_local_leaf_sampling_is_seeded():
     assert run(3) != run(4)
 
 
+def test_samples_per_set_share_one_draw_of_examples():
+    """Consecutive candidates of a set send the same examples (one prompt prefix); the
+    next set draws again; without the option every candidate draws its own."""
+    from lab_ci.sdg.blocks import RunContext, SampleSeedsBlock
+    from lab_ci.sdg.seeds import parse_leaf
+
+    six = SKILL + b"".join(f'  - {{question: "Opposite of {w}?", answer: X.}}\n'.encode() for w in "abc")
+    ctx = RunContext(teacher=None, seeds=parse_leaf(leaf(six)), samples=8, seed=1)
+    rows = SampleSeedsBlock("seeds", {"k": 3, "samples_per_set": 4}, ctx).generate([])
+    assert len(rows) == 8 and [r["_id"] for r in rows] == [f"s{i}" for i in range(8)]
+    for block in (rows[:4], rows[4:]):
+        assert len({(tuple(r["seed_ids"]), r["examples"]) for r in block}) == 1
+    assert rows[0]["seed_ids"] != rows[4]["seed_ids"]
+    single = SampleSeedsBlock("seeds", {"k": 3}, RunContext(teacher=None, seeds=ctx.seeds, samples=8, seed=1)).generate([])
+    assert len({tuple(r["seed_ids"]) for r in single}) > 2
+
+
 def test_truncated_answers_are_rejected_as_truncated():
     from lab_ci.teacher.base import Completion
 

@@ -71,6 +71,14 @@ def test_missing_config_section_and_bad_option(tmp_path):
     """)
     with pytest.raises(PipelineError, match=r"block 'keep'.*config\.op"):
         load_pipeline_file(p)
+    p = write(tmp_path, """
+        version: "1"
+        name: mine
+        blocks:
+          - {name: seeds, type: sample_seeds, config: {samples_per_set: 0}}
+    """)
+    with pytest.raises(PipelineError, match=r"block 'seeds'.*samples_per_set"):
+        load_pipeline_file(p)
 
 
 def test_missing_prompt_file_and_duplicate_names(tmp_path):

@@ -12,7 +12,6 @@ from lab_ci.teacher import load_teacher
 from lab_ci.teacher.base import Message, SamplingParams, Teacher, TeacherError
 from lab_ci.teacher.llamacpp import (
     LlamaCppTeacher,
-    cells_needed,
     check_context,
     common_prefix_len,
     find_stop,
@@ -53,7 +52,6 @@ def test_prefix_logic():
     # every sequence keeps at least one token of its own
     assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix_len([[1, 2], [1, 2, 3]]) == 1
-    assert cells_needed([[1, 2, 3], [1, 2, 4]], max_tokens=10) == 2 + (1 + 10) * 2
 
 
 def test_prompt_tree_evaluates_each_shared_prefix_once():
