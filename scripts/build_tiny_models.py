@@ -75,10 +75,13 @@ CONFIG = {
     "batch_size": 8,
     "learning_rate": 3e-3,
     "student_steps": 100,
-    "teacher_steps": 340,
+    "teacher_steps": 420,
     # seeded pipeline candidates per leaf rendered for distillation (more for the
-    # pipelines with fewer leaves or longer chains)
-    "pipeline_rounds": {"freeform_skills": 12, "grounded_skills": 32, "knowledge": 80},
+    # pipelines with fewer leaves or longer chains). The skills pipelines' question and
+    # answer prompts share their first half (the examples, so the answer call reuses the
+    # question call's KV cells): telling them apart takes more rounds and steps than
+    # distinct prompts did (12/32 rounds, 340 steps: 10 of 32 candidates accepted).
+    "pipeline_rounds": {"freeform_skills": 24, "grounded_skills": 48, "knowledge": 80},
     "teacher_quant": "q8_0",
     "torch_threads": 1,
 }

@@ -166,6 +166,13 @@ class LLMBlock(Block):
             seed=(p.seed if p.seed is not None else self.ctx.seed) * 1000 + index,
         )
 
+    def _count_evaluated(self, stats) -> None:
+        """Prompt tokens the (local) teacher really evaluated and reused from earlier
+        calls' KV cells, where it reports them (``LlamaCppTeacher.last_stats``)."""
+        if isinstance(stats, dict) and "evaluated_tokens" in stats:
+            for key, name in (("evaluated_tokens", "prompt_tokens_evaluated"), ("reused_tokens", "prompt_tokens_reused")):
+                self.ctx.usage[name] = self.ctx.usage.get(name, 0) + int(stats.get(key, 0))
+
     def generate(self, samples):
         if not samples:
             return []
@@ -184,6 +191,7 @@ class LLMBlock(Block):
                 results += self.ctx.teacher.chat(convs[start : start + size], self._params(start), n=self.n)
             except Exception as e:  # TeacherError and runtime failures: name the block
                 raise self.error(f"teacher failed: {e}") from e
+            self._count_evaluated(getattr(self.ctx.teacher, "last_stats", None))
         if len(results) != len(samples):
             raise self.error(f"teacher returned {len(results)} results for {len(samples)} prompts")
         self.ctx.candidates += (self.n - 1) * len(samples)

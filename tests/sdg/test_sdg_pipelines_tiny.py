@@ -112,3 +112,46 @@ def test_user_pipeline_without_judges_accepts_real_generations(teacher, tmp_path
         assert [m["role"] for m in rec["messages"]] == ["user", "assistant"]
         assert rec["messages"][1]["content"].strip()
         assert rec["metadata"]["pipeline"] == "quick"
+
+
+@pytest.mark.parametrize("path, pipeline, shared", [
+    (FREEFORM, "freeform_skills", "examples"),
+    (GROUNDED, "grounded_skills", "context"),
+])
+def test_answer_prompts_reuse_the_question_prompts_kv_cells(teacher, path, pipeline, shared):
+    """The answer prompt repeats the question prompt's first part on purpose (task,
+    seed examples and, grounded, the new context): the local teacher keeps the
+    question call's prompt cells and the answer call evaluates only what follows.
+    The question and answer fields are set by hand: the tiny teacher's own output
+    would decide which rows get that far."""
+    from lab_ci.sdg.blocks import BLOCK_TYPES, RunContext
+    from lab_ci.sdg.pipeline import load_pipeline
+    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.sdg.text import render
+    from lab_ci.teacher.base import Message
+    from lab_ci.teacher.templates import format_chat
+
+    pipe = load_pipeline(pipeline)
+    seeds = parse_leaf(leaf(path))
+    ctx = RunContext(teacher=teacher, seeds=seeds, samples=4, seed=0, max_tokens_cap=4, prompts=pipe.prompts)
+    blocks = {b.name: BLOCK_TYPES[b.type](b.name, b.config, ctx) for b in pipe.blocks}
+    rows = blocks["seeds"].generate([])
+    rows = [{**r, "question": seeds.examples[0].question, "context": seeds.examples[0].context or ""} for r in rows]
+    q_prompt = blocks["gen_questions"].template
+    a_prompt = blocks["gen_answers"].template
+    head = q_prompt[: q_prompt.index("{{%s}}" % shared) + len("{{%s}}" % shared)]
+    assert a_prompt.startswith(head), f"{pipeline}: the answer prompt must start like the question prompt up to {{{{{shared}}}}}"
+
+    teacher.forget_prompts()
+    blocks["gen_questions"].generate(rows)
+    blocks["judge_questions"].generate(rows)  # a call in between: reuse reaches two calls back
+    blocks["gen_answers"].generate(rows)
+    stats = teacher.last_stats
+    # every row reuses at least its question prompt's chat text up to the end of {{shared}}
+    system = blocks["gen_questions"].system
+    heads = [format_chat([Message("system", system), Message("user", render(head, r))], teacher.chat_format) for r in rows]
+    heads = [h[: h.index(render(head, r)) + len(render(head, r))] for h, r in zip(heads, rows)]
+    assert stats["reused_tokens"] >= sum(len(teacher.tokenize(h)) - 2 for h in heads), stats
+    assert stats["evaluated_tokens"] + stats["reused_tokens"] <= stats["prompt_tokens"]
+    assert ctx.usage["prompt_tokens_reused"] >= stats["reused_tokens"]
+    assert ctx.usage["prompt_tokens_evaluated"] < ctx.usage["prompt_tokens"]

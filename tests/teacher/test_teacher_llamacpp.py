@@ -226,11 +226,13 @@ def test_max_tokens_respected(teacher):
 
 
 def test_stop_strings_cut_the_text(teacher):
-    [[full]] = teacher.complete([PROMPTS[1]], SamplingParams(temperature=0.0, max_tokens=40))
-    assert len(full.text) >= 8
+    # a prompt whose greedy completion is long enough that a stop at its 5th character
+    # ends it tokens earlier
+    fulls = [teacher.complete([p], SamplingParams(temperature=0.0, max_tokens=40))[0][0] for p in PROMPTS]
+    prompt, full = next((p, f) for p, f in zip(PROMPTS, fulls) if f.completion_tokens >= 8 and len(f.text) >= 8)
     stop = full.text[4:7]
     cut_at = full.text.find(stop)
-    [[stopped]] = teacher.complete([PROMPTS[1]], SamplingParams(temperature=0.0, max_tokens=40, stop=(stop, "never-there")))
+    [[stopped]] = teacher.complete([prompt], SamplingParams(temperature=0.0, max_tokens=40, stop=(stop, "never-there")))
     assert stopped.finish_reason == "stop"
     assert stopped.text == full.text[:cut_at]
     assert stop not in stopped.text
