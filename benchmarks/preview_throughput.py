@@ -22,7 +22,16 @@ random-weight model writes no parseable text):
   examples, four samples each): gen_questions, judge_questions, gen_answers, judge_pairs;
 * ``mixed``   -- the same four calls with every sample its own draw of examples
   (``samples_per_set: 1``): prompts share only the system prompt and task, the worst case;
-* ``same``    -- one prompt, 8 samples (gen_questions of one draw): batched decoding alone.
+* ``same``    -- one prompt, 8 samples (gen_questions of one draw): batched decoding alone;
+* ``grounded`` -- the grounded-skills pipeline's five calls (gen_contexts, gen_questions,
+  judge_questions, gen_answers, judge_pairs) on ``extraction/commit_messages/summary``.
+
+The models' tokenizer (``--tokenizer``): by default a 32000-token byte-level BPE trained
+on real English (``--corpus``, the taxonomy history's ~1,600 contributed ``qna.yaml``
+files), which splits the rendered prompts at ~3.9 characters per token as real 32k
+tokenizers do; ``letters`` is make_bench_gguf's letter vocabulary (~2.3 characters per
+token, so ~1.7x the prompt tokens of a real tokenizer). Each model line prints the
+ratio measured on this run's prompts.
 
 Random weights never stop early, so every call generates max_tokens: the block's own
 ``max_tokens`` capped by ``--max-tokens``. tok/s = generated tokens / wall seconds of
@@ -32,6 +41,7 @@ and the numpy matmul rate.
 
     python benchmarks/preview_throughput.py --quick
     python benchmarks/preview_throughput.py --shapes 0.5b,1.5b --quants q8_0,q4_0
+    python benchmarks/preview_throughput.py --quick --tokenizer letters
 """
 
 from __future__ import annotations
@@ -187,12 +197,39 @@ class NaiveTeacher:
         return out
 
 
-def ensure_gguf(shape: str, quant: str, cache: Path) -> Path:
-    path = cache / f"{shape}-{quant}.gguf"
+def ensure_gguf(shape: str, quant: str, cache: Path, corpus: Path | None) -> Path:
+    """The bench model of a shape and quantization: with ``corpus``, a 32000-token
+    byte-level BPE trained on it (real prompt lengths); without, the letter vocabulary."""
+    path = cache / f"{shape}-{quant}{'-bpe' if corpus else ''}.gguf"
     if not path.exists():
         print(f"# writing {path} ...", flush=True)
-        subprocess.run([sys.executable, str(REPO / "scripts" / "make_bench_gguf.py"), "--shape", shape, "--quant", quant, "--out", str(path)], check=True)
+        extra = ["--bpe-corpus", str(corpus)] if corpus else []
+        subprocess.run([sys.executable, str(REPO / "scripts" / "make_bench_gguf.py"), "--shape", shape, "--quant", quant,
+                        "--out", str(path), *extra], check=True)
     return path
+
+
+class Recorder:
+    """A teacher that only records the conversations it is asked for."""
+
+    info = None
+
+    def __init__(self):
+        self.conversations: list = []
+
+    def chat(self, conversations, params, n=1):
+        self.conversations += list(conversations)
+        return [[Completion("", "stop", 0, 0) for _ in range(n)] for _ in conversations]
+
+
+def chars_per_token(teacher, scenarios: list[str], samples: int) -> float:
+    """Characters per token of the scenarios' rendered prompts under the teacher's tokenizer."""
+    rec = Recorder()
+    for scen in scenarios:
+        for _name, block, rows in preview_calls(rec, scen, samples, 4):
+            block.generate(rows)
+    prompts = [format_chat(conv, teacher.chat_format) for conv in rec.conversations]
+    return sum(map(len, prompts)) / sum(len(teacher.tokenize(p)) for p in prompts)
 
 
 def run_calls(teacher, scenario: str, samples: int, cap: int) -> tuple[list[tuple[str, Metered]], Metered]:
@@ -222,9 +259,16 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64, help="cap on every block's max_tokens")
     ap.add_argument("--n-threads", type=int, default=os.cpu_count())
     ap.add_argument("--flash-attn", choices=["on", "off"], default="on", help="flash attention, the same for both paths")
+    ap.add_argument("--tokenizer", choices=["bpe", "letters"], default="bpe",
+                    help="bench models' tokenizer: bpe (32000 tokens trained on --corpus: real prompt lengths, "
+                         "~3.5 characters per token) or letters (pieces of up to 4 letters: ~2.3, prompts ~1.6x longer)")
+    ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "taxonomy-history.bundle",
+                    help="English texts the bpe tokenizer is trained on: a git bundle/repository (its qna.yaml files) or a folder")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
     ap.add_argument("--quick", action="store_true", help="0.5b only (q8_0 and q4_0), max_tokens 32")
     args = ap.parse_args(argv)
+    if args.tokenizer == "bpe" and not args.corpus.exists():
+        ap.error(f"--corpus {args.corpus}: not found (needed by --tokenizer bpe; or use --tokenizer letters)")
     if args.quick:
         args.shapes, args.quants, args.max_tokens = "0.5b", "q8_0,q4_0", 32
 
@@ -246,7 +290,7 @@ def main(argv=None) -> int:
     rows = []
     for shape in args.shapes.split(","):
         for quant in args.quants.split(","):
-            path = ensure_gguf(shape, quant, args.cache)
+            path = ensure_gguf(shape, quant, args.cache, args.corpus if args.tokenizer == "bpe" else None)
             size = path.stat().st_size
             bound = bw / size if not gpu else float("nan")
             ours = LlamaCppTeacher(path, n_ctx=2048, n_threads=args.n_threads, max_parallel=args.samples,
@@ -254,6 +298,8 @@ def main(argv=None) -> int:
             llm = Llama(str(path), n_ctx=2048, n_batch=512, n_threads=args.n_threads, n_threads_batch=args.n_threads,
                         n_gpu_layers=n_gpu_layers, flash_attn=fa, verbose=False)
             naive = NaiveTeacher(llm, ours.chat_format, ours.info)
+            print(f"# {shape}/{quant}: tokenizer {args.tokenizer}, {chars_per_token(ours, args.scenarios.split(','), args.samples):.2f} "
+                  f"characters per prompt token", flush=True)
             # warm up both (page in the weights; ours allocates its contexts outside the
             # timed region, as naive's is allocated by Llama() above)
             for scen in args.scenarios.split(","):

@@ -115,6 +115,27 @@ def _vocab(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
     return tokens, types
 
 
+def add_bpe_tokenizer(writer, tokenizer_dir: Path, vocab_size: int, *, tokenizer_pre: str = "gpt-2") -> None:
+    """Write the byte-level BPE tokenizer of ``tokenizer_dir`` (``tokenizer.json`` and
+    ``tokenizer_config.json``) into a GGUF writer as llama.cpp's ``gpt2`` tokenizer:
+    tokens (padded to ``vocab_size``), token types, merges, special ids and the chat
+    template."""
+    import gguf
+
+    tokenizer_dir = Path(tokenizer_dir)
+    tokens, token_types = _vocab(tokenizer_dir, vocab_size)
+    special = gguf.SpecialVocab(tokenizer_dir, load_merges=True, n_vocab=vocab_size)
+    if not special.merges:
+        raise LabCIError(
+            f"{tokenizer_dir / 'tokenizer.json'}: no BPE merges found; llama.cpp cannot load a gpt2 tokenizer without them"
+        )
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(tokenizer_pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types(token_types)
+    special.add_to_gguf(writer, quiet=True)
+
+
 def _encode(name: str, data: np.ndarray, quant: str):
     """(array, raw ggml type or None) for one tensor at the requested precision."""
     import gguf
@@ -154,8 +175,7 @@ def export_gguf(
     vocab_size = int(cfg["vocab_size"])
     tied = bool(cfg.get("tie_word_embeddings", False))
 
-    tokens, token_types = _vocab(hf_dir, vocab_size)
-    special = gguf.SpecialVocab(hf_dir, load_merges=True, n_vocab=vocab_size)
+    _vocab(hf_dir, vocab_size)  # a tokenizer it cannot export fails before anything is written
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -180,13 +200,7 @@ def export_gguf(
     writer.add_rope_freq_base(rope_theta(cfg))
     writer.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
 
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(tokenizer_pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(token_types)
-    if not special.merges:
-        raise LabCIError(f"{hf_dir / 'tokenizer.json'}: no BPE merges found; llama.cpp cannot load a gpt2 tokenizer without them")
-    special.add_to_gguf(writer, quiet=True)
+    add_bpe_tokenizer(writer, hf_dir, vocab_size, tokenizer_pre=tokenizer_pre)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
     written = set()
