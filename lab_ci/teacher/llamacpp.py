@@ -44,6 +44,12 @@ DEFAULT_TOP_K = 40
 DEFAULT_MIN_P = 0.05
 #: calls whose prompt prefixes a unified cache keeps for the next call to reuse
 RETAINED_CALLS = 2
+#: A unified cache that keeps prompts is made at least this many cells (at most
+#: max_parallel x n_ctx): growing a context re-creates it and loses the kept prompts, so
+#: a fresh teacher sized for its first call would forget them at every bigger call of a
+#: leaf's pipeline (e.g. the answers' 256 tokens after the judges' 48). 8192 cells are
+#: ~0.8 GB for a 0.5B model with 16 KV heads of 64, 1 GB for a 7-8B model with 8 of 128.
+UNIFIED_MIN_CELLS = 8192
 
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
@@ -544,6 +550,18 @@ class LlamaCppTeacher:
         if self._batch is None:
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.max_parallel)
 
+    def _unified_cells(self, need: int, tree_cells: int, retain: bool) -> int:
+        """Cells for a new unified context: this call's ``need``; when prompts are kept,
+        room for the kept calls' prompt trees, at least ``UNIFIED_MIN_CELLS`` (within
+        max_parallel x n_ctx) and twice the context it replaces, so it is rarely
+        re-created (which loses the kept prompts)."""
+        if not retain:
+            return need
+        grown = 2 * self._ctx_cells if self._ctx is not None and self._ctx_unified else 0
+        floor = min(UNIFIED_MIN_CELLS, self.max_parallel * self.n_ctx)
+        ceiling = self.max_parallel * self.n_ctx * (RETAINED_CALLS + 1)
+        return max(need + RETAINED_CALLS * tree_cells, min(max(floor, grown), ceiling))
+
     def _make_sampler(self, params: SamplingParams, seed: int):
         """llama.cpp's usual chain: top-k, top-p, min-p, temperature, a seeded draw
         (greedy at temperature 0). Top-k first also keeps each draw cheap: top-p alone
@@ -652,8 +670,7 @@ class LlamaCppTeacher:
                 if self._ctx_cells < need + kept:
                     self._forget_retained()  # no room to keep them: start clean
             if not (self._ctx is not None and self._ctx_unified and self._ctx_cells >= need):
-                # room for this call plus, next time, the prompts this call leaves behind
-                self._ensure_context(True, need + (len(tree) if retain else 0))
+                self._ensure_context(True, self._unified_cells(need, len(tree), retain))
         elif self._ctx is None or self._ctx_unified or self._ctx_cells < one:
             self._ensure_context(False, one)
         mem = llama_cpp.llama_get_memory(self._ctx)

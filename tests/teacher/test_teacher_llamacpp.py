@@ -217,6 +217,21 @@ def test_prompt_prefixes_are_reused_across_calls(random_ggufs):
         assert t.complete(b, GREEDY) == cold and t.last_stats["reused_tokens"] == 0
 
 
+def test_kept_prompts_survive_a_bigger_next_call(random_ggufs):
+    """A fresh teacher's first call is small (a judge: few tokens out); the next one
+    wants far more cells (answers: many tokens out). The unified cache is made big
+    enough up front that this does not re-create the context, which would lose the
+    first call's prompts."""
+    path = random_ggufs["f32"]
+    first = [PROMPTS[0], PROMPTS[1]]
+    second = [PROMPTS[0] + "Sure.", PROMPTS[1] + "Sure."]
+    with LlamaCppTeacher(path, n_ctx=512, max_parallel=4) as t:
+        t.complete(first, SamplingParams(temperature=0.0, max_tokens=2))
+        t.complete(second, SamplingParams(temperature=0.0, max_tokens=300))
+        assert t.last_stats["reused_tokens"] >= sum(len(t.tokenize(p)) - 1 for p in first)
+        assert t._ctx_cells <= 4 * 512 * 3  # within max_parallel x n_ctx x (kept calls + 1)
+
+
 def test_max_tokens_respected(teacher):
     for m in (1, 5):
         [[c]] = teacher.complete([PROMPTS[0]], SamplingParams(temperature=0.0, max_tokens=m))
