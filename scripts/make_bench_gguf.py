@@ -50,6 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # lab_ci, for --bpe-corpus, without an install
+
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>", "<|pretrain|>", "<|/pretrain|>"]
 
 
@@ -127,7 +130,6 @@ def corpus_texts(source: Path) -> list[str]:
     (``.txt``, ``.md``, ``.yaml``)."""
     import yaml
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from lab_ci.train.tokenizer import yaml_strings
 
     def strings(data: bytes) -> list[str]:
@@ -145,7 +147,7 @@ def corpus_texts(source: Path) -> list[str]:
         repo = source
         if source.is_file():  # a bundle: clone it (read-only input)
             repo = Path(tmp) / "corpus.git"
-            subprocess.run(["git", "clone", "-q", "--mirror", str(source), str(repo)], check=True)
+            subprocess.run(["git", "clone", "-q", "--mirror", str(source), str(repo)], check=True, capture_output=True)
         objects = subprocess.run(["git", "-C", str(repo), "rev-list", "--all", "--objects"],
                                  check=True, capture_output=True, text=True).stdout
         blobs = sorted({line.split()[0] for line in objects.splitlines() if line.endswith("qna.yaml")})
@@ -163,12 +165,11 @@ def corpus_texts(source: Path) -> list[str]:
 def bpe_tokenizer(corpus: Path, vocab_size: int, cache: Path) -> Path:
     """A byte-level BPE tokenizer of ``vocab_size`` tokens trained on ``corpus`` (see
     :func:`corpus_texts`), saved once under ``cache``; returns its folder."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from lab_ci.train.tokenizer import save_tokenizer, train_tokenizer
 
     texts = corpus_texts(corpus)
     if not texts:
-        raise SystemExit(f"{corpus}: no texts to train a tokenizer on")
+        raise ValueError("no qna.yaml files or text files in it")
     digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:12]
     folder = cache / f"bpe-{vocab_size}-{digest}"
     if not (folder / "tokenizer.json").exists():
@@ -216,7 +217,6 @@ def write_gguf(shape: Shape, quant: str, out: Path, seed: int = 0, chat_template
     w.add_vocab_size(shape.n_vocab)
 
     if tokenizer is not None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from lab_ci.train.gguf_export import add_bpe_tokenizer
 
         add_bpe_tokenizer(w, tokenizer, shape.n_vocab)  # its LAB chat template included
@@ -296,7 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = None
     if args.bpe_corpus is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tokenizer = bpe_tokenizer(args.bpe_corpus, shape.n_vocab, args.out.parent)
+        try:
+            tokenizer = bpe_tokenizer(args.bpe_corpus, shape.n_vocab, args.out.parent)
+        except subprocess.CalledProcessError as e:
+            why = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+            print(f"--bpe-corpus {args.bpe_corpus}: not a git bundle or repository"
+                  f"{': ' + why[-1] if why else ''}", file=sys.stderr)
+            return 2
+        except ValueError as e:
+            print(f"--bpe-corpus {args.bpe_corpus}: {e}", file=sys.stderr)
+            return 2
     write_gguf(shape, args.quant, args.out, seed=args.seed, chat_template=args.chat_template, tokenizer=tokenizer)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -665,11 +665,12 @@ class LlamaCppTeacher:
         retain = unified and self.prefix_cache
         slot = self._call % self._slots if retain else 0
         if unified:
-            if retain and self._ctx is not None and self._ctx_unified:
-                kept = sum(c for k, c in self._retained_cells.items() if k != (slot + 1) % self._slots)
-                if self._ctx_cells < need + kept:
-                    self._forget_retained()  # no room to keep them: start clean
-            if not (self._ctx is not None and self._ctx_unified and self._ctx_cells >= need):
+            # the kept prompts this call may reuse (the oldest kept call's slot is its own)
+            kept = sum(c for k, c in self._retained_cells.items() if k != (slot + 1) % self._slots) if retain else 0
+            if not (self._ctx is not None and self._ctx_unified and self._ctx_cells >= need + kept):
+                # no room for this call beside them: start clean, in a context grown
+                # (see _unified_cells) so that the next calls can keep theirs
+                self._forget_retained()
                 self._ensure_context(True, self._unified_cells(need, len(tree), retain))
         elif self._ctx is None or self._ctx_unified or self._ctx_cells < one:
             self._ensure_context(False, one)

@@ -63,8 +63,17 @@ def test_bpe_trained_on_a_git_repository_and_bundle(tmp_path):
         assert c.prompt_tokens == len(t.tokenize(prompt)) and 1 <= c.completion_tokens <= 4
 
 
-def test_missing_corpus_is_a_clear_error(tmp_path):
-    r = make(tmp_path / "m.gguf", tmp_path / "nowhere.bundle")
-    assert r.returncode == 2
-    assert "nowhere.bundle: no such file or folder" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "m.gguf").exists()
+def test_bad_corpus_is_a_clear_error(tmp_path):
+    not_a_bundle = tmp_path / "notes.bundle"
+    not_a_bundle.write_text("just text\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for corpus, message in [
+        (tmp_path / "nowhere.bundle", "nowhere.bundle: no such file or folder"),
+        (not_a_bundle, "notes.bundle: not a git bundle or repository"),
+        (empty, "empty: no qna.yaml files or text files in it"),
+    ]:
+        r = make(tmp_path / "m.gguf", corpus)
+        assert r.returncode == 2, r.stderr
+        assert message in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "m.gguf").exists()

@@ -232,6 +232,24 @@ def test_kept_prompts_survive_a_bigger_next_call(random_ggufs):
         assert t._ctx_cells <= 4 * 512 * 3  # within max_parallel x n_ctx x (kept calls + 1)
 
 
+def test_a_call_that_outgrows_the_cache_grows_it_for_the_next(random_ggufs):
+    """A call that does not fit beside the kept prompts starts clean in a bigger
+    context, so the next call of that size keeps and reuses them (instead of starting
+    clean again in the same small context)."""
+    path = random_ggufs["f32"]
+    big = SamplingParams(temperature=0.0, max_tokens=440)
+    second = [PROMPTS[0] + "Sure.", PROMPTS[1] + "Sure."]
+    # max_parallel 2 x n_ctx 512: the cache starts at 1024 cells; 2 x 440 tokens and the
+    # second call's prompts fit in it, but not beside the first call's prompts
+    with LlamaCppTeacher(path, n_ctx=512, max_parallel=2) as t:
+        t.complete(PROMPTS[:2], SamplingParams(temperature=0.0, max_tokens=2))
+        assert t._ctx_cells == 1024
+        t.complete(second, big)
+        assert t._ctx_cells > 1024
+        t.complete(second, big)
+        assert t.last_stats["reused_tokens"] == sum(len(t.tokenize(p)) - 1 for p in second)
+
+
 def test_max_tokens_respected(teacher):
     for m in (1, 5):
         [[c]] = teacher.complete([PROMPTS[0]], SamplingParams(temperature=0.0, max_tokens=m))
