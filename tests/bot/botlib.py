@@ -218,9 +218,12 @@ class BotServer:
 
         deadline = time.time() + timeout
         while time.time() < deadline:
-            busy = self.queue.jobs(state="queued") + self.queue.jobs(state="running")
+            # one snapshot: two queries (queued, then running) could miss a child job
+            # that a finishing job enqueued between them
+            jobs = self.queue.jobs()
+            busy = [j for j in jobs if j["state"] in ("queued", "running")]
             if not busy:
-                return self.queue.jobs()
+                return jobs
             time.sleep(0.05)
         raise AssertionError(f"jobs still busy after {timeout}s: {[(j['kind'], j['state'], j.get('last_error')) for j in busy]}")
 
