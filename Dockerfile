@@ -22,8 +22,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY lab_ci ./lab_ci
 COPY schemas ./schemas
-# Wheels for lab-ci and every dependency (llama-cpp-python built once, here).
-RUN pip wheel --wheel-dir /wheels ".[bot,preview]"
+# Wheels for lab-ci and every dependency (llama-cpp-python built once, here), without
+# ggml's AMX kernels on x86_64: they crash on some AMX Xeons (README, "AMX").
+RUN case "$(uname -m)" in x86_64) F="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" ;; *) F="" ;; esac \
+    && CFLAGS="$F" CXXFLAGS="$F" pip wheel --wheel-dir /wheels ".[bot,preview]"
 
 # -- runtime
 FROM python:3.11-slim

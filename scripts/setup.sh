@@ -7,10 +7,23 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
+# llama-cpp-python compiles llama.cpp for this CPU (-march=native). On Xeons with AMX
+# (Sapphire Rapids and later) that build sends quantized matrix products to ggml's AMX
+# kernels, which crash the process on some of those machines (a general protection
+# fault in ggml_backend_amx_mul_mat at the first decode; llama.cpp issue 20824; seen on
+# these machines and in CI). Build it without AMX: AVX-512, AVX2 and repacking stay.
+LLAMA_CFLAGS=""
+if [ "$(uname -m)" = "x86_64" ]; then
+    LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+fi
 stamp=.venv/.lab-ci-installed
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$( (cat pyproject.toml; echo "llama cflags: $LLAMA_CFLAGS") | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
+    llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//')
+    # no wheel cache: a cached build of the same version may have other flags
+    CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" \
+        .venv/bin/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$llama"
     # torch==2.13.0 is pinned in the train extra: a CPU wheel of that version is local.
     .venv/bin/python -m pip install --quiet -e '.[all,test]'
     echo "$want" > "$stamp"

@@ -1,9 +1,10 @@
 """A local GGUF teacher through llama-cpp-python, decoding many samples at once.
 
-The model is loaded once per process (cache keyed by path, mtime and size) with the
-high-level ``llama_cpp.Llama`` object, used for tokenizing, metadata and the chat
-template. Generation uses the low-level API on a context of its own that holds
-several sequences, laid out per batch as the cost model ``layout_costs`` prefers:
+The model is loaded once per process (cache keyed by path, mtime and size) with
+llama-cpp-python's ``LlamaModel``, used for tokenizing, metadata and the chat
+template; calls on one model are serialized by its lock (``_LoadedModel``).
+Generation uses the low-level API on a context of its own that holds several
+sequences, laid out per batch as the cost model ``layout_costs`` prefers:
 
 * one unified KV cache: the batch's prompts are evaluated as a prefix tree
   (``prompt_tree``): each prefix several sequences share is evaluated ONCE, its cells
@@ -30,6 +31,7 @@ import hashlib
 import logging
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -51,7 +53,7 @@ RETAINED_CALLS = 2
 #: ~0.8 GB for a 0.5B model with 16 KV heads of 64, 1 GB for a 7-8B model with 8 of 128.
 UNIFIED_MIN_CELLS = 8192
 
-_models: dict[tuple, object] = {}
+_models: dict[tuple, "_LoadedModel"] = {}
 _models_lock = threading.Lock()
 _hashes: dict[tuple, str] = {}
 
@@ -282,26 +284,81 @@ def _route_llama_logs() -> None:
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
-def load_llama(path: Path, n_gpu_layers: int | None = None):
-    """The process-wide high-level ``Llama`` for a GGUF file (loaded once, reused)."""
-    from llama_cpp import Llama
+#: llama.cpp's extra weight buffers: ``auto`` (on, unless the build uses AMX), on, off
+ENV_REPACK = "LAB_CI_LLAMA_REPACK"
+
+
+def use_extra_buffers() -> bool:
+    """Whether models load with llama.cpp's extra CPU weight buffers (``use_extra_bufts``,
+    what llama-server's ``--no-repack`` turns off): the repacked layouts that speed up
+    Q4_0 and friends on AVX2/NEON, and the AMX buffers of a build for Sapphire Rapids
+    and later Xeons. ggml's AMX matrix product crashes the process on some of those
+    machines (seen here and in CI: a general protection fault in
+    ``ggml_backend_amx_mul_mat`` at the first decode, on every model; llama.cpp issue
+    20824), so ``auto`` turns them off when the llama.cpp build reports ``AMX_INT8 = 1``.
+    ``$LAB_CI_LLAMA_REPACK=on`` keeps them where AMX works; ``off`` never uses them."""
+    import llama_cpp
+
+    mode = (os.environ.get(ENV_REPACK) or "auto").strip().lower()
+    if mode in ("on", "1", "true", "yes"):
+        return True
+    if mode in ("off", "0", "false", "no"):
+        return False
+    if mode != "auto":
+        raise TeacherError(f"${ENV_REPACK}={mode!r}: expected auto, on or off")
+    return "AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+
+
+@dataclass
+class _LoadedModel:
+    """A model loaded once per process (llama-cpp-python's low-level ``LlamaModel``:
+    tokenizer, metadata, weights), with the lock that every llama.cpp call on it or on a
+    context made from it holds: llama.cpp does not promise that two contexts of one
+    model can decode at the same time, and each decode already uses every core, so
+    serializing costs no throughput on the CPU."""
+
+    model: object
+    lock: threading.RLock
+    teachers: "weakref.WeakSet[LlamaCppTeacher]"
+
+
+def load_llama(path: Path, n_gpu_layers: int | None = None) -> _LoadedModel:
+    """The process-wide model of a GGUF file (loaded once, reused)."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
 
     check_gguf_file(path)
     _route_llama_logs()
     if n_gpu_layers is None:
         n_gpu_layers = -1 if gpu_offload_supported() else 0
+    extra = use_extra_buffers()
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, n_gpu_layers)
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, n_gpu_layers, extra)
     with _models_lock:
-        llm = _models.get(key)
-        if llm is None:
+        loaded = _models.get(key)
+        if loaded is None:
+            _backend_init()
+            params = llama_cpp.llama_model_default_params()
+            params.n_gpu_layers = 0x7FFFFFFF if n_gpu_layers < 0 else n_gpu_layers
+            params.use_extra_bufts = extra
             try:
-                # Its own context is only used for tokenizing: keep it small.
-                llm = Llama(str(path), n_ctx=256, n_batch=64, n_gpu_layers=n_gpu_layers, verbose=False)
+                model = LlamaModel(path_model=str(path), params=params, verbose=False)
             except (ValueError, RuntimeError, OSError) as e:
                 raise TeacherError(f"teacher model {path}: llama.cpp cannot load it: {e}") from e
-            _models[key] = llm
-    return llm
+            loaded = _models[key] = _LoadedModel(model, threading.RLock(), weakref.WeakSet())
+    return loaded
+
+
+_backend_ready = False
+
+
+def _backend_init() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        import llama_cpp
+
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
 
 
 def clear_model_cache() -> None:
@@ -312,13 +369,21 @@ def clear_model_cache() -> None:
 
 @atexit.register
 def _close_models() -> None:
-    # Free models while llama_cpp is still importable (not during interpreter teardown).
+    # Free contexts, then models, while llama_cpp is still importable (not during
+    # interpreter teardown). A model that a (daemon) thread is still decoding on is
+    # left alone: freeing it under that thread would crash the exit.
     with _models_lock:
-        for llm in _models.values():
+        for loaded in _models.values():
+            if not loaded.lock.acquire(timeout=5):
+                continue
             try:
-                llm.close()
+                for teacher in list(loaded.teachers):
+                    teacher.close()
+                loaded.model.close()
             except Exception:
                 pass
+            finally:
+                loaded.lock.release()
         _models.clear()
 
 
@@ -366,7 +431,12 @@ class LlamaCppTeacher:
             raise TeacherError(f"n_ctx={n_ctx} is too small")
         if max_parallel < 1:
             raise TeacherError(f"max_parallel={max_parallel} must be >= 1")
-        self.llm = load_llama(self.path, n_gpu_layers)
+        loaded = load_llama(self.path, n_gpu_layers)
+        #: llama-cpp-python's ``LlamaModel`` (shared by every teacher of this file)
+        self.model = loaded.model
+        # shared by every teacher of this model (see _LoadedModel); reentrant for close()
+        self._lock = loaded.lock
+        loaded.teachers.add(self)
         self.n_ctx = n_ctx
         self.max_parallel = min(max_parallel, llama_cpp.llama_max_parallel_sequences())
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -374,13 +444,12 @@ class LlamaCppTeacher:
         self.n_batch = max(self.n_ubatch, self.max_parallel)
         self.flash_attn = flash_attn
         self.gpu = gpu_offload_supported() and (n_gpu_layers is None or n_gpu_layers != 0)
-        model = self.llm._model
+        model = self.model
         self._vocab = model.vocab
         self._bos = model.token_bos()
         self._add_bos = model.add_bos_token()
         self._n_vocab = model.n_vocab()
         self._pieces: dict[int, bytes] = {}
-        self._lock = threading.Lock()
         self._ctx = None
         self._ctx_cells = 0
         self._ctx_unified = False
@@ -393,7 +462,7 @@ class LlamaCppTeacher:
         #: what the last complete()/chat() call evaluated: prompt tokens, evaluated, reused
         self.last_stats: dict[str, int] = {}
         self._batch = None
-        meta = dict(self.llm.metadata)
+        meta = model.metadata()
         self.chat_format = chat_format or chat_format_from_metadata(
             meta,
             bos_token=self._piece(self._bos, special=True).decode("utf-8", "ignore") if self._bos >= 0 else "",
@@ -423,7 +492,8 @@ class LlamaCppTeacher:
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of a prompt as generation sees them (BOS added, special tokens parsed)."""
-        toks = self.llm._model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+        with self._lock:
+            toks = self.model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
         if len(toks) >= 2 and toks[0] == self._bos and toks[1] == self._bos:
             toks = toks[1:]  # the template already wrote the BOS text
         return toks
@@ -537,7 +607,7 @@ class LlamaCppTeacher:
             p.flash_attn_type = (
                 llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
-        ctx = llama_cpp.llama_init_from_model(self.llm._model.model, p)
+        ctx = llama_cpp.llama_init_from_model(self.model.model, p)
         if not ctx:
             raise TeacherError(
                 f"llama.cpp could not create a context of {want if unified else f'{self.max_parallel} x {want}'} "

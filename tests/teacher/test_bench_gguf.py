@@ -53,10 +53,10 @@ def test_bpe_trained_on_a_git_repository_and_bundle(tmp_path):
     assert "trained bpe" not in r2.stdout and list((tmp_path / "models").glob("bpe-512-*")) == [folder]
 
     with LlamaCppTeacher(out, n_ctx=256, max_parallel=2) as t:
-        assert t.llm._model.n_vocab() == 512
+        assert t.model.n_vocab() == 512
         toks = t.tokenize(TEXT)
         assert len(toks) < len(TEXT) / 2.5  # merges learned from the corpus (bytes would be 1 per char)
-        assert t.llm.detokenize(toks).decode() == TEXT
+        assert t.model.detokenize(toks).decode() == TEXT
         prompt = format_chat([Message("user", "When was the lamp lit?")], t.chat_format)
         assert prompt.startswith("<|user|>\n") and prompt.endswith("<|assistant|>\n")
         [[c]] = t.complete([prompt], SamplingParams(temperature=0.0, max_tokens=4))

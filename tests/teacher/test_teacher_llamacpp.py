@@ -115,9 +115,53 @@ def test_identity_and_protocol(teacher):
 def test_model_is_loaded_once_per_process(random_ggufs):
     a = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
     b = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=128)
-    assert a.llm is b.llm
+    assert a.model is b.model
     a.close()
     b.close()
+
+
+def test_teachers_of_one_model_generate_from_threads_as_they_do_alone(random_ggufs):
+    # Bot workers open a teacher per job on the one cached model: their calls take the
+    # model's lock in turn, and each gets what it gets alone (fixed seeds).
+    params = SamplingParams(temperature=0.8, max_tokens=16, seed=7)
+    with LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=512, prefix_cache=False) as t:
+        alone = [[c.text for c in cs] for cs in t.complete(PROMPTS, params, n=2)]
+    got: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            for _ in range(3):
+                with LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=512, prefix_cache=False) as t:
+                    got.setdefault(k, []).append([[c.text for c in cs] for cs in t.complete(PROMPTS, params, n=2)])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors
+    assert sorted(got) == [0, 1, 2]
+    assert all(runs == [alone] * 3 for runs in got.values())
+
+
+def test_repack_setting_chooses_the_weight_buffers(random_ggufs, monkeypatch):
+    from lab_ci.teacher.llamacpp import ENV_REPACK, use_extra_buffers
+
+    monkeypatch.setenv(ENV_REPACK, "off")
+    assert use_extra_buffers() is False
+    with LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256) as off:
+        assert off.complete(["a b c"], GREEDY)[0][0].completion_tokens > 0
+    monkeypatch.setenv(ENV_REPACK, "on")
+    assert use_extra_buffers() is True
+    with LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256) as on:
+        assert on.model is not off.model  # cached per setting
+        assert on.info.id == off.info.id
+    monkeypatch.setenv(ENV_REPACK, "sometimes")
+    with pytest.raises(TeacherError, match="LAB_CI_LLAMA_REPACK='sometimes': expected auto, on or off"):
+        LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
 
 
 def test_load_errors_are_clear(tmp_path):
