@@ -20,7 +20,11 @@ stamp=.venv/.lab-ci-installed
 want=$( (cat pyproject.toml; echo "llama cflags: $LLAMA_CFLAGS") | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//')
+    llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//' || true)
+    if [ -z "$llama" ]; then
+        echo "scripts/setup.sh: pyproject.toml pins no 'llama-cpp-python[server]==X.Y.Z'" >&2
+        exit 1
+    fi
     # no wheel cache: a cached build of the same version may have other flags
     CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" \
         .venv/bin/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$llama"

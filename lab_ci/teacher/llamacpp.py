@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -299,13 +300,14 @@ def use_extra_buffers() -> bool:
     ``$LAB_CI_LLAMA_REPACK=on`` keeps them where AMX works; ``off`` never uses them."""
     import llama_cpp
 
-    mode = (os.environ.get(ENV_REPACK) or "auto").strip().lower()
+    raw = os.environ.get(ENV_REPACK) or "auto"
+    mode = raw.strip().lower()
     if mode in ("on", "1", "true", "yes"):
         return True
     if mode in ("off", "0", "false", "no"):
         return False
     if mode != "auto":
-        raise TeacherError(f"${ENV_REPACK}={mode!r}: expected auto, on or off")
+        raise TeacherError(f"${ENV_REPACK}={raw!r}: expected auto, on or off")
     return "AMX_INT8 = 1" not in llama_cpp.llama_print_system_info().decode("utf-8", "replace")
 
 
@@ -349,16 +351,11 @@ def load_llama(path: Path, n_gpu_layers: int | None = None) -> _LoadedModel:
     return loaded
 
 
-_backend_ready = False
-
-
+@functools.cache
 def _backend_init() -> None:
-    global _backend_ready
-    if not _backend_ready:
-        import llama_cpp
+    import llama_cpp
 
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
+    llama_cpp.llama_backend_init()
 
 
 def clear_model_cache() -> None:

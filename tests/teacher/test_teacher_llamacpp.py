@@ -159,8 +159,8 @@ def test_repack_setting_chooses_the_weight_buffers(random_ggufs, monkeypatch):
     with LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256) as on:
         assert on.model is not off.model  # cached per setting
         assert on.info.id == off.info.id
-    monkeypatch.setenv(ENV_REPACK, "sometimes")
-    with pytest.raises(TeacherError, match="LAB_CI_LLAMA_REPACK='sometimes': expected auto, on or off"):
+    monkeypatch.setenv(ENV_REPACK, "Sometimes")
+    with pytest.raises(TeacherError, match="LAB_CI_LLAMA_REPACK='Sometimes': expected auto, on or off"):
         LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=256)
 
 
