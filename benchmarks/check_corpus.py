@@ -61,7 +61,9 @@ def run_reference(paths: list[Path]) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    ap.add_argument("--reference-limit", type=int, default=0, help="time the reference on the first N files only (0: all)")
+    ap.add_argument(
+        "--reference-limit", type=int, default=0, help="time the reference on the first N files only (0: all)"
+    )
     args = ap.parse_args()
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
@@ -73,7 +75,10 @@ def main() -> int:
         paths = lay_out(files, tmp / "tree")
         leaves = [
             LeafFile(
-                path=f.path, data=f.data, blob_id=f.blob_id, attribution=f.attribution,
+                path=f.path,
+                data=f.data,
+                blob_id=f.blob_id,
+                attribution=f.attribution,
                 attribution_kind="file" if f.attribution is not None else "missing",
             )
             for f in files
@@ -85,14 +90,28 @@ def main() -> int:
         ref_paths = paths[: args.reference_limit] if args.reference_limit else paths
         t_ref, ref_invalid = timed(lambda: run_reference(ref_paths))
         ref_rate = len(ref_paths) / t_ref
-        rows.append(("reference TaxonomyParser (yamllint command per file)", len(ref_paths), t_ref, f"{ref_invalid} invalid"))
+        rows.append(
+            ("reference TaxonomyParser (yamllint command per file)", len(ref_paths), t_ref, f"{ref_invalid} invalid")
+        )
 
         t1, rep1 = timed(lambda: check_leaves(leaves, opts, jobs=1))
         rows.append(("lab-ci check_leaves, 1 process", n, t1, f"{rep1.summary()['invalid']} invalid"))
         t2, rep2 = timed(lambda: check_leaves(leaves, opts, jobs=2))
         rows.append(("lab-ci check_leaves, --jobs 2", n, t2, f"{rep2.summary()['invalid']} invalid"))
 
-        cli = [sys.executable, "-m", "lab_ci", "check", "--taxonomy", str(tmp / "tree"), "--no-cache", "--format", "json", "-o", str(tmp / "out.json")]
+        cli = [
+            sys.executable,
+            "-m",
+            "lab_ci",
+            "check",
+            "--taxonomy",
+            str(tmp / "tree"),
+            "--no-cache",
+            "--format",
+            "json",
+            "-o",
+            str(tmp / "out.json"),
+        ]
         t_cli, proc = timed(lambda: subprocess.run(cli, capture_output=True, text=True))
         if proc.returncode in (0, 1):
             rows.append(("lab-ci check --no-cache --format json (whole command)", n, t_cli, f"exit {proc.returncode}"))
@@ -103,9 +122,18 @@ def main() -> int:
         t_cold, _ = timed(lambda: check_leaves(leaves, opts, cache=cache))
         rows.append(("lab-ci check_leaves + cache, cold (fills it)", n, t_cold, ""))
         t_warm, rep_warm = timed(lambda: check_leaves(leaves, opts, cache=ResultCache(tmp / "cache")))
-        rows.append(("lab-ci check_leaves + cache, warm (unchanged tree)", n, t_warm, f"{rep_warm.summary()['invalid']} invalid"))
+        rows.append(
+            (
+                "lab-ci check_leaves + cache, warm (unchanged tree)",
+                n,
+                t_warm,
+                f"{rep_warm.summary()['invalid']} invalid",
+            )
+        )
 
-    print(f"\ncorpus: {n} contributed qna.yaml files; machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\ncorpus: {n} contributed qna.yaml files; machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'runner':58} {'files':>6} {'seconds':>8} {'files/s':>9} {'vs reference':>13}  note")
     for name, count, secs, note in rows:
         rate = count / secs

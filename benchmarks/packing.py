@@ -80,8 +80,15 @@ def records_from_qna(doc: dict) -> list[dict]:
             if not q or not a:
                 continue
             user = f"{context}\n\n{q}" if context else q
-            recs.append({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user},
-                                      {"role": "assistant", "content": a}]})
+            recs.append(
+                {
+                    "messages": [
+                        {"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": a},
+                    ]
+                }
+            )
     return recs
 
 
@@ -151,10 +158,12 @@ def main() -> None:
     data = tokenize_records(records, tokenizer, args.max_seq_len, "skip")
     lengths = data.lengths
     real = sum(lengths)
-    print(f"data: {len(raw)} records from the corpus seed examples, {len(data)} kept "
-          f"({data.n_skipped_too_long} over {args.max_seq_len} tokens skipped); {real} tokens; "
-          f"lengths min/median/max {min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max(lengths)}; "
-          f"tokenizer: {tok_name}; prep {time.perf_counter() - t0:.1f}s")
+    print(
+        f"data: {len(raw)} records from the corpus seed examples, {len(data)} kept "
+        f"({data.n_skipped_too_long} over {args.max_seq_len} tokens skipped); {real} tokens; "
+        f"lengths min/median/max {min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max(lengths)}; "
+        f"tokenizer: {tok_name}; prep {time.perf_counter() - t0:.1f}s"
+    )
 
     planner = MultipackPlanner(lengths, data.loss_tokens, args.batch, args.max_tokens, seed=args.seed)
     steps = planner.epoch(0)
@@ -166,16 +175,23 @@ def main() -> None:
     budget_computed, budget_batches = padded_token_budget(lengths, order, args.max_tokens)
 
     print(f"budget {args.max_tokens} tokens/micro-batch, {args.batch} samples/step, {len(steps)} steps")
-    print(f"ours (packed, FFD per step):          efficiency {1:6.1%}  forwards {n_micro}  "
-          f"(0 pad tokens; budget fill {ours:.1%})")
-    print(f"{f'padded, {per_batch} samples/batch (same):':38}efficiency {real / fixed_computed:6.1%}  "
-          f"forwards {fixed_batches}")
-    print(f"padded, same token budget:            efficiency {real / budget_computed:6.1%}  "
-          f"forwards {budget_batches}")
-    print(f"ratio ours / padded same samples:     {1 / (real / fixed_computed):.2f}x tokens computed, "
-          f"{ours / (real / fixed_computed):.2f}x counting our budget fill")
-    print(f"ratio ours / padded same budget:      {1 / (real / budget_computed):.2f}x tokens computed, "
-          f"{ours / (real / budget_computed):.2f}x counting our budget fill")
+    print(
+        f"ours (packed, FFD per step):          efficiency {1:6.1%}  forwards {n_micro}  "
+        f"(0 pad tokens; budget fill {ours:.1%})"
+    )
+    print(
+        f"{f'padded, {per_batch} samples/batch (same):':38}efficiency {real / fixed_computed:6.1%}  "
+        f"forwards {fixed_batches}"
+    )
+    print(f"padded, same token budget:            efficiency {real / budget_computed:6.1%}  forwards {budget_batches}")
+    print(
+        f"ratio ours / padded same samples:     {1 / (real / fixed_computed):.2f}x tokens computed, "
+        f"{ours / (real / fixed_computed):.2f}x counting our budget fill"
+    )
+    print(
+        f"ratio ours / padded same budget:      {1 / (real / budget_computed):.2f}x tokens computed, "
+        f"{ours / (real / budget_computed):.2f}x counting our budget fill"
+    )
 
 
 if __name__ == "__main__":

@@ -131,8 +131,14 @@ def preview_calls(teacher, scenario: str, samples: int, cap: int):
     grounded = scenario == "grounded"
     leaf = GROUNDED_LEAF if grounded else LEAF
     pipe = load_pipeline("grounded_skills" if grounded else "freeform_skills")
-    ctx = RunContext(teacher=teacher, seeds=_leaf(leaf), samples=samples, seed=1,
-                     params=SamplingParams(temperature=0.7, top_p=0.95, seed=1), max_tokens_cap=cap)
+    ctx = RunContext(
+        teacher=teacher,
+        seeds=_leaf(leaf),
+        samples=samples,
+        seed=1,
+        params=SamplingParams(temperature=0.7, top_p=0.95, seed=1),
+        max_tokens_cap=cap,
+    )
     ctx.prompts = pipe.prompts
     rows: list[dict] = []
     calls = []
@@ -145,8 +151,15 @@ def preview_calls(teacher, scenario: str, samples: int, cap: int):
             if scenario == "same":
                 config["samples_per_set"] = samples
             rows = BLOCK_TYPES[b.type](b.name, config, ctx).generate([])
-            rows = [{**r, "question": fill[i % len(fill)][0], "answer": fill[i % len(fill)][1],
-                     "context": fill[i % len(fill)][2]} for i, r in enumerate(rows)]
+            rows = [
+                {
+                    **r,
+                    "question": fill[i % len(fill)][0],
+                    "answer": fill[i % len(fill)][1],
+                    "context": fill[i % len(fill)][2],
+                }
+                for i, r in enumerate(rows)
+            ]
         elif b.type == "llm":
             calls.append((b.name, BLOCK_TYPES[b.type](b.name, b.config, ctx), rows))
             if scenario == "same":
@@ -189,10 +202,18 @@ class NaiveTeacher:
             prompt = format_chat(conv, self.fmt)
             comps = []
             for j in range(n):
-                r = self.llm.create_completion(prompt, max_tokens=params.max_tokens, temperature=params.temperature,
-                                               top_p=params.top_p, stop=stops, seed=(params.seed or 0) + i * n + j)
+                r = self.llm.create_completion(
+                    prompt,
+                    max_tokens=params.max_tokens,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    stop=stops,
+                    seed=(params.seed or 0) + i * n + j,
+                )
                 u, c = r["usage"], r["choices"][0]
-                comps.append(Completion(c["text"], c["finish_reason"] or "stop", u["prompt_tokens"], u["completion_tokens"]))
+                comps.append(
+                    Completion(c["text"], c["finish_reason"] or "stop", u["prompt_tokens"], u["completion_tokens"])
+                )
             out.append(comps)
         return out
 
@@ -204,8 +225,20 @@ def ensure_gguf(shape: str, quant: str, cache: Path, corpus: Path | None) -> Pat
     if not path.exists():
         print(f"# writing {path} ...", flush=True)
         extra = ["--bpe-corpus", str(corpus)] if corpus else []
-        subprocess.run([sys.executable, str(REPO / "scripts" / "make_bench_gguf.py"), "--shape", shape, "--quant", quant,
-                        "--out", str(path), *extra], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "make_bench_gguf.py"),
+                "--shape",
+                shape,
+                "--quant",
+                quant,
+                "--out",
+                str(path),
+                *extra,
+            ],
+            check=True,
+        )
     return path
 
 
@@ -258,12 +291,22 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64, help="cap on every block's max_tokens")
     ap.add_argument("--n-threads", type=int, default=os.cpu_count())
-    ap.add_argument("--flash-attn", choices=["on", "off"], default="on", help="flash attention, the same for both paths")
-    ap.add_argument("--tokenizer", choices=["bpe", "letters"], default="bpe",
-                    help="bench models' tokenizer: bpe (32000 tokens trained on --corpus: real prompt lengths, "
-                         "~3.5 characters per token) or letters (pieces of up to 4 letters: ~2.3, prompts ~1.6x longer)")
-    ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "taxonomy-history.bundle",
-                    help="English texts the bpe tokenizer is trained on: a git bundle/repository (its qna.yaml files) or a folder")
+    ap.add_argument(
+        "--flash-attn", choices=["on", "off"], default="on", help="flash attention, the same for both paths"
+    )
+    ap.add_argument(
+        "--tokenizer",
+        choices=["bpe", "letters"],
+        default="bpe",
+        help="bench models' tokenizer: bpe (32000 tokens trained on --corpus: real prompt lengths, "
+        "~3.5 characters per token) or letters (pieces of up to 4 letters: ~2.3, prompts ~1.6x longer)",
+    )
+    ap.add_argument(
+        "--corpus",
+        type=Path,
+        default=REPO.parent / "shared" / "corpus" / "taxonomy-history.bundle",
+        help="English texts the bpe tokenizer is trained on: a git bundle/repository (its qna.yaml files) or a folder",
+    )
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "bench")
     ap.add_argument("--quick", action="store_true", help="0.5b only (q8_0 and q4_0), max_tokens 32")
     args = ap.parse_args(argv)
@@ -282,10 +325,14 @@ def main(argv=None) -> int:
     fa = args.flash_attn == "on"
     bw = read_bandwidth(args.n_threads)
     gf = matmul_gflops()
-    print(f"# machine: {os.cpu_count()} cores, n_threads={args.n_threads}, gpu_offload={gpu}, "
-          f"read bandwidth {bw / 1e9:.1f} GB/s, numpy matmul {gf:.0f} GFLOP/s (f32)")
-    print(f"# samples={args.samples} max_tokens cap={args.max_tokens} temperature as the pipeline sets, top_p=0.95, "
-          f"top_k=40, min_p=0.05, flash_attn={args.flash_attn}")
+    print(
+        f"# machine: {os.cpu_count()} cores, n_threads={args.n_threads}, gpu_offload={gpu}, "
+        f"read bandwidth {bw / 1e9:.1f} GB/s, numpy matmul {gf:.0f} GFLOP/s (f32)"
+    )
+    print(
+        f"# samples={args.samples} max_tokens cap={args.max_tokens} temperature as the pipeline sets, top_p=0.95, "
+        f"top_k=40, min_p=0.05, flash_attn={args.flash_attn}"
+    )
 
     rows = []
     for shape in args.shapes.split(","):
@@ -293,13 +340,31 @@ def main(argv=None) -> int:
             path = ensure_gguf(shape, quant, args.cache, args.corpus if args.tokenizer == "bpe" else None)
             size = path.stat().st_size
             bound = bw / size if not gpu else float("nan")
-            ours = LlamaCppTeacher(path, n_ctx=2048, n_threads=args.n_threads, max_parallel=args.samples,
-                                   n_gpu_layers=n_gpu_layers, flash_attn=fa, prefix_cache=not args.no_prefix_cache)
-            llm = Llama(str(path), n_ctx=2048, n_batch=512, n_threads=args.n_threads, n_threads_batch=args.n_threads,
-                        n_gpu_layers=n_gpu_layers, flash_attn=fa, verbose=False)
+            ours = LlamaCppTeacher(
+                path,
+                n_ctx=2048,
+                n_threads=args.n_threads,
+                max_parallel=args.samples,
+                n_gpu_layers=n_gpu_layers,
+                flash_attn=fa,
+                prefix_cache=not args.no_prefix_cache,
+            )
+            llm = Llama(
+                str(path),
+                n_ctx=2048,
+                n_batch=512,
+                n_threads=args.n_threads,
+                n_threads_batch=args.n_threads,
+                n_gpu_layers=n_gpu_layers,
+                flash_attn=fa,
+                verbose=False,
+            )
             naive = NaiveTeacher(llm, ours.chat_format, ours.info)
-            print(f"# {shape}/{quant}: tokenizer {args.tokenizer}, {chars_per_token(ours, args.scenarios.split(','), args.samples):.2f} "
-                  f"characters per prompt token", flush=True)
+            print(
+                f"# {shape}/{quant}: tokenizer {args.tokenizer}, {chars_per_token(ours, args.scenarios.split(','), args.samples):.2f} "
+                f"characters per prompt token",
+                flush=True,
+            )
             # warm up both (page in the weights; ours allocates its contexts outside the
             # timed region, as naive's is allocated by Llama() above)
             for scen in args.scenarios.split(","):
@@ -312,29 +377,49 @@ def main(argv=None) -> int:
                 blocks_ours, tot_ours = run_calls(ours, scen, args.samples, args.max_tokens)
                 model = f"{shape}/{quant}"
                 for (name, a), (_, b) in zip(blocks_naive, blocks_ours):
-                    print(f"{model:10s} {scen:7s} {name:16s} prompt {a.prompt_tokens:5d} tok, gen {a.tokens:4d}/{b.tokens:4d}: "
-                          f"naive {a.wall:5.1f}s  ours {b.wall:5.1f}s  ratio {a.wall / b.wall * b.tokens / max(a.tokens, 1):.2f}x", flush=True)
-                r = dict(model=model, mb=size / 1e6, scen=scen, prompt=tot_naive.prompt_tokens,
-                         naive=tot_naive.tokens / tot_naive.wall, ours=tot_ours.tokens / tot_ours.wall, bound=bound,
-                         naive_cpu=tot_naive.tokens / tot_naive.cpu, ours_cpu=tot_ours.tokens / tot_ours.cpu)
+                    print(
+                        f"{model:10s} {scen:7s} {name:16s} prompt {a.prompt_tokens:5d} tok, gen {a.tokens:4d}/{b.tokens:4d}: "
+                        f"naive {a.wall:5.1f}s  ours {b.wall:5.1f}s  ratio {a.wall / b.wall * b.tokens / max(a.tokens, 1):.2f}x",
+                        flush=True,
+                    )
+                r = dict(
+                    model=model,
+                    mb=size / 1e6,
+                    scen=scen,
+                    prompt=tot_naive.prompt_tokens,
+                    naive=tot_naive.tokens / tot_naive.wall,
+                    ours=tot_ours.tokens / tot_ours.wall,
+                    bound=bound,
+                    naive_cpu=tot_naive.tokens / tot_naive.cpu,
+                    ours_cpu=tot_ours.tokens / tot_ours.cpu,
+                )
                 r["ratio"] = r["ours"] / r["naive"]
                 r["ratio_cpu"] = r["ours_cpu"] / r["naive_cpu"]
                 rows.append(r)
-                print(f"{model:10s} {scen:7s} {'ALL CALLS':16s} naive {r['naive']:6.1f} tok/s ({tot_naive.tokens} tok, "
-                      f"{tot_naive.wall:.1f}s wall)  ours {r['ours']:6.1f} tok/s ({tot_ours.tokens} tok, {tot_ours.wall:.1f}s wall)  "
-                      f"ratio {r['ratio']:.2f}x wall, {r['ratio_cpu']:.2f}x per cpu-second", flush=True)
+                print(
+                    f"{model:10s} {scen:7s} {'ALL CALLS':16s} naive {r['naive']:6.1f} tok/s ({tot_naive.tokens} tok, "
+                    f"{tot_naive.wall:.1f}s wall)  ours {r['ours']:6.1f} tok/s ({tot_ours.tokens} tok, {tot_ours.wall:.1f}s wall)  "
+                    f"ratio {r['ratio']:.2f}x wall, {r['ratio_cpu']:.2f}x per cpu-second",
+                    flush=True,
+                )
             ours.close()
             llm.close()
 
     print()
-    print("| model | MB | scenario | prompt tok (all calls) | naive tok/s | ours tok/s | ratio (wall) | ratio (per CPU-s) | 1-stream bound tok/s |")
+    print(
+        "| model | MB | scenario | prompt tok (all calls) | naive tok/s | ours tok/s | ratio (wall) | ratio (per CPU-s) | 1-stream bound tok/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['mb']:.0f} | {r['scen']} | {r['prompt']} | {r['naive']:.1f} | {r['ours']:.1f} | "
-              f"{r['ratio']:.2f}x | {r['ratio_cpu']:.2f}x | {r['bound']:.0f} |")
-    print(f"\nwall ratio: worst {min(r['ratio'] for r in rows):.2f}x, best {max(r['ratio'] for r in rows):.2f}x; "
-          f"per CPU-second: worst {min(r['ratio_cpu'] for r in rows):.2f}x, best {max(r['ratio_cpu'] for r in rows):.2f}x "
-          f"(goal: >= 1.5x on CPU for the preview, never < 1.0x; >= 4x on a GPU)")
+        print(
+            f"| {r['model']} | {r['mb']:.0f} | {r['scen']} | {r['prompt']} | {r['naive']:.1f} | {r['ours']:.1f} | "
+            f"{r['ratio']:.2f}x | {r['ratio_cpu']:.2f}x | {r['bound']:.0f} |"
+        )
+    print(
+        f"\nwall ratio: worst {min(r['ratio'] for r in rows):.2f}x, best {max(r['ratio'] for r in rows):.2f}x; "
+        f"per CPU-second: worst {min(r['ratio_cpu'] for r in rows):.2f}x, best {max(r['ratio_cpu'] for r in rows):.2f}x "
+        f"(goal: >= 1.5x on CPU for the preview, never < 1.0x; >= 4x on a GPU)"
+    )
     print("# tok/s = generated tokens / wall seconds of the scenario's LLM calls (prompt evaluation included);")
     print("# 'per CPU-s' divides by this process's CPU time instead, which holds up better on a shared machine.")
     return 0

@@ -31,19 +31,34 @@ from lab_ci.train.tiny import make_tiny_llama
 
 def run_ours(model_dir: Path, data_file: Path, out: Path, args, device: str) -> tuple[float, int]:
     marks: list[tuple[float, int]] = []
-    cfg = TrainConfig.from_dict(dict(
-        max_seq_len=args.max_len, max_tokens_per_batch=args.max_tokens, effective_batch_size=args.batch,
-        max_steps=args.steps, learning_rate=1e-4, warmup_steps=0, grad_clip=1.0, shuffle=True, seed=0,
-        device=device,
-    ))
+    cfg = TrainConfig.from_dict(
+        dict(
+            max_seq_len=args.max_len,
+            max_tokens_per_batch=args.max_tokens,
+            effective_batch_size=args.batch,
+            max_steps=args.steps,
+            learning_rate=1e-4,
+            warmup_steps=0,
+            grad_clip=1.0,
+            shuffle=True,
+            seed=0,
+            device=device,
+        )
+    )
     train(model_dir, [data_file], out, cfg, on_step=lambda step, e: marks.append((time.perf_counter(), e["tokens"])))
     tokens = sum(t for _, t in marks[1:])
     return tokens / (marks[-1][0] - marks[0][0]), tokens
 
 
 def run_trainer(model_dir: Path, samples: list[dict], out: Path, args, device: str) -> tuple[float, int]:
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -64,10 +79,22 @@ def run_trainer(model_dir: Path, samples: list[dict], out: Path, args, device: s
             marks.append(time.perf_counter())
 
     targs = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=args.batch, max_steps=args.steps, learning_rate=1e-4,
-        lr_scheduler_type="cosine", max_grad_norm=1.0, logging_steps=10**6, save_strategy="no", report_to=[],
-        use_cpu=device == "cpu", bf16=device == "cuda", dataloader_num_workers=0, remove_unused_columns=False,
-        optim="adamw_torch", seed=0, disable_tqdm=True,
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=1e-4,
+        lr_scheduler_type="cosine",
+        max_grad_norm=1.0,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        optim="adamw_torch",
+        seed=0,
+        disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=targs, train_dataset=samples, data_collator=collate, callbacks=[Clock()])
     trainer.train()
@@ -95,8 +122,11 @@ def main() -> None:
     rng = random.Random(0)
     rng.shuffle(raw)
     picked, samples = [], []
-    data = tokenize_records([parse_record(r, f"corpus#{i}") for i, r in enumerate(raw[: 40 * args.batch * args.steps])],
-                            tokenizer, args.max_len)
+    data = tokenize_records(
+        [parse_record(r, f"corpus#{i}") for i, r in enumerate(raw[: 40 * args.batch * args.steps])],
+        tokenizer,
+        args.max_len,
+    )
     need = args.batch * args.steps
     if len(data) < need:
         raise SystemExit(f"only {len(data)} samples of <= {args.max_len} tokens; lower --steps/--batch")
@@ -107,14 +137,28 @@ def main() -> None:
         picked = [by_source[s] for s in data.sources[:need]]
         samples = [{"input_ids": ids, "labels": lab} for ids, lab in zip(data.input_ids[:need], data.labels[:need])]
         (tmp / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in picked))
-        model_dir = make_tiny_llama(tmp / "model", tokenizer, hidden=args.hidden, layers=args.layers,
-                                    heads=8, kv_heads=8, intermediate=int(args.hidden * 2.6875), max_positions=2048)
-        n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model_dir).parameters())
+        model_dir = make_tiny_llama(
+            tmp / "model",
+            tokenizer,
+            hidden=args.hidden,
+            layers=args.layers,
+            heads=8,
+            kv_heads=8,
+            intermediate=int(args.hidden * 2.6875),
+            max_positions=2048,
+        )
+        n_params = sum(
+            p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model_dir).parameters()
+        )
         real = sum(len(s["input_ids"]) for s in samples)
-        print(f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else f'{torch.get_num_threads()} threads'}); "
-              f"model llama {n_params / 1e6:.1f}M params (hidden {args.hidden}, {args.layers} layers, vocab {len(tokenizer)}); "
-              f"tokenizer: {tok_name}")
-        print(f"data: {need} samples, {real} real tokens, {args.batch} samples/step, {args.steps} steps per round, {args.rounds} rounds")
+        print(
+            f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else f'{torch.get_num_threads()} threads'}); "
+            f"model llama {n_params / 1e6:.1f}M params (hidden {args.hidden}, {args.layers} layers, vocab {len(tokenizer)}); "
+            f"tokenizer: {tok_name}"
+        )
+        print(
+            f"data: {need} samples, {real} real tokens, {args.batch} samples/step, {args.steps} steps per round, {args.rounds} rounds"
+        )
         # alternate the contenders (ABBA...) so a change in machine load hits both alike
         totals = {"hf": [0, 0.0], "ours": [0, 0.0]}
         for r in range(args.rounds):
@@ -127,8 +171,11 @@ def main() -> None:
                     rate, tokens = run_ours(model_dir, tmp / "data.jsonl", tmp / f"ours{r}", args, device)
                 totals[who][0] += tokens
                 totals[who][1] += tokens / rate
-                print(f"  round {r + 1} {who:4}: {rate:9.1f} tokens/s ({tokens} tokens timed, "
-                      f"{time.perf_counter() - t:.0f}s wall incl. setup)", flush=True)
+                print(
+                    f"  round {r + 1} {who:4}: {rate:9.1f} tokens/s ({tokens} tokens timed, "
+                    f"{time.perf_counter() - t:.0f}s wall incl. setup)",
+                    flush=True,
+                )
         hf = totals["hf"][0] / totals["hf"][1]
         ours = totals["ours"][0] / totals["ours"][1]
         print(f"HF Trainer (padded, DataCollatorForSeq2Seq): {hf:9.1f} tokens/s")

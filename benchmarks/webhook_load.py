@@ -224,7 +224,9 @@ async def measured(step, server_pid: int) -> dict:
     return out
 
 
-async def drive(port: int, kind: str, rates: list[float], seconds: float, payloads, server_pid: int) -> tuple[list[dict], dict]:
+async def drive(
+    port: int, kind: str, rates: list[float], seconds: float, payloads, server_pid: int
+) -> tuple[list[dict], dict]:
     client = RawClient("127.0.0.1", port) if kind == "raw" else HttpxClient(f"http://127.0.0.1:{port}")
     url = "/webhook"
     try:
@@ -232,7 +234,9 @@ async def drive(port: int, kind: str, rates: list[float], seconds: float, payloa
         await run_step(client, url, 100, make_requests(50, payloads, 10_000_000, signed=False))
         base_rate = 200.0 if 200.0 in rates else rates[len(rates) // 2]
         baseline = await measured(
-            run_step(client, url, base_rate, make_requests(int(base_rate * seconds), payloads, 20_000_000, signed=False)),
+            run_step(
+                client, url, base_rate, make_requests(int(base_rate * seconds), payloads, 20_000_000, signed=False)
+            ),
             server_pid,
         )
         steps, seq = [], 0
@@ -263,8 +267,12 @@ def main() -> int:
     p.add_argument("--rates", default="50,100,200,400", help="deliveries per second, comma-separated")
     p.add_argument("--seconds", type=float, default=6.0, help="duration of each step")
     p.add_argument("--workers", type=int, default=2, help="job worker threads in the server")
-    p.add_argument("--db-synchronous", default="FULL", choices=["FULL", "NORMAL"],
-                   help="SQLite synchronous level for stored deliveries (FULL: fsync before 202)")
+    p.add_argument(
+        "--db-synchronous",
+        default="FULL",
+        choices=["FULL", "NORMAL"],
+        help="SQLite synchronous level for stored deliveries (FULL: fsync before 202)",
+    )
     p.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator's HTTP client")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -281,9 +289,22 @@ def main() -> int:
         port = free_port()
         log = open(data / "server.log", "w")
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(port), "--data-dir", str(data), "--workers", str(args.workers),
-             "--db-synchronous", args.db_synchronous],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--workers",
+                str(args.workers),
+                "--db-synchronous",
+                args.db_synchronous,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         try:
             import httpx
@@ -299,10 +320,14 @@ def main() -> int:
                     sys.exit("the server did not start; see its log")
                 time.sleep(0.1)
             print(f"load generator: {args.client} client; ", end="")
-            print(f"webhook_load: {len(payloads)} real payloads, {os.cpu_count()} CPUs (shared by server, workers and load generator), "
-                  f"loadavg {os.getloadavg()[0]:.2f} at start")
-            print(f"server: uvicorn + Starlette, SQLite WAL synchronous={args.db_synchronous}, "
-                  f"{args.workers} worker threads (no-op router), JSON logs to a file")
+            print(
+                f"webhook_load: {len(payloads)} real payloads, {os.cpu_count()} CPUs (shared by server, workers and load generator), "
+                f"loadavg {os.getloadavg()[0]:.2f} at start"
+            )
+            print(
+                f"server: uvicorn + Starlette, SQLite WAL synchronous={args.db_synchronous}, "
+                f"{args.workers} worker threads (no-op router), JSON logs to a file"
+            )
             steps, baseline = asyncio.run(drive(port, args.client, rates, args.seconds, payloads, server.pid))
             # let the workers drain the delivery jobs
             db = sqlite3.connect(data / "queue.db")
@@ -322,20 +347,26 @@ def main() -> int:
             log.close()
 
         print(f"loadavg {os.getloadavg()[0]:.2f} at end")
-        hdr = (f"{'step':>9} {'sent':>5} {'202':>5} {'other':>5} {'acked/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
-               f"{'max ms':>8} {'p99/base':>8} {'srv cpu ms':>10} {'gen cpu ms':>10}")
+        hdr = (
+            f"{'step':>9} {'sent':>5} {'202':>5} {'other':>5} {'acked/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'max ms':>8} {'p99/base':>8} {'srv cpu ms':>10} {'gen cpu ms':>10}"
+        )
         print(hdr)
 
         def row(name, s, n202, other, ratio):
-            print(f"{name:>9} {s['sent']:>5} {n202:>5} {other:>5} {s['per_s']:>7.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
-                  f"{s['max']:>8.2f} {ratio:>8.2f} {s['server_cpu_ms']:>10.2f} {s['client_cpu_ms']:>10.2f}")
+            print(
+                f"{name:>9} {s['sent']:>5} {n202:>5} {other:>5} {s['per_s']:>7.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
+                f"{s['max']:>8.2f} {ratio:>8.2f} {s['server_cpu_ms']:>10.2f} {s['client_cpu_ms']:>10.2f}"
+            )
 
         row("baseline", baseline, "-", baseline["statuses"].get(401, 0), 1.0)
         for s in steps:
             other = sum(v for k, v in s["statuses"].items() if k != 202)
             row(f"{s['rate']:.0f}/s", s, s["statuses"].get(202, 0), other, s["p99"] / baseline["p99"])
-        print(f"(baseline: unsigned deliveries refused with 401 at {baseline['rate']:.0f}/s: HTTP stack only, no HMAC "
-              "match, no JSON, no DB; latency from the scheduled send time; cpu = CPU ms per request)")
+        print(
+            f"(baseline: unsigned deliveries refused with 401 at {baseline['rate']:.0f}/s: HTTP stack only, no HMAC "
+            "match, no JSON, no DB; latency from the scheduled send time; cpu = CPU ms per request)"
+        )
 
         accepted = [i for s in steps for i in s["accepted_ids"]]
         rows = db.execute("SELECT id FROM deliveries").fetchall()
@@ -349,9 +380,11 @@ def main() -> int:
         extra = stored - set(accepted)
         not_done = db.execute("SELECT COUNT(*) FROM jobs WHERE state != 'done'").fetchone()[0]
         db.close()
-        print(f"accepted {len(accepted)} deliveries; stored {len(stored)}; delivery jobs {sum(per_delivery.values())}; "
-              f"lost {len(lost)}; duplicated {len(dup)}; stored but not acknowledged {len(extra)}; "
-              f"not done after drain {not_done} (drain {drain_s:.1f}s)")
+        print(
+            f"accepted {len(accepted)} deliveries; stored {len(stored)}; delivery jobs {sum(per_delivery.values())}; "
+            f"lost {len(lost)}; duplicated {len(dup)}; stored but not acknowledged {len(extra)}; "
+            f"not done after drain {not_done} (drain {drain_s:.1f}s)"
+        )
         ok = not lost and not dup and len(accepted) == sum(s["sent"] for s in steps)
         print("RESULT:", "zero lost, zero duplicates" if ok else "FAILED")
         return 0 if ok else 1

@@ -27,10 +27,21 @@ COMMAND_MODULES = (
 
 #: top-level module -> the extra that installs it, for a clear message on a light install
 EXTRA_FOR_MODULE = {
-    "llama_cpp": "preview", "gguf": "preview", "httpx": "preview", "jinja2": "preview", "tqdm": "preview",
-    "torch": "train", "transformers": "train", "safetensors": "train", "tokenizers": "train",
-    "matplotlib": "train", "numpy": "train",
-    "uvicorn": "bot", "starlette": "bot", "github": "bot", "jwt": "bot",
+    "llama_cpp": "preview",
+    "gguf": "preview",
+    "httpx": "preview",
+    "jinja2": "preview",
+    "tqdm": "preview",
+    "torch": "train",
+    "transformers": "train",
+    "safetensors": "train",
+    "tokenizers": "train",
+    "matplotlib": "train",
+    "numpy": "train",
+    "uvicorn": "bot",
+    "starlette": "bot",
+    "github": "bot",
+    "jwt": "bot",
 }
 
 
@@ -77,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an internal error: one line, exit 2; full trace on request
         extra = EXTRA_FOR_MODULE.get((getattr(e, "name", None) or "").split(".")[0])
         if isinstance(e, ModuleNotFoundError) and extra:
-            print(f"lab-ci: error: lab-ci {args.command} needs the {extra!r} extra: "
-                  f"pip install 'lab-ci[{extra}]' (no module named {e.name!r})", file=sys.stderr)
+            print(
+                f"lab-ci: error: lab-ci {args.command} needs the {extra!r} extra: "
+                f"pip install 'lab-ci[{extra}]' (no module named {e.name!r})",
+                file=sys.stderr,
+            )
             return 2
         if os.environ.get("LAB_CI_DEBUG"):
             raise

@@ -44,8 +44,18 @@ sys.path[:0] = [str(REPO_ROOT / "tests" / "bot"), str(REPO_ROOT / "tests")]
 
 import httpx  # noqa: E402
 from botlib import (  # noqa: E402  (the bot tests' helpers: double, payloads, keys)
-    APP_ID, INSTALLATION_ID, OWNER, REPO, SHARED, GitHubDouble, adapt, dispatch_run_name,
-    free_port, load_payload, new_rsa_key, run_git,
+    APP_ID,
+    INSTALLATION_ID,
+    OWNER,
+    REPO,
+    SHARED,
+    GitHubDouble,
+    adapt,
+    dispatch_run_name,
+    free_port,
+    load_payload,
+    new_rsa_key,
+    run_git,
 )
 
 from lab_ci.bot.handlers import BUILD_CHECK, PREVIEW_CHECK, PREVIEW_MARKER, SCHEMA_CHECK  # noqa: E402
@@ -66,7 +76,7 @@ def wait_for(what, timeout: float, server: subprocess.Popen):
     (None); gives up at once if the server process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (found := what()):
+        if found := what():
             return found
         if server.poll() is not None:
             say(f"  !! lab-ci serve exited with {server.returncode}")
@@ -95,7 +105,10 @@ def github_side_repo(tmp: Path) -> Path:
     bare = tmp / "github" / OWNER / "taxonomy.git"
     run_git("clone", "--quiet", "--mirror", str(bundle), str(bare))
     refs = run_git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/pr/", cwd=bare)
-    stdin = "".join(f"update refs/pull/{ref.rsplit('/', 1)[1]}/head {sha}\n" for ref, sha in (ln.split() for ln in refs.splitlines()))
+    stdin = "".join(
+        f"update refs/pull/{ref.rsplit('/', 1)[1]}/head {sha}\n"
+        for ref, sha in (ln.split() for ln in refs.splitlines())
+    )
     subprocess.run(["git", "update-ref", "--stdin"], input=stdin, text=True, cwd=bare, check=True)
     # the example PR: the example taxonomy's antonyms skill on top of main
     work = tmp / "contributor"
@@ -116,19 +129,34 @@ def teacher_model(teacher: Path | None) -> Path:
     teacher = MODELS / "teacher.gguf"
     if not teacher.is_file():
         say(f"building the tiny models into {MODELS} ...")
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "build_tiny_models.py"), "--out", str(MODELS)], check=True)
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "build_tiny_models.py"), "--out", str(MODELS)], check=True
+        )
     return teacher
 
 
 def start_server(tmp: Path, key_file: Path, api_url: str, teacher: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "LAB_CI_WEBHOOK_SECRET": SECRET, "LAB_CI_APP_ID": str(APP_ID),
-           "LAB_CI_PRIVATE_KEY_PATH": str(key_file), "LAB_CI_GITHUB_API_URL": api_url,
-           "LAB_CI_GIT_URL": f"file://{tmp}/github/{{repo}}.git", "LAB_CI_DATA_DIR": str(tmp / "bot-data"),
-           "LAB_CI_TEACHER": str(teacher), "LAB_CI_WORKERS": "2", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "LAB_CI_WEBHOOK_SECRET": SECRET,
+        "LAB_CI_APP_ID": str(APP_ID),
+        "LAB_CI_PRIVATE_KEY_PATH": str(key_file),
+        "LAB_CI_GITHUB_API_URL": api_url,
+        "LAB_CI_GIT_URL": f"file://{tmp}/github/{{repo}}.git",
+        "LAB_CI_DATA_DIR": str(tmp / "bot-data"),
+        "LAB_CI_TEACHER": str(teacher),
+        "LAB_CI_WORKERS": "2",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     log = open(tmp / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "lab_ci", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab_ci", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy():
@@ -139,7 +167,9 @@ def start_server(tmp: Path, key_file: Path, api_url: str, teacher: Path) -> tupl
 
     if not wait_for(healthy, 60, proc):
         stop_server(proc)
-        raise SystemExit(f"bot_local_demo: lab-ci serve did not become healthy; log:\n{(tmp / 'serve.log').read_text()[-3000:]}")
+        raise SystemExit(
+            f"bot_local_demo: lab-ci serve did not become healthy; log:\n{(tmp / 'serve.log').read_text()[-3000:]}"
+        )
     return proc, url
 
 
@@ -161,18 +191,33 @@ class Deliverer:
     def post(self, event: str, payload: dict) -> int:
         self.n += 1
         body = json.dumps(payload).encode()
-        r = httpx.post(f"{self.url}/webhook", content=body, timeout=10, headers={
-            "X-GitHub-Event": event, "X-GitHub-Delivery": f"local-demo-{os.getpid()}-{self.n}",
-            "X-GitHub-Hook-Installation-Target-Type": "integration",
-            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-            "X-Hub-Signature-256": sign(SECRET.encode(), body), "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/lab-ci-demo"})
+        r = httpx.post(
+            f"{self.url}/webhook",
+            content=body,
+            timeout=10,
+            headers={
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": f"local-demo-{os.getpid()}-{self.n}",
+                "X-GitHub-Hook-Installation-Target-Type": "integration",
+                "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
+                "X-Hub-Signature-256": sign(SECRET.encode(), body),
+                "Content-Type": "application/json",
+                "User-Agent": "GitHub-Hookshot/lab-ci-demo",
+            },
+        )
         say(f"  -> POST /webhook  X-GitHub-Event: {event:<14} -> {r.status_code}")
         return r.status_code
 
     def pull_request(self, action: str, number: int, head: str, base: str, **fields) -> int:
         name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
-        p = adapt(load_payload(f"pull_request/{name}"), clone_url=self.clone_url, number=number, head_sha=head, base_sha=base, draft=False)
+        p = adapt(
+            load_payload(f"pull_request/{name}"),
+            clone_url=self.clone_url,
+            number=number,
+            head_sha=head,
+            base_sha=base,
+            draft=False,
+        )
         p["action"] = action
         p["pull_request"].update({"state": "open", **fields})
         return self.post("pull_request", p)
@@ -202,7 +247,9 @@ def annotations(double: GitHubDouble, run: dict) -> list[dict]:
 
 def show_run(double: GitHubDouble, run: dict) -> None:
     anns = annotations(double, run)
-    say(f"  check run {run['name']}: {run['status']}/{run['conclusion']} - {run['output'].get('title')} ({len(anns)} annotations)")
+    say(
+        f"  check run {run['name']}: {run['status']}/{run['conclusion']} - {run['output'].get('title')} ({len(anns)} annotations)"
+    )
     if anns:
         a = anns[0]
         say(f"    first: {a['path']}:{a['start_line']} [{a['annotation_level']}] {a['message']}")
@@ -231,7 +278,9 @@ def scenario(double: GitHubDouble, bare: Path, server: subprocess.Popen, url: st
             say(f"  !! MISSING after {timeout:.0f}s: {label}")
         return found
 
-    def expect_run(name: str, sha: str, conclusion: str | None, *, status: str = "completed", timeout: float = 90, what: str = ""):
+    def expect_run(
+        name: str, sha: str, conclusion: str | None, *, status: str = "completed", timeout: float = 90, what: str = ""
+    ):
         """Wait for check run ``name`` on ``sha`` to reach ``status``, show it, and
         count it missing unless it ended with ``conclusion``."""
         label = f"{name} {status}/{conclusion} {what}".rstrip()
@@ -260,7 +309,11 @@ def scenario(double: GitHubDouble, bare: Path, server: subprocess.Popen, url: st
     preview = expect_run(PREVIEW_CHECK, head, "success", timeout=300, what=f"on PR #{EXAMPLE_PR}")
     comments = None
     if preview and preview["conclusion"] == "success":  # the comment is posted before the check completes
-        comments = expect("sticky preview comment", lambda: [c for c in bot_comments(double, EXAMPLE_PR) if c["body"].startswith(PREVIEW_MARKER)], timeout=30)
+        comments = expect(
+            "sticky preview comment",
+            lambda: [c for c in bot_comments(double, EXAMPLE_PR) if c["body"].startswith(PREVIEW_MARKER)],
+            timeout=30,
+        )
     else:
         missing.append("sticky preview comment")
     if comments:
@@ -271,20 +324,20 @@ def scenario(double: GitHubDouble, bare: Path, server: subprocess.Popen, url: st
     run_git("update-ref", "refs/heads/main", head, main, cwd=bare)
     double.repos[REPO].pulls[EXAMPLE_PR].update(state="closed", merged=True, merge_commit_sha=head)
     send.pull_request("closed", EXAMPLE_PR, head, main, state="closed", merged=True, merge_commit_sha=head)
-    if (run := expect_run(BUILD_CHECK, head, "action_required", what="(waiting for approval)")):
+    if run := expect_run(BUILD_CHECK, head, "action_required", what="(waiting for approval)"):
         say(f"    buttons: {[a['label'] for a in run.get('actions') or []]}")
 
     say(f"\n[4] issue_comment: contributor writes '/lab approve-build {head[:12]}'")
     before = len(bot_comments(double, EXAMPLE_PR))
     send.comment(EXAMPLE_PR, f"/lab approve-build {head[:12]}", "contributor")
-    if (reply := expect("refusal for the contributor", lambda: bot_comments(double, EXAMPLE_PR)[before:])):
+    if reply := expect("refusal for the contributor", lambda: bot_comments(double, EXAMPLE_PR)[before:]):
         show_comment(reply[-1]["body"], lines=2)
         if "only maintainers" not in reply[-1]["body"] or double.dispatches:
             missing.append("a polite refusal and no dispatch")
 
     say(f"\n[5] issue_comment: maintainer writes '/lab approve-build {head[:12]}'")
     send.comment(EXAMPLE_PR, f"/lab approve-build {head[:12]}", "maintainer")
-    if (dispatches := expect("workflow dispatch", lambda: list(double.dispatches))):
+    if dispatches := expect("workflow dispatch", lambda: list(double.dispatches)):
         d = dispatches[0]
         say(f"  workflow_dispatch {d['workflow']} on {d['ref']}: inputs {d['inputs']}")
     expect_run(BUILD_CHECK, head, None, status="in_progress", timeout=30, what="(build dispatched)")
@@ -294,7 +347,9 @@ def scenario(double: GitHubDouble, bare: Path, server: subprocess.Popen, url: st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pr", type=int, default=100, help="invalid corpus pull request to check (default 100)")
-    ap.add_argument("--teacher", type=Path, help=f"GGUF teacher for previews (default {MODELS.relative_to(REPO_ROOT)}/teacher.gguf)")
+    ap.add_argument(
+        "--teacher", type=Path, help=f"GGUF teacher for previews (default {MODELS.relative_to(REPO_ROOT)}/teacher.gguf)"
+    )
     ap.add_argument("--keep", action="store_true", help="leave the server and the double running until Ctrl-C")
     args = ap.parse_args(argv)
 
@@ -312,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         double = start_double(public_pem)
         say(f"GitHub REST double (test double; github.com is unreachable): {double.base_url}")
         bare = github_side_repo(tmp)
-        if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/pull/{args.pr}/head"], cwd=bare, capture_output=True).returncode:
+        if subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"refs/pull/{args.pr}/head"], cwd=bare, capture_output=True
+        ).returncode:
             raise SystemExit(f"bot_local_demo: corpus has no pull request #{args.pr}")
         say(f"GitHub-side repository {REPO}: {bare}")
         server, url = start_server(tmp, key_file, double.base_url, teacher_model(args.teacher))

@@ -185,7 +185,10 @@ def _qa_pairs(kind: str, leaf: dict) -> list[tuple[str | None, str, str]]:
             for ex in leaf["seed_examples"]
             for qa in ex["questions_and_answers"]
         ]
-    return [(ex.get("context", "").strip() or None, ex["question"].strip(), ex["answer"].strip()) for ex in leaf["seed_examples"]]
+    return [
+        (ex.get("context", "").strip() or None, ex["question"].strip(), ex["answer"].strip())
+        for ex in leaf["seed_examples"]
+    ]
 
 
 def chat_samples(leaves, rng: random.Random) -> list[tuple[str | None, str, str]]:
@@ -342,7 +345,9 @@ def pipeline_samples(rounds: int | dict[str, int], seed: int) -> list[tuple[str,
                 negative = names[0] in JUDGE_TARGETS and rng.random() < JUDGE_NEGATIVE_FRACTION
                 view = dict(row)
                 if negative:  # a mismatched pair: another leaf's question/answer
-                    view.update({"question": wrong.question} if names[0] == "question_score" else {"answer": wrong.answer})
+                    view.update(
+                        {"question": wrong.question} if names[0] == "question_score" else {"answer": wrong.answer}
+                    )
                 user = render(pipe.prompts[cfg["prompt"]], view)
                 system = cfg.get("system")
                 system = pipe.prompts.get(system, system) if system else None
@@ -366,8 +371,9 @@ def render_chat(conv) -> str:
     from lab_ci.teacher.templates import ChatFormat, format_chat
     from lab_ci.train.tokenizer import ENDOFTEXT, LAB_CHAT_TEMPLATE
 
-    return format_chat(conv, ChatFormat(template=LAB_CHAT_TEMPLATE, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
-                                        stop=(ENDOFTEXT,)))
+    return format_chat(
+        conv, ChatFormat(template=LAB_CHAT_TEMPLATE, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, stop=(ENDOFTEXT,))
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -387,7 +393,9 @@ def encode_samples(tokenizer, samples: list[tuple[str, str]], max_len: int) -> l
     return out
 
 
-def train(model, sequences: list[tuple[list[int], list[int]]], *, steps: int, config: dict, seed: int, pad_id: int, log) -> float:
+def train(
+    model, sequences: list[tuple[list[int], list[int]]], *, steps: int, config: dict, seed: int, pad_id: int, log
+) -> float:
     """Plain AdamW next-token training on padded random batches of (ids, labels);
     returns the last loss."""
     import torch
@@ -400,9 +408,7 @@ def train(model, sequences: list[tuple[list[int], list[int]]], *, steps: int, co
     size = min(config["batch_size"], len(by_length))
     opt = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / steps)
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / steps))
     model.train()
     loss_value = float("nan")
     for step in range(steps):
@@ -435,10 +441,13 @@ def greedy_sample(model, tokenizer, prompt: str, max_new_tokens: int = 40) -> st
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = model.generate(
-            ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+            ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def build(out: Path, config: dict, digest: str, log) -> dict:
@@ -471,8 +480,10 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
     phase2 = phase1[::3] + distill  # a little of phase 1 so chat answers stay
     seq1 = encode_samples(tokenizer, phase1, config["max_seq_len"])
     seq2 = encode_samples(tokenizer, phase2, config["max_seq_len"])
-    log(f"data: {len(seq1)} student sequences, {len(seq2)} teacher sequences "
-        f"({sum(len(i) for i, _ in seq2)} tokens, longest {max(len(i) for i, _ in seq2)})")
+    log(
+        f"data: {len(seq1)} student sequences, {len(seq2)} teacher sequences "
+        f"({sum(len(i) for i, _ in seq2)} tokens, longest {max(len(i) for i, _ in seq2)})"
+    )
 
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -493,8 +504,11 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: llama, {n_params:,} parameters")
     generation = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=256,
     )
     model.generation_config = generation
 
@@ -504,12 +518,28 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
 
     log("training student (seed examples + documents)")
     t = time.monotonic()
-    loss1 = train(model, seq1, steps=config["student_steps"], config=config, seed=config["seed"], pad_id=tokenizer.pad_token_id, log=log)
+    loss1 = train(
+        model,
+        seq1,
+        steps=config["student_steps"],
+        config=config,
+        seed=config["seed"],
+        pad_id=tokenizer.pad_token_id,
+        log=log,
+    )
     student_seconds = time.monotonic() - t
     save("student")
     log("training teacher further (adds SDG-style tasks)")
     t = time.monotonic()
-    loss2 = train(model, seq2, steps=config["teacher_steps"], config=config, seed=config["seed"] + 1, pad_id=tokenizer.pad_token_id, log=log)
+    loss2 = train(
+        model,
+        seq2,
+        steps=config["teacher_steps"],
+        config=config,
+        seed=config["seed"] + 1,
+        pad_id=tokenizer.pad_token_id,
+        log=log,
+    )
     teacher_seconds = time.monotonic() - t
     save("teacher-hf")
     export_gguf(out / "teacher-hf", out / "teacher.gguf", quant=config["teacher_quant"], name="lab-ci tiny teacher")
@@ -520,7 +550,10 @@ def build(out: Path, config: dict, digest: str, log) -> dict:
     log(f"teacher sample: {prompt!r} -> {sample!r}")
 
     files = {name: file_sha256(out / name) for name in OUTPUTS}
-    sizes = {name: sum(p.stat().st_size for p in ([out / name] if (out / name).is_file() else (out / name).rglob("*"))) for name in OUTPUTS}
+    sizes = {
+        name: sum(p.stat().st_size for p in ([out / name] if (out / name).is_file() else (out / name).rglob("*")))
+        for name in OUTPUTS
+    }
     return {
         "inputs_sha256": digest,
         "config": config,
@@ -568,7 +601,10 @@ def _build_into(out: Path, digest: str, config: dict, log) -> dict:
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"built in {manifest['build_seconds']} s: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in manifest["sizes"].items()))
+    log(
+        f"built in {manifest['build_seconds']} s: "
+        + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in manifest["sizes"].items())
+    )
     return manifest
 
 

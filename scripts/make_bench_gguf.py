@@ -53,7 +53,17 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # lab_ci, for --bpe-corpus, without an install
 
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>", "<|pretrain|>", "<|/pretrain|>"]
+SPECIAL_TOKENS = [
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|endoftext|>",
+    "<|pretrain|>",
+    "<|/pretrain|>",
+]
 
 
 @dataclass(frozen=True)
@@ -148,11 +158,16 @@ def corpus_texts(source: Path) -> list[str]:
         if source.is_file():  # a bundle: clone it (read-only input)
             repo = Path(tmp) / "corpus.git"
             subprocess.run(["git", "clone", "-q", "--mirror", str(source), str(repo)], check=True, capture_output=True)
-        objects = subprocess.run(["git", "-C", str(repo), "rev-list", "--all", "--objects"],
-                                 check=True, capture_output=True, text=True).stdout
+        objects = subprocess.run(
+            ["git", "-C", str(repo), "rev-list", "--all", "--objects"], check=True, capture_output=True, text=True
+        ).stdout
         blobs = sorted({line.split()[0] for line in objects.splitlines() if line.endswith("qna.yaml")})
-        out = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], input="\n".join(blobs).encode() + b"\n",
-                             check=True, capture_output=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "--batch"],
+            input="\n".join(blobs).encode() + b"\n",
+            check=True,
+            capture_output=True,
+        ).stdout
     texts, i = [], 0
     while i < len(out):
         header_end = out.index(b"\n", i)
@@ -181,8 +196,9 @@ def bpe_tokenizer(corpus: Path, vocab_size: int, cache: Path) -> Path:
     return folder
 
 
-def write_gguf(shape: Shape, quant: str, out: Path, seed: int = 0, chat_template: str | None = None,
-               tokenizer: Path | None = None) -> Path:
+def write_gguf(
+    shape: Shape, quant: str, out: Path, seed: int = 0, chat_template: str | None = None, tokenizer: Path | None = None
+) -> Path:
     import gguf
 
     qtypes = {
@@ -281,9 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output .gguf file")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     ap.add_argument("--chat-template", default=None, help="a Jinja chat template to store as tokenizer.chat_template")
-    ap.add_argument("--bpe-corpus", type=Path, default=None, metavar="TEXTS",
-                    help="train a byte-level BPE of the shape's vocabulary size on TEXTS (a git bundle or "
-                         "repository: its qna.yaml files; or a folder of text files) instead of the letter vocabulary")
+    ap.add_argument(
+        "--bpe-corpus",
+        type=Path,
+        default=None,
+        metavar="TEXTS",
+        help="train a byte-level BPE of the shape's vocabulary size on TEXTS (a git bundle or "
+        "repository: its qna.yaml files; or a folder of text files) instead of the letter vocabulary",
+    )
     ap.add_argument("--force", action="store_true", help="rewrite the file even if it exists")
     args = ap.parse_args(argv)
     if args.out.exists() and not args.force:
@@ -300,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             tokenizer = bpe_tokenizer(args.bpe_corpus, shape.n_vocab, args.out.parent)
         except subprocess.CalledProcessError as e:
             why = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-            print(f"--bpe-corpus {args.bpe_corpus}: not a git bundle or repository"
-                  f"{': ' + why[-1] if why else ''}", file=sys.stderr)
+            print(
+                f"--bpe-corpus {args.bpe_corpus}: not a git bundle or repository{': ' + why[-1] if why else ''}",
+                file=sys.stderr,
+            )
             return 2
         except ValueError as e:
             print(f"--bpe-corpus {args.bpe_corpus}: {e}", file=sys.stderr)

@@ -16,19 +16,29 @@ LLAMA_CFLAGS=""
 if [ "$(uname -m)" = "x86_64" ]; then
     LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
-stamp=.venv/.lab-ci-installed
-want=$( (cat pyproject.toml; echo "llama cflags: $LLAMA_CFLAGS") | sha256sum | cut -c1-16)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+# Two stamps, so that a change to pyproject.toml's tool settings rebuilds nothing, and a
+# change of dependencies reinstalls them without recompiling llama.cpp.
+llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//' || true)
+if [ -z "$llama" ]; then
+    echo "scripts/setup.sh: pyproject.toml pins no 'llama-cpp-python[server]==X.Y.Z'" >&2
+    exit 1
+fi
+llama_stamp=.venv/.lab-ci-llama
+llama_want=$(echo "$llama; cflags: $LLAMA_CFLAGS" | sha256sum | cut -c1-16)
+deps_stamp=.venv/.lab-ci-installed
+deps_want=$("$PY" -c 'import json, sys, tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(json.dumps([p.get("dependencies"), p.get("optional-dependencies"), p.get("scripts")], sort_keys=True))' | sha256sum | cut -c1-16)
+if [ "$(cat "$llama_stamp" 2>/dev/null)" != "$llama_want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    llama=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//' || true)
-    if [ -z "$llama" ]; then
-        echo "scripts/setup.sh: pyproject.toml pins no 'llama-cpp-python[server]==X.Y.Z'" >&2
-        exit 1
-    fi
     # no wheel cache: a cached build of the same version may have other flags
     CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" \
         .venv/bin/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$llama"
+    echo "$llama_want" > "$llama_stamp"
+    rm -f "$deps_stamp"
+fi
+if [ "$(cat "$deps_stamp" 2>/dev/null)" != "$deps_want" ]; then
     # torch==2.13.0 is pinned in the train extra: a CPU wheel of that version is local.
     .venv/bin/python -m pip install --quiet -e '.[all,test]'
-    echo "$want" > "$stamp"
+    echo "$deps_want" > "$deps_stamp"
 fi

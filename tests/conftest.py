@@ -4,7 +4,6 @@ pytest-xdist workers through a file lock)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys

@@ -29,9 +29,7 @@ def run_git(*args: str, cwd: Path | None = None, env: dict | None = None) -> str
         "GIT_CONFIG_NOSYSTEM": "1",
         **(env or {}),
     }
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, env=full_env, check=True, capture_output=True, text=True
-    )
+    out = subprocess.run(["git", *args], cwd=cwd, env=full_env, check=True, capture_output=True, text=True)
     return out.stdout.strip()
 
 

@@ -156,8 +156,14 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
     def reject(err: webhooks.WebhookError, event: str | None, delivery_id: str | None) -> JSONResponse:
         metrics.deliveries_rejected.inc(reason=err.reason)
         log_event(
-            log, "delivery_rejected", logging.WARNING,
-            reason=err.reason, status=err.status, event=event, delivery_id=delivery_id, error=str(err),
+            log,
+            "delivery_rejected",
+            logging.WARNING,
+            reason=err.reason,
+            status=err.status,
+            event=event,
+            delivery_id=delivery_id,
+            error=str(err),
         )
         return JSONResponse({"status": "rejected", "reason": err.reason, "error": str(err)}, status_code=err.status)
 
@@ -191,8 +197,14 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
             stored = await writer.record(delivery.id, delivery.event, body, meta)
         except Exception as e:  # the queue is unavailable: tell GitHub it failed (redeliverable)
             metrics.deliveries_rejected.inc(reason="queue_unavailable")
-            log_event(log, "delivery_not_stored", logging.ERROR, event=delivery.event, delivery_id=delivery.id,
-                      error=f"{type(e).__name__}: {e}")
+            log_event(
+                log,
+                "delivery_not_stored",
+                logging.ERROR,
+                event=delivery.event,
+                delivery_id=delivery.id,
+                error=f"{type(e).__name__}: {e}",
+            )
             return JSONResponse({"status": "error", "reason": "queue_unavailable"}, status_code=503)
         if not stored:
             metrics.deliveries_rejected.inc(reason="duplicate")
@@ -204,9 +216,14 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
         elapsed = time.perf_counter() - t0
         metrics.ack_seconds.observe(elapsed)
         log_event(
-            log, "delivery_accepted",
-            event=delivery.event, action=delivery.action, delivery_id=delivery.id,
-            installation_id=delivery.installation_id, bytes=len(body), ms=round(elapsed * 1000, 2),
+            log,
+            "delivery_accepted",
+            event=delivery.event,
+            action=delivery.action,
+            delivery_id=delivery.id,
+            installation_id=delivery.installation_id,
+            bytes=len(body),
+            ms=round(elapsed * 1000, 2),
         )
         return JSONResponse({"status": "accepted", "delivery": delivery.id}, status_code=202)
 

@@ -74,7 +74,7 @@ class Verdict:
     reason: str = ""  # user-facing, for the refusal reply (unescaped plain text)
 
 
-def check_approval(request: "BuildRequest | None", given_sha: str | None, *, allowed: bool) -> Verdict:
+def check_approval(request: BuildRequest | None, given_sha: str | None, *, allowed: bool) -> Verdict:
     """Decide an approval attempt (pure). ``given_sha`` is the sha named by the command
     or the head sha of the check run whose button was pressed."""
     if not allowed:
@@ -153,7 +153,9 @@ class ApprovalStore:
     def _row(self, row) -> BuildRequest | None:
         return None if row is None else BuildRequest(**{k: row[k] for k in _COLUMNS})
 
-    def create(self, *, repo: str, installation_id: int, sha: str, ref: str, pr_number: int | None = None) -> tuple[BuildRequest, bool]:
+    def create(
+        self, *, repo: str, installation_id: int, sha: str, ref: str, pr_number: int | None = None
+    ) -> tuple[BuildRequest, bool]:
         """The request for (repo, sha), created if new. Returns (request, created)."""
         now = time.time()
         with self._lock:
@@ -168,12 +170,16 @@ class ApprovalStore:
                     "UPDATE lab_ci_build_requests SET pr_number = ? WHERE repo = ? AND sha = ? AND pr_number IS NULL",
                     (pr_number, repo, sha),
                 )
-            row = self._db.execute("SELECT * FROM lab_ci_build_requests WHERE repo = ? AND sha = ?", (repo, sha)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM lab_ci_build_requests WHERE repo = ? AND sha = ?", (repo, sha)
+            ).fetchone()
         return self._row(row), created
 
     def get(self, request_id: int) -> BuildRequest | None:
         with self._lock:
-            return self._row(self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone())
+            return self._row(
+                self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone()
+            )
 
     def by_sha(self, repo: str, sha_prefix: str) -> BuildRequest | None:
         with self._lock:
@@ -219,7 +225,9 @@ class ApprovalStore:
             )
             if cur.rowcount != 1:
                 raise InvalidTransition(f"build request {request_id} changed concurrently")
-            return self._row(self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone())
+            return self._row(
+                self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone()
+            )
 
     def update(self, request_id: int, **updates) -> BuildRequest:
         """Set fields that are not the state (check run id, run id/url, note)."""
@@ -230,4 +238,6 @@ class ApprovalStore:
             sets = {**updates, "updated_at": time.time()}
             cols = ", ".join(f"{k} = ?" for k in sets)
             self._db.execute(f"UPDATE lab_ci_build_requests SET {cols} WHERE id = ?", (*sets.values(), request_id))
-            return self._row(self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone())
+            return self._row(
+                self._db.execute("SELECT * FROM lab_ci_build_requests WHERE id = ?", (request_id,)).fetchone()
+            )

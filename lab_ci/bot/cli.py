@@ -33,7 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=None, help="job lease, renewed while running (default 60)")
     p.add_argument("--max-body-bytes", type=int, default=None, help="largest webhook body accepted (default 25 MiB)")
     p.add_argument(
-        "--max-delivery-age", type=float, default=None,
+        "--max-delivery-age",
+        type=float,
+        default=None,
         help="reject deliveries whose signed event time is older, in seconds (default 0 = off)",
     )
     p.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds running jobs get on shutdown")
@@ -41,7 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode.add_argument("--no-workers", action="store_true", help="serve HTTP only (workers run elsewhere)")
     mode.add_argument("--worker-only", action="store_true", help="run job workers only, no HTTP server")
     p.add_argument(
-        "--insecure-no-signature", action="store_true",
+        "--insecure-no-signature",
+        action="store_true",
         help="serve on a non-loopback address WITHOUT a webhook secret (anyone who can reach the "
         "port can forge deliveries; only behind a proxy that verifies signatures)",
     )
@@ -114,7 +117,9 @@ def run(args) -> int:
         raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
 
     settings = _settings(args)
-    check_webhook_secret(settings.webhook_secret, args.host, insecure=args.insecure_no_signature, http=not args.worker_only)
+    check_webhook_secret(
+        settings.webhook_secret, args.host, insecure=args.insecure_no_signature, http=not args.worker_only
+    )
     level = getattr(logging, args.log_level.upper())
     configure_json_logging(level)
     if settings.webhook_secret is None and not args.worker_only:

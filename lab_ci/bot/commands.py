@@ -61,8 +61,10 @@ class Command:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Command":
-        return cls(d["name"], dict(d.get("args") or {}), tuple(d.get("positional") or ()), d.get("raw", ""), d.get("error"))
+    def from_dict(cls, d: dict) -> Command:
+        return cls(
+            d["name"], dict(d.get("args") or {}), tuple(d.get("positional") or ()), d.get("raw", ""), d.get("error")
+        )
 
 
 def command_lines(body: str) -> list[str]:

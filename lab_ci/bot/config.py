@@ -28,9 +28,8 @@ Example (all defaults shown)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import re
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -88,7 +87,7 @@ class RepoConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RepoConfig":
+    def from_dict(cls, d: dict) -> RepoConfig:
         return parse_mapping(d)
 
 
@@ -141,7 +140,14 @@ def _err(path: str, lines: dict, key: object, msg: str) -> ConfigError:
 
 def _typename(t) -> str:
     ts = t if isinstance(t, tuple) else (t,)
-    names = {bool: "true/false", int: "a whole number", str: "a string", list: "a list", dict: "a mapping", type(None): "null"}
+    names = {
+        bool: "true/false",
+        int: "a whole number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
     return " or ".join(names.get(x, x.__name__) for x in ts)
 
 
@@ -209,13 +215,23 @@ def parse_mapping(data: dict, *, path: str = CONFIG_PATH) -> RepoConfig:
         raise _err(path, al, "build.approvers.teams", "must be a list of team slugs")
     teacher = preview.get("teacher")
     if teacher is not None and not TEACHER_KEY.match(teacher):
-        raise _err(path, pl, "preview.teacher", f"must be the name of a teacher this bot offers (a key of its LAB_CI_TEACHERS, e.g. tiny), not a path or URL; got {teacher!r}")
+        raise _err(
+            path,
+            pl,
+            "preview.teacher",
+            f"must be the name of a teacher this bot offers (a key of its LAB_CI_TEACHERS, e.g. tiny), not a path or URL; got {teacher!r}",
+        )
     executor = build.get("executor", "actions")
     if executor not in EXECUTORS:
         raise _err(path, bl, "build.executor", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     workflow = build.get("workflow", DEFAULT.workflow)
     if not workflow or "/" in workflow or not workflow.endswith((".yml", ".yaml")):
-        raise _err(path, bl, "build.workflow", "must be a workflow file name in .github/workflows (e.g. lab-ci-build-dispatch.yml)")
+        raise _err(
+            path,
+            bl,
+            "build.workflow",
+            "must be a workflow file name in .github/workflows (e.g. lab-ci-build-dispatch.yml)",
+        )
 
     return RepoConfig(
         version=1,

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 RUN_NAME_RX = re.compile(r"lab-ci build request (\d+)\b(?:.*?\b([0-9a-f]{7,40})\b)?")
 
@@ -88,7 +88,9 @@ def run_local(
     argv = [*command, "--taxonomy", str(taxonomy), "--commit", sha, "--out", str(out)]
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         rc: int | None = None
         while True:
             try:

@@ -27,8 +27,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import github
@@ -127,21 +128,27 @@ def _describe(e: Exception, what: str) -> GitHubError:
         status = e.status
         data = e.data if isinstance(e.data, dict) else {}
         msg = str(data.get("message") or e.data or "")[:300]
-        if isinstance(e, github.RateLimitExceededException) or (
-            status in (403, 429) and ("rate limit" in msg.lower())
-        ):
+        if isinstance(e, github.RateLimitExceededException) or (status in (403, 429) and ("rate limit" in msg.lower())):
             return GitHubError(f"{what}: GitHub rate limit exceeded ({msg})", status=status, transient=True)
         if status == 401:
-            return GitHubError(f"{what}: GitHub rejected the credentials (401 {msg}); check the app id and private key", status=401, transient=False)
+            return GitHubError(
+                f"{what}: GitHub rejected the credentials (401 {msg}); check the app id and private key",
+                status=401,
+                transient=False,
+            )
         if status == 403:
             hint = next((v for k, v in PERMISSION_HINTS.items() if k in what), None)
             need = f"; the app needs '{hint}'" if hint else ""
             return PermissionMissingError(f"{what}: permission missing (403 {msg}){need}", status=403)
         if status is not None and status >= 500:
-            return GitHubError(f"{what}: GitHub server error {status} after retries ({msg})", status=status, transient=True)
+            return GitHubError(
+                f"{what}: GitHub server error {status} after retries ({msg})", status=status, transient=True
+            )
         return GitHubError(f"{what}: {status} {msg}", status=status, transient=False)
     if isinstance(e, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)):
-        return GitHubError(f"{what}: network error talking to GitHub after retries ({type(e).__name__}: {e})"[:500], transient=True)
+        return GitHubError(
+            f"{what}: network error talking to GitHub after retries ({type(e).__name__}: {e})"[:500], transient=True
+        )
     raise e
 
 
@@ -157,7 +164,14 @@ def call(what: str, fn: Callable[[], T]) -> T:
 class GitHubApp:
     """The app identity: JWT auth and cached installation tokens (thread-safe)."""
 
-    def __init__(self, app_id: int | str, private_key: str, *, transport: Transport = Transport(), clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        app_id: int | str,
+        private_key: str,
+        *,
+        transport: Transport = Transport(),
+        clock: Callable[[], float] = time.time,
+    ):
         self.app_id = app_id
         self.transport = transport
         self._clock = clock
@@ -189,14 +203,16 @@ class GitHubApp:
             self._tokens[installation_id] = (auth.token, expires)
             return auth.token
 
-    def client(self, installation_id: int) -> "GitHubClient":
+    def client(self, installation_id: int) -> GitHubClient:
         """THE client of one installation (cached: one HTTP session per installation,
         not one per job)."""
         installation_id = int(installation_id)
         with self._lock:
             c = self._clients.get(installation_id)
             if c is None:
-                c = self._clients[installation_id] = GitHubClient(lambda: self.token(installation_id), transport=self.transport, app_id=self.app_id)
+                c = self._clients[installation_id] = GitHubClient(
+                    lambda: self.token(installation_id), transport=self.transport, app_id=self.app_id
+                )
             return c
 
     def close(self) -> None:
@@ -229,7 +245,9 @@ class GitHubClient:
     Return values are plain dicts in GitHub's JSON shapes (``raw_data``), so the rest of
     the bot does not depend on PyGithub objects."""
 
-    def __init__(self, token: str | Callable[[], str], *, transport: Transport = Transport(), app_id: int | str | None = None):
+    def __init__(
+        self, token: str | Callable[[], str], *, transport: Transport = Transport(), app_id: int | str | None = None
+    ):
         self._token = token if callable(token) else (lambda: token)
         self.app_id = app_id  # when known, only this app's check runs are ours to edit
         self.transport = transport
@@ -278,7 +296,9 @@ class GitHubClient:
         the same name belongs to another app and is left alone), or None."""
 
         def mine(r: dict) -> bool:
-            return r.get("name") == name and (self.app_id is None or str((r.get("app") or {}).get("id")) == str(self.app_id))
+            return r.get("name") == name and (
+                self.app_id is None or str((r.get("app") or {}).get("id")) == str(self.app_id)
+            )
 
         def go():
             runs = self._repo(repo).get_commit(sha).get_check_runs(check_name=name)
@@ -291,7 +311,12 @@ class GitHubClient:
         return self._req("POST", f"/repos/{repo}/check-runs", what=f"POST check-runs {repo}", body=body)
 
     def update_check_run(self, repo: str, check_run_id: int, body: dict) -> dict:
-        return self._req("PATCH", f"/repos/{repo}/check-runs/{int(check_run_id)}", what=f"PATCH check-runs {repo}/{check_run_id}", body=body)
+        return self._req(
+            "PATCH",
+            f"/repos/{repo}/check-runs/{int(check_run_id)}",
+            what=f"PATCH check-runs {repo}/{check_run_id}",
+            body=body,
+        )
 
     def publish_check_run(
         self,
@@ -329,7 +354,11 @@ class GitHubClient:
                 digest = old or digest  # e.g. "in_progress" on a re-run: keep the result's digest
             elif old == digest:
                 start = min(have, len(annotations))  # resume after what is already there
-                if start == len(annotations) and existing.get("status") == status and existing.get("conclusion") == (conclusion if status == "completed" else None):
+                if (
+                    start == len(annotations)
+                    and existing.get("status") == status
+                    and existing.get("conclusion") == (conclusion if status == "completed" else None)
+                ):
                     return existing  # already published: nothing to do
             elif have:
                 existing = None  # other annotations cannot be removed: start a fresh run
@@ -372,12 +401,24 @@ class GitHubClient:
         return self.create_comment(repo, number, f"{marker}\n{body}")
 
     def create_comment(self, repo: str, number: int, body: str) -> dict:
-        return self._req("POST", f"/repos/{repo}/issues/{int(number)}/comments", what=f"POST comments {repo}#{number}", body={"body": body})
+        return self._req(
+            "POST",
+            f"/repos/{repo}/issues/{int(number)}/comments",
+            what=f"POST comments {repo}#{number}",
+            body={"body": body},
+        )
 
     def edit_comment(self, repo: str, comment_id: int, body: str) -> dict:
-        return self._req("PATCH", f"/repos/{repo}/issues/comments/{int(comment_id)}", what=f"PATCH comments {repo}/{comment_id}", body={"body": body})
+        return self._req(
+            "PATCH",
+            f"/repos/{repo}/issues/comments/{int(comment_id)}",
+            what=f"PATCH comments {repo}/{comment_id}",
+            body={"body": body},
+        )
 
-    def upsert_sticky_comment(self, repo: str, number: int, marker: str, body: str, *, bot_login: str | None = None) -> tuple[dict, str]:
+    def upsert_sticky_comment(
+        self, repo: str, number: int, marker: str, body: str, *, bot_login: str | None = None
+    ) -> tuple[dict, str]:
         """Find the bot's comment carrying ``marker`` and edit it in place, or create it.
         Returns (comment, "created"|"edited"|"unchanged")."""
         if marker not in body:
@@ -408,7 +449,9 @@ class GitHubClient:
 
     def collaborator_role(self, repo: str, user: str) -> str | None:
         """The user's role on the repo (admin, maintain, write, triage, read) or None."""
-        data = self._get_or_none(f"/repos/{repo}/collaborators/{quote(user)}/permission", what=f"GET collaborators permission {repo} {user}")
+        data = self._get_or_none(
+            f"/repos/{repo}/collaborators/{quote(user)}/permission", what=f"GET collaborators permission {repo} {user}"
+        )
         if data is None:
             return None
         role = data.get("role_name") or data.get("permission")
@@ -416,13 +459,18 @@ class GitHubClient:
 
     def team_member(self, org: str, team_slug: str, user: str) -> bool:
         """True when ``user`` is an ACTIVE member of ``org/team_slug`` (404 = not a member)."""
-        data = self._get_or_none(f"/orgs/{quote(org)}/teams/{quote(team_slug)}/memberships/{quote(user)}", what=f"GET team memberships {org}/{team_slug} {user}")
+        data = self._get_or_none(
+            f"/orgs/{quote(org)}/teams/{quote(team_slug)}/memberships/{quote(user)}",
+            what=f"GET team memberships {org}/{team_slug} {user}",
+        )
         return data is not None and data.get("state") == "active"
 
     # -- contents / actions -----------------------------------------------------------
     def read_file(self, repo: str, path: str, ref: str) -> str | None:
         """The text of ``path`` at ``ref`` (e.g. the default branch), or None if absent."""
-        data = self._get_or_none(f"/repos/{repo}/contents/{quote(path)}", params={"ref": ref}, what=f"GET contents {repo}/{path}")
+        data = self._get_or_none(
+            f"/repos/{repo}/contents/{quote(path)}", params={"ref": ref}, what=f"GET contents {repo}/{path}"
+        )
         if not isinstance(data, dict) or data.get("type") != "file":
             return None
         if data.get("encoding") == "base64":
@@ -435,7 +483,11 @@ class GitHubClient:
         params: dict[str, Any] = {"per_page": min(100, limit)}
         if event:
             params["event"] = event
-        data = self._get_or_none(f"/repos/{repo}/actions/workflows/{quote(workflow)}/runs", params=params, what=f"GET workflow runs {repo} {workflow}")
+        data = self._get_or_none(
+            f"/repos/{repo}/actions/workflows/{quote(workflow)}/runs",
+            params=params,
+            what=f"GET workflow runs {repo} {workflow}",
+        )
         return list((data or {}).get("workflow_runs") or [])[:limit]
 
     def dispatch_workflow(self, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:

@@ -38,7 +38,8 @@ from typing import Any, Protocol
 from lab_ci.bot import commands as cmds
 from lab_ci.bot import render
 from lab_ci.bot.approvals import ApprovalStore, BuildRequest, InvalidTransition, check_approval, may_approve, role_rank
-from lab_ci.bot.config import CONFIG_PATH, ConfigError, RepoConfig, parse as parse_config
+from lab_ci.bot.config import CONFIG_PATH, ConfigError, RepoConfig
+from lab_ci.bot.config import parse as parse_config
 from lab_ci.bot.executors import WORKFLOW_CONCLUSIONS, dispatch_actions, find_dispatched_run, parse_run_name, run_local
 from lab_ci.bot.github import GitHubApp, GitHubError, Transport, external_field
 from lab_ci.bot.jobs import Job, JobSpec
@@ -50,7 +51,11 @@ SCHEMA_CHECK = "lab-ci/schema"
 PREVIEW_CHECK = "lab-ci/preview"
 BUILD_CHECK = "lab-ci/build"
 PREVIEW_MARKER = "<!-- lab-ci:preview -->"
-APPROVE_ACTION = {"label": "Approve build", "identifier": "approve-build", "description": "Start the release build of this commit"}
+APPROVE_ACTION = {
+    "label": "Approve build",
+    "identifier": "approve-build",
+    "description": "Start the release build of this commit",
+}
 PR_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
 ZERO_SHA = "0" * 40
 
@@ -95,7 +100,7 @@ class BotOptions:
         return f"{self.app_slug}[bot]"
 
     @classmethod
-    def from_env(cls, env=None) -> "BotOptions":
+    def from_env(cls, env=None) -> BotOptions:
         env = os.environ if env is None else env
         kw: dict[str, Any] = {}
         if env.get("LAB_CI_TEACHER"):
@@ -127,12 +132,16 @@ def _parse_teachers(raw: str) -> tuple[tuple[str, str], ...]:
         data = json.loads(raw)
     except ValueError as e:
         raise LabCIError(f"LAB_CI_TEACHERS is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and TEACHER_KEY.match(k) and isinstance(v, str) and v for k, v in data.items()):
-        raise LabCIError('LAB_CI_TEACHERS must be a JSON object of name -> model spec, e.g. {"tiny": "/models/teacher.gguf"} (names: letters, digits, ._-)')
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and TEACHER_KEY.match(k) and isinstance(v, str) and v for k, v in data.items()
+    ):
+        raise LabCIError(
+            'LAB_CI_TEACHERS must be a JSON object of name -> model spec, e.g. {"tiny": "/models/teacher.gguf"} (names: letters, digits, ._-)'
+        )
     return tuple(sorted(data.items()))
 
 
-def resolve_teacher(requested: str | None, opts: "BotOptions") -> tuple[str | None, str | None]:
+def resolve_teacher(requested: str | None, opts: BotOptions) -> tuple[str | None, str | None]:
     """(spec, error) for a repository's ``preview.teacher`` name (pure).
 
     The repository only names a key of the server's allow-list; the spec (a file path
@@ -143,7 +152,10 @@ def resolve_teacher(requested: str | None, opts: "BotOptions") -> tuple[str | No
         if requested in table:
             return table[requested], None
         offered = ", ".join(render.code(k) for k in table) or "none"
-        return None, f"`preview.teacher` is {render.code(requested)}, which this bot does not offer (it offers: {offered}). Use one of those names, or remove the key to use the bot's default."
+        return (
+            None,
+            f"`preview.teacher` is {render.code(requested)}, which this bot does not offer (it offers: {offered}). Use one of those names, or remove the key to use the bot's default.",
+        )
     if opts.teacher:
         return table.get(opts.teacher, opts.teacher), None
     return None, None
@@ -171,11 +183,15 @@ def configure(ctx) -> None:
     key = ctx.settings.private_key_pem()
     if ctx.github is None:
         if not ctx.settings.app_id or not key:
-            raise LabCIError("the GitHub App id and private key are required (LAB_CI_APP_ID, LAB_CI_PRIVATE_KEY[_PATH])")
+            raise LabCIError(
+                "the GitHub App id and private key are required (LAB_CI_APP_ID, LAB_CI_PRIVATE_KEY[_PATH])"
+            )
         app = GitHubApp(
             ctx.settings.app_id,
             key,
-            transport=Transport(base_url=ctx.settings.github_api_url, timeout=opts.github_timeout, retries=opts.github_retries),
+            transport=Transport(
+                base_url=ctx.settings.github_api_url, timeout=opts.github_timeout, retries=opts.github_retries
+            ),
         )
         ctx.extras["github_app"] = app
         ctx.github = app.client
@@ -242,7 +258,12 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
         number = int(pr.get("number") or payload.get("number") or 0)
         if action in PR_ACTIONS and pr.get("state", "open") == "open":
             return [_check_spec(base, pr, delivery_id, trigger=action)]
-        if action == "closed" and pr.get("merged") and pr.get("merge_commit_sha") and (pr.get("base") or {}).get("ref") == base["default_branch"]:
+        if (
+            action == "closed"
+            and pr.get("merged")
+            and pr.get("merge_commit_sha")
+            and (pr.get("base") or {}).get("ref") == base["default_branch"]
+        ):
             return [_build_request_spec(base, pr["merge_commit_sha"], number)]
         return []
 
@@ -255,7 +276,12 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
     if event == "issue_comment":
         issue = payload.get("issue") or {}
         comment = payload.get("comment") or {}
-        if action != "created" or not issue.get("pull_request") or _is_bot(payload.get("sender")) or _is_bot(comment.get("user")):
+        if (
+            action != "created"
+            or not issue.get("pull_request")
+            or _is_bot(payload.get("sender"))
+            or _is_bot(comment.get("user"))
+        ):
             return []
         if comment.get("performed_via_github_app"):
             return []
@@ -266,7 +292,14 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
         return [
             JobSpec(
                 "command",
-                {**base, "number": number, "user": (comment.get("user") or {}).get("login", ""), "pr_author": (issue.get("user") or {}).get("login", ""), "comment_id": comment.get("id"), "command": cmd.to_dict()},
+                {
+                    **base,
+                    "number": number,
+                    "user": (comment.get("user") or {}).get("login", ""),
+                    "pr_author": (issue.get("user") or {}).get("login", ""),
+                    "comment_id": comment.get("id"),
+                    "command": cmd.to_dict(),
+                },
                 key=f"{repo}#{number}",
                 dedupe=f"{delivery_id}:command",
             )
@@ -279,7 +312,12 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
             number = _pr_number_of_run(run)
             if number is None:
                 return []
-            pr_like = {"number": number, "head": {"sha": run.get("head_sha"), "ref": None}, "base": {"ref": base["default_branch"]}, "draft": False}
+            pr_like = {
+                "number": number,
+                "head": {"sha": run.get("head_sha"), "ref": None},
+                "base": {"ref": base["default_branch"]},
+                "draft": False,
+            }
             for p in run.get("pull_requests") or []:
                 if p.get("number") == number:
                     pr_like["base"] = {"ref": (p.get("base") or {}).get("ref", base["default_branch"])}
@@ -290,7 +328,20 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
             if ident != APPROVE_ACTION["identifier"] or _is_bot(payload.get("sender")):
                 return []
             sha = run.get("head_sha")
-            return [JobSpec("approve", {**base, "sha": sha, "user": (payload.get("sender") or {}).get("login", ""), "via": "button", "number": None}, key=f"{repo}@build", dedupe=f"{delivery_id}:approve")]
+            return [
+                JobSpec(
+                    "approve",
+                    {
+                        **base,
+                        "sha": sha,
+                        "user": (payload.get("sender") or {}).get("login", ""),
+                        "via": "button",
+                        "number": None,
+                    },
+                    key=f"{repo}@build",
+                    dedupe=f"{delivery_id}:approve",
+                )
+            ]
         return []
 
     if event == "workflow_run":
@@ -304,7 +355,17 @@ def route(event: str, payload: dict, delivery_id: str) -> list[JobSpec]:
         return [
             JobSpec(
                 "build-status",
-                {**base, "request_id": request_id, "sha": sha, "action": action, "status": run.get("status"), "conclusion": run.get("conclusion"), "run_id": run.get("id"), "run_url": run.get("html_url"), "path": run.get("path")},
+                {
+                    **base,
+                    "request_id": request_id,
+                    "sha": sha,
+                    "action": action,
+                    "status": run.get("status"),
+                    "conclusion": run.get("conclusion"),
+                    "run_id": run.get("id"),
+                    "run_url": run.get("html_url"),
+                    "path": run.get("path"),
+                },
                 key=f"{repo}@build",
                 dedupe=f"{delivery_id}:build-status",
             )
@@ -375,8 +436,12 @@ def _report_giving_up(job: Job, ctx, error: Exception) -> None:
     try:
         gh = ctx.github_for(p["installation_id"])
         gh.publish_check_run(
-            p["repo"], name=name, head_sha=p["head_sha"], conclusion="neutral" if job.kind == "preview" else "failure",
-            title="lab-ci could not finish", summary=f"The bot gave up after {job.attempts} attempt(s): {msg}\n\nComment `/lab check` to try again.",
+            p["repo"],
+            name=name,
+            head_sha=p["head_sha"],
+            conclusion="neutral" if job.kind == "preview" else "failure",
+            title="lab-ci could not finish",
+            summary=f"The bot gave up after {job.attempts} attempt(s): {msg}\n\nComment `/lab check` to try again.",
             external_id=f"pr={p['number']}",
         )
     except Exception as e2:  # GitHub itself may be what is failing
@@ -403,7 +468,9 @@ def _clone_url(ctx, p: dict) -> str:
 def _check_options(cfg: RepoConfig):
     from lab_ci.check.options import CheckOptions
 
-    return CheckOptions(schema_version=cfg.schema_version if cfg.schema_version is not None else "latest", strict=cfg.strict)
+    return CheckOptions(
+        schema_version=cfg.schema_version if cfg.schema_version is not None else "latest", strict=cfg.strict
+    )
 
 
 def _select(report, patterns: tuple[str, ...]):
@@ -420,7 +487,11 @@ def job_check(job: Job, ctx) -> None:
     cfg, cfg_error = load_repo_config(gh, repo, p["default_branch"])
     if cfg_error:
         gh.publish_check_run(
-            repo, name=SCHEMA_CHECK, head_sha=sha, conclusion="failure", external_id=ext,
+            repo,
+            name=SCHEMA_CHECK,
+            head_sha=sha,
+            conclusion="failure",
+            external_id=ext,
             title=f"Broken {CONFIG_PATH} on {p['default_branch']}",
             summary=f"The repository configuration could not be read, so nothing was checked:\n\n{render.fence(cfg_error)}\n\nFix {render.code(CONFIG_PATH)} on the default branch, then comment `/lab check`.",
         )
@@ -435,22 +506,48 @@ def job_check(job: Job, ctx) -> None:
             sha = pr["head"]["sha"]
         is_head = pr["head"]["sha"] == sha
         p = {**p, "head_sha": sha, "base_ref": pr["base"]["ref"], "draft": bool(pr.get("draft"))}
-    gh.publish_check_run(repo, name=SCHEMA_CHECK, head_sha=sha, status="in_progress", title="Checking changed leaves", summary="Fetching the pull request and checking its changed `qna.yaml` files…", external_id=ext)
+    gh.publish_check_run(
+        repo,
+        name=SCHEMA_CHECK,
+        head_sha=sha,
+        status="in_progress",
+        title="Checking changed leaves",
+        summary="Fetching the pull request and checking its changed `qna.yaml` files…",
+        external_id=ext,
+    )
     fetched = _fetch_pull_or_skip(ctx, gh, job, p, sha, SCHEMA_CHECK, base_ref=p["base_ref"])
     if fetched is None:
         return
     from lab_ci.check.api import check_taxonomy
 
     try:
-        report = _select(check_taxonomy(str(fetched.path), base=fetched.base_sha, head=sha, options=_check_options(cfg), use_cache=False), cfg.paths)
+        report = _select(
+            check_taxonomy(
+                str(fetched.path), base=fetched.base_sha, head=sha, options=_check_options(cfg), use_cache=False
+            ),
+            cfg.paths,
+        )
     except LabCIError as e:
-        gh.publish_check_run(repo, name=SCHEMA_CHECK, head_sha=sha, conclusion="failure", external_id=ext, title="The check could not run", summary=f"{render.text(str(e))}")
+        gh.publish_check_run(
+            repo,
+            name=SCHEMA_CHECK,
+            head_sha=sha,
+            conclusion="failure",
+            external_id=ext,
+            title="The check could not run",
+            summary=f"{render.text(str(e))}",
+        )
         return
     md = _report_markdown(report)
     conclusion = "success" if report.valid else "failure"
     gh.publish_check_run(
-        repo, name=SCHEMA_CHECK, head_sha=sha, conclusion=conclusion, external_id=ext,
-        title=render.check_title(report), summary=render.check_summary(report, markdown=md),
+        repo,
+        name=SCHEMA_CHECK,
+        head_sha=sha,
+        conclusion=conclusion,
+        external_id=ext,
+        title=render.check_title(report),
+        summary=render.check_summary(report, markdown=md),
         annotations=render.annotations(report),
     )
     ctx.log.info("check %s#%d@%s: %s", repo, number, sha[:12], conclusion)
@@ -467,9 +564,19 @@ def _fetch_pull_or_skip(ctx, gh, job: Job, p: dict, sha: str, check_name: str, *
 
     number = int(p["number"])
     try:
-        fetched = _mirrors(ctx).fetch_pull(p["repo"], _clone_url(ctx, p), number=number, base_ref=base_ref, head_sha=sha, token=gh.token())
+        fetched = _mirrors(ctx).fetch_pull(
+            p["repo"], _clone_url(ctx, p), number=number, base_ref=base_ref, head_sha=sha, token=gh.token()
+        )
     except StaleHeadError as e:
-        gh.publish_check_run(p["repo"], name=check_name, head_sha=sha, conclusion="skipped", external_id=f"pr={number}", title="Superseded by a newer push", summary=render.text(str(e)))
+        gh.publish_check_run(
+            p["repo"],
+            name=check_name,
+            head_sha=sha,
+            conclusion="skipped",
+            external_id=f"pr={number}",
+            title="Superseded by a newer push",
+            summary=render.text(str(e)),
+        )
         return None
     if job.is_cancelled():
         return None
@@ -504,34 +611,87 @@ def job_preview(job: Job, ctx) -> None:
     ext = f"pr={number}"
     cfg, cfg_error = load_repo_config(gh, repo, p["default_branch"])
     if cfg_error:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title=f"Broken {CONFIG_PATH}", summary=render.fence(cfg_error))
+        gh.publish_check_run(
+            repo,
+            name=PREVIEW_CHECK,
+            head_sha=sha,
+            conclusion="skipped",
+            external_id=ext,
+            title=f"Broken {CONFIG_PATH}",
+            summary=render.fence(cfg_error),
+        )
         return
     teacher, teacher_error = resolve_teacher(cfg.teacher, opts)
     if teacher_error:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="failure", external_id=ext, title=f"Unknown teacher {cfg.teacher[:60]!r} in {CONFIG_PATH}", summary=teacher_error)
+        gh.publish_check_run(
+            repo,
+            name=PREVIEW_CHECK,
+            head_sha=sha,
+            conclusion="failure",
+            external_id=ext,
+            title=f"Unknown teacher {cfg.teacher[:60]!r} in {CONFIG_PATH}",
+            summary=teacher_error,
+        )
         return
     if not teacher:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="skipped", external_id=ext, title="No teacher model configured", summary="The bot has no default teacher (`LAB_CI_TEACHER`) and `preview.teacher` in `.github/lab-ci.yaml` names none of its `LAB_CI_TEACHERS`.")
+        gh.publish_check_run(
+            repo,
+            name=PREVIEW_CHECK,
+            head_sha=sha,
+            conclusion="skipped",
+            external_id=ext,
+            title="No teacher model configured",
+            summary="The bot has no default teacher (`LAB_CI_TEACHER`) and `preview.teacher` in `.github/lab-ci.yaml` names none of its `LAB_CI_TEACHERS`.",
+        )
         return
     samples = max(1, min(int(p.get("samples") or cfg.samples), cfg.max_samples))
-    gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, status="in_progress", external_id=ext, title=f"Generating {samples} sample(s) per leaf", summary="The preview runs on the bot's teacher model; results appear in a comment.")
-    fetched = _fetch_pull_or_skip(ctx, gh, job, p, sha, PREVIEW_CHECK, base_ref=p.get("base_ref") or p["default_branch"])
+    gh.publish_check_run(
+        repo,
+        name=PREVIEW_CHECK,
+        head_sha=sha,
+        status="in_progress",
+        external_id=ext,
+        title=f"Generating {samples} sample(s) per leaf",
+        summary="The preview runs on the bot's teacher model; results appear in a comment.",
+    )
+    fetched = _fetch_pull_or_skip(
+        ctx, gh, job, p, sha, PREVIEW_CHECK, base_ref=p.get("base_ref") or p["default_branch"]
+    )
     if fetched is None:
         return
     from lab_ci.preview.api import run_preview
 
     try:
-        result = run_preview(str(fetched.path), base=fetched.base_sha, head=sha, teacher=teacher, samples=samples, seed=opts.preview_seed)
+        result = run_preview(
+            str(fetched.path), base=fetched.base_sha, head=sha, teacher=teacher, samples=samples, seed=opts.preview_seed
+        )
     except LabCIError as e:
-        gh.publish_check_run(repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="failure", external_id=ext, title="The preview failed", summary=render.text(str(e)))
+        gh.publish_check_run(
+            repo,
+            name=PREVIEW_CHECK,
+            head_sha=sha,
+            conclusion="failure",
+            external_id=ext,
+            title="The preview failed",
+            summary=render.text(str(e)),
+        )
         return
     if job.is_cancelled():
         return
-    body = render.truncate(result.markdown if PREVIEW_MARKER in result.markdown else f"{PREVIEW_MARKER}\n{result.markdown}")
-    body = body.rstrip() + f"\n\n<sub>Preview of {render.code(sha[:12])}. Comment `/lab preview samples=N` to regenerate.</sub>\n"
+    body = render.truncate(
+        result.markdown if PREVIEW_MARKER in result.markdown else f"{PREVIEW_MARKER}\n{result.markdown}"
+    )
+    body = (
+        body.rstrip()
+        + f"\n\n<sub>Preview of {render.code(sha[:12])}. Comment `/lab preview samples=N` to regenerate.</sub>\n"
+    )
     comment, how = gh.upsert_sticky_comment(repo, number, PREVIEW_MARKER, body, bot_login=opts.bot_login)
     gh.publish_check_run(
-        repo, name=PREVIEW_CHECK, head_sha=sha, conclusion="success", external_id=ext,
+        repo,
+        name=PREVIEW_CHECK,
+        head_sha=sha,
+        conclusion="success",
+        external_id=ext,
         title=f"Preview ready: {samples} sample(s) per leaf",
         summary=f"Generated samples are in [the preview comment]({comment.get('html_url', '')}).",
     )
@@ -574,14 +734,23 @@ def job_command(job: Job, ctx) -> None:
         _reply(gh, p, "here is what I can do.\n\n" + cmds.help_text(cfg.max_samples))
         return
     if cmd.name in ("unknown", "invalid"):
-        _reply(gh, p, f"I did not understand that ({render.text(cmd.error or 'unknown command')}).\n\n" + cmds.help_text(cfg.max_samples))
+        _reply(
+            gh,
+            p,
+            f"I did not understand that ({render.text(cmd.error or 'unknown command')}).\n\n"
+            + cmds.help_text(cfg.max_samples),
+        )
         return
     if cfg_error and cmd.name != "check":
         _reply(gh, p, f"the repository configuration is broken, so I cannot do that:\n\n{render.fence(cfg_error)}")
         return
     if cmd.name in ("check", "preview"):
         if user != p.get("pr_author") and role_rank(gh.collaborator_role(repo, user)) < role_rank("write"):
-            _reply(gh, p, f"sorry, only the pull request's author or people with write access can run {render.code('/lab ' + cmd.name)}.")
+            _reply(
+                gh,
+                p,
+                f"sorry, only the pull request's author or people with write access can run {render.code('/lab ' + cmd.name)}.",
+            )
             return
         pr = gh.get_pull(repo, number)
         if pr.get("state") != "open":
@@ -596,7 +765,12 @@ def job_command(job: Job, ctx) -> None:
             if samples > cfg.max_samples:
                 _reply(gh, p, f"samples must be at most {cfg.max_samples} in this repository.")
                 return
-            spec = _preview_spec({**base, "number": number, "base_ref": pr["base"]["ref"]}, pr["head"]["sha"], samples, reason=f"comment-{p.get('comment_id')}")
+            spec = _preview_spec(
+                {**base, "number": number, "base_ref": pr["base"]["ref"]},
+                pr["head"]["sha"],
+                samples,
+                reason=f"comment-{p.get('comment_id')}",
+            )
         ctx.queue.enqueue(spec)
         return
     # maintainer commands
@@ -604,7 +778,11 @@ def job_command(job: Job, ctx) -> None:
         _reply(gh, p, "release builds are disabled in this repository's configuration.")
         return
     if not _approver(gh, repo, user, cfg):
-        _reply(gh, p, "sorry, only maintainers configured in `.github/lab-ci.yaml` can approve or cancel release builds. Nothing was changed.")
+        _reply(
+            gh,
+            p,
+            "sorry, only maintainers configured in `.github/lab-ci.yaml` can approve or cancel release builds. Nothing was changed.",
+        )
         return
     store = _store(ctx)
     if cmd.name == "approve-build":
@@ -640,7 +818,13 @@ def _approve(gh, ctx, cfg: RepoConfig, p: dict, sha: str, user: str, *, allowed:
         request = store.apply(request.id, "approve", approved_by=user, executor=cfg.executor)
     except InvalidTransition:
         return
-    _publish_build(gh, request, status="in_progress", title=f"Approved by {user}", summary=f"Release build of {render.code(request.sha)} approved by {render.text(user)} (via {via}); starting it with the {render.code(cfg.executor)} executor.")
+    _publish_build(
+        gh,
+        request,
+        status="in_progress",
+        title=f"Approved by {user}",
+        summary=f"Release build of {render.code(request.sha)} approved by {render.text(user)} (via {via}); starting it with the {render.code(cfg.executor)} executor.",
+    )
     if p.get("number") and via == "command":
         _reply(gh, p, f"approved the release build of {render.code(request.sha[:12])}.")
     _enqueue_dispatch(ctx, request)
@@ -648,26 +832,65 @@ def _approve(gh, ctx, cfg: RepoConfig, p: dict, sha: str, user: str, *, allowed:
 
 def _enqueue_dispatch(ctx, request: BuildRequest) -> None:
     kind = "build-local" if request.executor == "local" else "build-dispatch"
-    ctx.queue.enqueue(JobSpec(kind, {"repo": request.repo, "installation_id": request.installation_id, "request_id": request.id}, key=f"{request.repo}@build-run", dedupe=f"{kind}:{request.repo}:{request.id}"))
+    ctx.queue.enqueue(
+        JobSpec(
+            kind,
+            {"repo": request.repo, "installation_id": request.installation_id, "request_id": request.id},
+            key=f"{request.repo}@build-run",
+            dedupe=f"{kind}:{request.repo}:{request.id}",
+        )
+    )
 
 
 def _cancel(gh, ctx, p: dict, sha: str | None, user: str, store: ApprovalStore) -> None:
     repo = p["repo"]
     request = store.by_sha(repo, sha) if sha else next(iter(store.active(repo)), None)
     if request is None or request.state in ("succeeded", "failed", "superseded", "cancelled"):
-        _reply(gh, p, "there is no pending or running release build to cancel" + (f" for {render.code(sha)}" if sha else "") + ".")
+        _reply(
+            gh,
+            p,
+            "there is no pending or running release build to cancel"
+            + (f" for {render.code(sha)}" if sha else "")
+            + ".",
+        )
         return
     request = store.apply(request.id, "cancel", note=f"cancelled by {user}")
-    _publish_build(gh, request, conclusion="cancelled", title=f"Cancelled by {user}", summary=f"The release build of {render.code(request.sha)} was cancelled by {render.text(user)}." + (f" The workflow run {request.run_url} may need cancelling in the Actions tab." if request.run_url else ""))
+    _publish_build(
+        gh,
+        request,
+        conclusion="cancelled",
+        title=f"Cancelled by {user}",
+        summary=f"The release build of {render.code(request.sha)} was cancelled by {render.text(user)}."
+        + (f" The workflow run {request.run_url} may need cancelling in the Actions tab." if request.run_url else ""),
+    )
     _reply(gh, p, f"cancelled the release build of {render.code(request.sha[:12])}.")
 
 
 # -- builds ---------------------------------------------------------------------------------
-def _publish_build(gh, request: BuildRequest, *, status: str = "completed", conclusion: str | None = None, title: str, summary: str, actions: list | None = None, details_url: str | None = None, text: str | None = None) -> dict:
+def _publish_build(
+    gh,
+    request: BuildRequest,
+    *,
+    status: str = "completed",
+    conclusion: str | None = None,
+    title: str,
+    summary: str,
+    actions: list | None = None,
+    details_url: str | None = None,
+    text: str | None = None,
+) -> dict:
     run = gh.publish_check_run(
-        request.repo, name=BUILD_CHECK, head_sha=request.sha, status=status, conclusion=conclusion,
-        title=title, summary=summary, text=text, actions=actions if actions is not None else [],
-        external_id=f"build={request.id}", details_url=details_url,
+        request.repo,
+        name=BUILD_CHECK,
+        head_sha=request.sha,
+        status=status,
+        conclusion=conclusion,
+        title=title,
+        summary=summary,
+        text=text,
+        actions=actions if actions is not None else [],
+        external_id=f"build={request.id}",
+        details_url=details_url,
     )
     return run
 
@@ -680,15 +903,32 @@ def job_build_request(job: Job, ctx) -> None:
     if not cfg.build_enabled and not cfg_error:
         return
     store = _store(ctx)
-    request, created = store.create(repo=repo, installation_id=int(p["installation_id"]), sha=sha, ref=p["default_branch"], pr_number=p.get("number"))
+    request, created = store.create(
+        repo=repo,
+        installation_id=int(p["installation_id"]),
+        sha=sha,
+        ref=p["default_branch"],
+        pr_number=p.get("number"),
+    )
     if request.state != "pending":
         return
     if cfg_error:
-        _publish_build(gh, request, conclusion="action_required", title=f"Broken {CONFIG_PATH}", summary=f"Fix the configuration before approving:\n\n{render.fence(cfg_error)}")
+        _publish_build(
+            gh,
+            request,
+            conclusion="action_required",
+            title=f"Broken {CONFIG_PATH}",
+            summary=f"Fix the configuration before approving:\n\n{render.fence(cfg_error)}",
+        )
         return
-    who = f"`{cfg.approvers.permission}`" + (f" or members of {', '.join(render.code(t) for t in cfg.approvers.teams)}" if cfg.approvers.teams else "")
+    who = f"`{cfg.approvers.permission}`" + (
+        f" or members of {', '.join(render.code(t) for t in cfg.approvers.teams)}" if cfg.approvers.teams else ""
+    )
     run = _publish_build(
-        gh, request, conclusion="action_required", title="Waiting for approval",
+        gh,
+        request,
+        conclusion="action_required",
+        title="Waiting for approval",
         summary=(
             f"Release build of merge commit {render.code(sha)} (request {request.id}) is waiting for approval.\n\n"
             f"People with the {who} role can press **Approve build** above, or comment `/lab approve-build {sha[:12]}` on the pull request."
@@ -698,7 +938,13 @@ def job_build_request(job: Job, ctx) -> None:
     store.update(request.id, check_run_id=run["id"])
     for old in store.pending_older_than(repo, request.id):
         old = store.apply(old.id, "supersede", note=f"superseded by {sha}")
-        _publish_build(gh, old, conclusion="skipped", title=f"Superseded by {sha[:12]}", summary=f"A newer merge ({render.code(sha)}) replaced this unapproved build request.")
+        _publish_build(
+            gh,
+            old,
+            conclusion="skipped",
+            title=f"Superseded by {sha[:12]}",
+            summary=f"A newer merge ({render.code(sha)}) replaced this unapproved build request.",
+        )
 
 
 def job_build_dispatch(job: Job, ctx) -> None:
@@ -716,15 +962,29 @@ def job_build_dispatch(job: Job, ctx) -> None:
         if earlier is not None:
             request = store.update(request.id, run_id=int(earlier["id"]), run_url=earlier.get("html_url"))
         else:
-            dispatch_actions(gh, request.repo, workflow=cfg.workflow, ref=request.ref, request_id=request.id, sha=request.sha)
+            dispatch_actions(
+                gh, request.repo, workflow=cfg.workflow, ref=request.ref, request_id=request.id, sha=request.sha
+            )
     except GitHubError as e:
         if e.transient:
             raise
         request = store.apply(request.id, "fail", note=str(e)[:500])
-        _publish_build(gh, request, conclusion="failure", title="Could not start the build workflow", summary=f"{render.text(str(e))}\n\nCheck `build.workflow` in `.github/lab-ci.yaml` and that the workflow has `on: workflow_dispatch`.")
+        _publish_build(
+            gh,
+            request,
+            conclusion="failure",
+            title="Could not start the build workflow",
+            summary=f"{render.text(str(e))}\n\nCheck `build.workflow` in `.github/lab-ci.yaml` and that the workflow has `on: workflow_dispatch`.",
+        )
         return
     request = store.apply(request.id, "dispatch", executor="actions")
-    _publish_build(gh, request, status="in_progress", title="Build dispatched", summary=f"Workflow {render.code(cfg.workflow)} was dispatched for {render.code(request.sha)}; this check updates when it runs.")
+    _publish_build(
+        gh,
+        request,
+        status="in_progress",
+        title="Build dispatched",
+        summary=f"Workflow {render.code(cfg.workflow)} was dispatched for {render.code(request.sha)}; this check updates when it runs.",
+    )
 
 
 def job_build_local(job: Job, ctx) -> None:
@@ -737,29 +997,54 @@ def job_build_local(job: Job, ctx) -> None:
         return
     if not opts.allow_local_executor:
         request = store.apply(request.id, "fail", note="local executor disabled")
-        _publish_build(gh, request, conclusion="failure", title="Local executor disabled", summary="This bot does not run builds locally (`LAB_CI_LOCAL_EXECUTOR` is not set). Use `executor: actions`.")
+        _publish_build(
+            gh,
+            request,
+            conclusion="failure",
+            title="Local executor disabled",
+            summary="This bot does not run builds locally (`LAB_CI_LOCAL_EXECUTOR` is not set). Use `executor: actions`.",
+        )
         return
-    url = _opts(ctx).git_url_template.format(repo=request.repo) if opts.git_url_template else f"https://github.com/{request.repo}.git"
+    url = (
+        _opts(ctx).git_url_template.format(repo=request.repo)
+        if opts.git_url_template
+        else f"https://github.com/{request.repo}.git"
+    )
     mirrors = _mirrors(ctx)
     mirrors.fetch_ref(request.repo, url, request.ref, token=gh.token())
     if not mirrors.has_commit(mirrors.path_for(request.repo), request.sha):
         raise PermanentError(f"merge commit {request.sha} is not on {request.ref}")
     if request.state == "approved":
         request = store.apply(request.id, "start")
-    _publish_build(gh, request, status="in_progress", title="Building locally", summary=f"`lab-ci build` is running for {render.code(request.sha)}.")
+    _publish_build(
+        gh,
+        request,
+        status="in_progress",
+        title="Building locally",
+        summary=f"`lab-ci build` is running for {render.code(request.sha)}.",
+    )
     out = Path(ctx.data_dir) / "builds" / f"{request.id}"
 
     def cancelled() -> bool:
         cur = store.get(request.id)
         return job.is_cancelled() or (cur is not None and cur.state == "cancelled")
 
-    result = run_local(list(opts.build_command), taxonomy=mirrors.path_for(request.repo), sha=request.sha, out=out, cancelled=cancelled)
+    result = run_local(
+        list(opts.build_command), taxonomy=mirrors.path_for(request.repo), sha=request.sha, out=out, cancelled=cancelled
+    )
     tail = render.fence(result.log_tail or "(no output)")
     if result.returncode is None:
         return  # cancelled: the cancel already updated the check run
     event, conclusion = ("succeed", "success") if result.returncode == 0 else ("fail", "failure")
     request = store.apply(request.id, event, note=f"exit {result.returncode}")
-    _publish_build(gh, request, conclusion=conclusion, title=f"Build {'succeeded' if conclusion == 'success' else 'failed'} ({result.seconds:.0f}s)", summary=f"`lab-ci build` exited with {result.returncode} for {render.code(request.sha)}; output in {render.code(str(out))}.", text=render.truncate(tail))
+    _publish_build(
+        gh,
+        request,
+        conclusion=conclusion,
+        title=f"Build {'succeeded' if conclusion == 'success' else 'failed'} ({result.seconds:.0f}s)",
+        summary=f"`lab-ci build` exited with {result.returncode} for {render.code(request.sha)}; output in {render.code(str(out))}.",
+        text=render.truncate(tail),
+    )
 
 
 def job_build_status(job: Job, ctx) -> None:
@@ -775,7 +1060,12 @@ def job_build_status(job: Job, ctx) -> None:
         return
     cfg, _ = load_repo_config(gh, request.repo, request.ref)
     if p.get("path") != f".github/workflows/{cfg.workflow}":
-        ctx.log.warning("workflow_run of %r claims build request %s (expected .github/workflows/%s): ignored", p.get("path"), request.id, cfg.workflow)
+        ctx.log.warning(
+            "workflow_run of %r claims build request %s (expected .github/workflows/%s): ignored",
+            p.get("path"),
+            request.id,
+            cfg.workflow,
+        )
         return
     url = p.get("run_url")
     if request.run_id is None and p.get("run_id"):
@@ -784,14 +1074,28 @@ def job_build_status(job: Job, ctx) -> None:
         if request.state == "dispatched" and p["action"] == "in_progress":
             request = store.apply(request.id, "start")
         if request.state in ("dispatched", "running"):
-            _publish_build(gh, request, status="in_progress", title="Building", summary=f"The build workflow is {render.text(p.get('status') or 'running')}: {url}", details_url=url)
+            _publish_build(
+                gh,
+                request,
+                status="in_progress",
+                title="Building",
+                summary=f"The build workflow is {render.text(p.get('status') or 'running')}: {url}",
+                details_url=url,
+            )
         return
     event, conclusion = WORKFLOW_CONCLUSIONS.get(p.get("conclusion") or "", ("fail", "failure"))
     try:
         request = store.apply(request.id, event, note=f"workflow {p.get('conclusion')}")
     except InvalidTransition:
         return
-    _publish_build(gh, request, conclusion=conclusion, title=f"Build {render.text(p.get('conclusion') or 'finished')}", summary=f"The build workflow finished ({render.text(p.get('conclusion') or 'unknown')}): {url}", details_url=url)
+    _publish_build(
+        gh,
+        request,
+        conclusion=conclusion,
+        title=f"Build {render.text(p.get('conclusion') or 'finished')}",
+        summary=f"The build workflow finished ({render.text(p.get('conclusion') or 'unknown')}): {url}",
+        details_url=url,
+    )
 
 
 _HANDLERS = {

@@ -18,10 +18,10 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from lab_ci.errors import LabCIError
 
@@ -108,7 +108,11 @@ class Mirrors:
         try:
             out = subprocess.run(
                 ["git", "--git-dir", str(path), *args],
-                env=env, capture_output=True, text=True, timeout=self.timeout, check=False,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise MirrorError(f"git {args[0]} timed out after {self.timeout:.0f}s") from None
@@ -118,7 +122,9 @@ class Mirrors:
             raise MirrorError(f"git {args[0]} failed: {msg}")
         return out.stdout.strip()
 
-    def fetch_pull(self, repo: str, url: str, *, number: int, base_ref: str, head_sha: str, token: str | None) -> FetchResult:
+    def fetch_pull(
+        self, repo: str, url: str, *, number: int, base_ref: str, head_sha: str, token: str | None
+    ) -> FetchResult:
         """Fetch ``refs/pull/N/head`` and the base branch; returns the mirror path and
         the fetched shas. Raises :class:`MirrorError` when ``head_sha`` is not what
         the pull request points at any more and not otherwise present."""
@@ -136,11 +142,24 @@ class Mirrors:
                 path.mkdir(parents=True, exist_ok=True)
                 self._git(path, "init", "--quiet", "--bare", env=env)
             log.info("fetching %s pull %d into %s", repo, number, path)
-            self._git(path, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", url, *refspecs, env=env, token=token)
+            self._git(
+                path,
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--no-recurse-submodules",
+                url,
+                *refspecs,
+                env=env,
+                token=token,
+            )
             fetched_head = self._git(path, "rev-parse", f"refs/lab-ci/pull/{int(number)}/head", env=env)
             base_sha = self._git(path, "rev-parse", f"refs/lab-ci/heads/{base_ref}", env=env)
             if fetched_head != head_sha and not self.has_commit(path, head_sha):
-                raise StaleHeadError(f"commit {head_sha[:12]} is not in pull request #{number} any more (head is {fetched_head[:12]})")
+                raise StaleHeadError(
+                    f"commit {head_sha[:12]} is not in pull request #{number} any more (head is {fetched_head[:12]})"
+                )
         return FetchResult(path, head_sha, base_sha)
 
     def fetch_ref(self, repo: str, url: str, ref: str, *, token: str | None) -> str:
@@ -151,12 +170,27 @@ class Mirrors:
             if not (path / "HEAD").exists():
                 path.mkdir(parents=True, exist_ok=True)
                 self._git(path, "init", "--quiet", "--bare", env=env)
-            self._git(path, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, f"+refs/heads/{ref}:refs/lab-ci/heads/{ref}", env=env, token=token)
+            self._git(
+                path,
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                url,
+                f"+refs/heads/{ref}:refs/lab-ci/heads/{ref}",
+                env=env,
+                token=token,
+            )
             return self._git(path, "rev-parse", f"refs/lab-ci/heads/{ref}", env=env)
 
     def has_commit(self, path: Path, sha: str) -> bool:
         try:
-            r = subprocess.run(["git", "--git-dir", str(path), "cat-file", "-e", f"{sha}^{{commit}}"], env=git_env(None), capture_output=True, timeout=self.timeout)
+            r = subprocess.run(
+                ["git", "--git-dir", str(path), "cat-file", "-e", f"{sha}^{{commit}}"],
+                env=git_env(None),
+                capture_output=True,
+                timeout=self.timeout,
+            )
         except subprocess.TimeoutExpired:
             raise MirrorError(f"git cat-file in {path} did not answer within {self.timeout:.0f}s") from None
         return r.returncode == 0

@@ -30,9 +30,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .jobs import Job, JobSpec
 
@@ -88,7 +89,7 @@ class QueuedJob(Job):
 
     __slots__ = ("lease_owner", "max_attempts", "_queue", "_cancelled", "_checked_at", "recheck")
 
-    def __init__(self, *, queue: "Queue", lease_owner: str, max_attempts: int, recheck: float = 1.0, **fields):
+    def __init__(self, *, queue: Queue, lease_owner: str, max_attempts: int, recheck: float = 1.0, **fields):
         super().__init__(**fields)
         self.lease_owner = lease_owner
         self.max_attempts = max_attempts
@@ -151,7 +152,9 @@ class SQLiteQueue:
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "pid", None) != os.getpid():
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
+            )
             db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -317,11 +320,15 @@ class SQLiteQueue:
         now = time.time()
         # A read first (no write lock, no fsync): idle workers polling an empty queue
         # never contend with the webhook's writes.
-        ready, expired = self._conn().execute(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?),"
-            " EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until < ?)",
-            (now, now),
-        ).fetchone()
+        ready, expired = (
+            self._conn()
+            .execute(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?),"
+                " EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until < ?)",
+                (now, now),
+            )
+            .fetchone()
+        )
         if not ready and not expired:
             return None
         with self._tx() as db:
@@ -478,10 +485,10 @@ class SQLiteQueue:
         by = {(r[0], r[1]): r[2] for r in db.execute("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")}
         now = time.time()
         ready = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND run_after <= ?", (now,)).fetchone()[0]
-        oldest = db.execute("SELECT MIN(created_at) FROM jobs WHERE state = 'queued' AND run_after <= ?", (now,)).fetchone()[0]
-        retries = db.execute(
-            "SELECT COALESCE(SUM(attempts - 1), 0) FROM jobs WHERE attempts > 1"
+        oldest = db.execute(
+            "SELECT MIN(created_at) FROM jobs WHERE state = 'queued' AND run_after <= ?", (now,)
         ).fetchone()[0]
+        retries = db.execute("SELECT COALESCE(SUM(attempts - 1), 0) FROM jobs WHERE attempts > 1").fetchone()[0]
         deliveries = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
         return {
             "jobs": by,

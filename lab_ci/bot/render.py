@@ -18,7 +18,7 @@ Plus the check run bodies built from a :class:`lab_ci.check.diagnostics.Report`:
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 #: GitHub's limit for a check run's output.summary / output.text and a comment body.
 GITHUB_TEXT_LIMIT = 65535
@@ -154,9 +154,7 @@ def check_title(report) -> str:
     if s["files"] == 0:
         return "No taxonomy leaves changed"
     if report.valid:
-        return f"{s['files']} leaf file(s) valid" + (
-            f", {s['warnings']} warning(s)" if s["warnings"] else ""
-        )
+        return f"{s['files']} leaf file(s) valid" + (f", {s['warnings']} warning(s)" if s["warnings"] else "")
     return f"{s['invalid']} of {s['files']} leaf file(s) invalid: {s['errors']} error(s)"
 
 

@@ -28,9 +28,9 @@ loggable summary that only says whether each secret is set.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import LabCIError
 
@@ -103,7 +103,7 @@ class Settings:
                 raise LabCIError(f"cannot read private key {self.private_key_path}: {e.strerror}") from None
         return None
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         """A copy with the non-None ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -120,7 +120,7 @@ class Settings:
         return out
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Settings from ``env`` (default ``os.environ``); ``overrides`` win when not None."""
         env = os.environ if env is None else env
         values: dict = {}

@@ -33,9 +33,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 EVENT_HEADER = "x-github-event"
@@ -189,13 +190,13 @@ def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):  # push events: repository.pushed_at is epoch seconds
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     if isinstance(value, str) and value:
         try:
             t = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
     return None
 
 
@@ -232,10 +233,12 @@ def check_age(delivery: Delivery, max_age: float, now: datetime | None = None) -
     when = event_time(delivery.event, delivery.payload)
     if when is None:
         return
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     age = (now - when).total_seconds()
     if age > max_age:
-        raise Forbidden(f"stale delivery: event time {when.isoformat()} is {age:.0f}s old (max {max_age:.0f}s)", "stale")
+        raise Forbidden(
+            f"stale delivery: event time {when.isoformat()} is {age:.0f}s old (max {max_age:.0f}s)", "stale"
+        )
 
 
 def authenticate(

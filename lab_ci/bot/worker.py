@@ -53,9 +53,10 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .jobs import Job, JobSpec
 from .metrics import Metrics, log_event
@@ -96,7 +97,9 @@ class WorkerContext:
         return self.github(installation_id)
 
 
-def backoff_delay(attempt: int, base: float, cap: float, jitter: float = 0.1, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, base: float, cap: float, jitter: float = 0.1, rng: random.Random | None = None
+) -> float:
     """Seconds before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``,
     capped at ``cap``, times a random factor in ``[1-jitter, 1+jitter]``."""
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
@@ -153,7 +156,7 @@ class Worker:
         self._last_prune = 0.0
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._stop.clear()
         for i in range(self.threads):
             t = threading.Thread(target=self._loop, args=(f"{self.name}/{i}",), name=f"lab-ci-worker-{i}", daemon=True)
@@ -282,7 +285,9 @@ class Worker:
                 fields["retry_in"] = retry_in
             metrics.jobs_finished.inc(kind=job.kind, outcome=outcome)
             metrics.job_seconds.observe(elapsed, kind=job.kind)
-            log_event(log, "job_failed", logging.WARNING, **fields, outcome=outcome, error=error, seconds=round(elapsed, 4))
+            log_event(
+                log, "job_failed", logging.WARNING, **fields, outcome=outcome, error=error, seconds=round(elapsed, 4)
+            )
             return
         elapsed = time.monotonic() - t0
         cancelled = job.is_cancelled()

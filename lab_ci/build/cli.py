@@ -23,28 +23,62 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--taxonomy", type=Path, default=Path("."), help="taxonomy folder or git repository (default: .)")
     p.add_argument("--commit", help="build the tree at this commit (default: the working tree)")
     p.add_argument("--since", metavar="REV", help="postcheck only the leaves changed since REV (e.g. the last release)")
-    p.add_argument("--teacher", default=os.environ.get("LAB_CI_TEACHER"),
-                   help="teacher: a .gguf file or an OpenAI-compatible base URL (env LAB_CI_TEACHER)")
-    p.add_argument("--student", type=Path, default=os.environ.get("LAB_CI_STUDENT"),
-                   help="student: a Hugging Face causal LM folder (safetensors) (env LAB_CI_STUDENT)")
+    p.add_argument(
+        "--teacher",
+        default=os.environ.get("LAB_CI_TEACHER"),
+        help="teacher: a .gguf file or an OpenAI-compatible base URL (env LAB_CI_TEACHER)",
+    )
+    p.add_argument(
+        "--student",
+        type=Path,
+        default=os.environ.get("LAB_CI_STUDENT"),
+        help="student: a Hugging Face causal LM folder (safetensors) (env LAB_CI_STUDENT)",
+    )
     p.add_argument("--out", type=Path, default=Path("build-out"), help="output folder (default: build-out)")
     p.add_argument("--config", type=Path, help="build recipe YAML (overrides the packaged default recipe)")
     p.add_argument("--cache-dir", type=Path, help="generation/document cache (default: <out>/cache)")
-    p.add_argument("--document-mirror", action="append", default=[], metavar="URL=PATH",
-                   help="fetch a knowledge document repository from a local mirror (repeatable)")
+    p.add_argument(
+        "--document-mirror",
+        action="append",
+        default=[],
+        metavar="URL=PATH",
+        help="fetch a knowledge document repository from a local mirror (repeatable)",
+    )
     p.add_argument("--allow-file-documents", action="store_true", help="allow file:// document repositories")
-    p.add_argument("--teacher-concurrency", type=int, default=8, metavar="N",
-                   help="concurrent requests to an OpenAI-compatible teacher (default: 8)")
-    p.add_argument("--parallel-leaves", type=int, metavar="N",
-                   help="leaves generated at the same time (default: 4 for a URL teacher, 1 for a GGUF teacher)")
-    p.add_argument("--nproc-per-node", type=int, default=0, metavar="N",
-                   help="train under torchrun with N processes on this node (gloo on CPU, nccl on GPU); "
-                   "default 0: train in this process")
-    p.add_argument("--torchrun-args", default="", metavar="ARGS",
-                   help="extra torchrun options, one shell-quoted string, e.g. "
-                   "\"--nnodes=2 --node-rank=0 --rdzv-backend=c10d --rdzv-endpoint=node0:29500\" (implies torchrun)")
-    p.add_argument("--until", choices=STAGES, metavar="STAGE",
-                   help=f"stop after this stage ({', '.join(STAGES)}); run again without it to go on")
+    p.add_argument(
+        "--teacher-concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="concurrent requests to an OpenAI-compatible teacher (default: 8)",
+    )
+    p.add_argument(
+        "--parallel-leaves",
+        type=int,
+        metavar="N",
+        help="leaves generated at the same time (default: 4 for a URL teacher, 1 for a GGUF teacher)",
+    )
+    p.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train under torchrun with N processes on this node (gloo on CPU, nccl on GPU); "
+        "default 0: train in this process",
+    )
+    p.add_argument(
+        "--torchrun-args",
+        default="",
+        metavar="ARGS",
+        help="extra torchrun options, one shell-quoted string, e.g. "
+        '"--nnodes=2 --node-rank=0 --rdzv-backend=c10d --rdzv-endpoint=node0:29500" (implies torchrun)',
+    )
+    p.add_argument(
+        "--until",
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"stop after this stage ({', '.join(STAGES)}); run again without it to go on",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

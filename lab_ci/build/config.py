@@ -52,9 +52,7 @@ class BuildConfig:
             "round_size": self.round_size,
             "max_rounds": self.max_rounds,
             "seed": self.seed,
-            "phases": [
-                {"name": p.name, "epochs": p.epochs, "data": [vars(d) for d in p.data]} for p in self.phases
-            ],
+            "phases": [{"name": p.name, "epochs": p.epochs, "data": [vars(d) for d in p.data]} for p in self.phases],
             "train": dict(self.train),
             "postcheck_max_new_tokens": self.postcheck_max_new_tokens,
             "export_gguf": self.export_gguf,
@@ -106,8 +104,11 @@ def parse_config(raw: dict, where: str = "build config") -> BuildConfig:
         _expect(isinstance(data, list) and data, pw, "needs a non-empty 'data' list")
         sources = []
         for j, d in enumerate(data):
-            _expect(isinstance(d, dict) and d.get("source") in LEAF_KINDS, f"{pw}.data[{j}]",
-                    f"'source' must be one of {', '.join(LEAF_KINDS)}")
+            _expect(
+                isinstance(d, dict) and d.get("source") in LEAF_KINDS,
+                f"{pw}.data[{j}]",
+                f"'source' must be one of {', '.join(LEAF_KINDS)}",
+            )
             w = d.get("weight", 1.0)
             _expect(isinstance(w, (int, float)) and w >= 0, f"{pw}.data[{j}]", "'weight' must be a number >= 0")
             sources.append(DataSource(d["source"], float(w), bool(d.get("replay", False))))
@@ -161,8 +162,10 @@ def _resolve_pipeline_files(user: dict, base: Path) -> dict:
     gen = user.get("generate")
     if not isinstance(gen, dict) or not isinstance(gen.get("pipelines"), dict):
         return user
-    pipes = {k: (str((base / v).resolve()) if isinstance(v, str) and v.endswith((".yaml", ".yml")) else v)
-             for k, v in gen["pipelines"].items()}
+    pipes = {
+        k: (str((base / v).resolve()) if isinstance(v, str) and v.endswith((".yaml", ".yml")) else v)
+        for k, v in gen["pipelines"].items()
+    }
     return {**user, "generate": {**gen, "pipelines": pipes}}
 
 

@@ -12,9 +12,9 @@ sample is lost and none is counted twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -110,8 +110,13 @@ def generate_leaf_cached(
         rounds_now += 1
         write_json_atomic(
             d / "rounds.json",
-            {"rounds": done_rounds, "rejected": rejected, "leaf": leaf.path, "key": key,
-             "last_round_seconds": round(time.monotonic() - t0, 3)},
+            {
+                "rounds": done_rounds,
+                "rejected": rejected,
+                "leaf": leaf.path,
+                "key": key,
+                "last_round_seconds": round(time.monotonic() - t0, 3),
+            },
         )
         if on_round:
             on_round(len(accepted))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -50,7 +50,9 @@ def seed_questions(leaf: LeafFile) -> list[SeedQuestion]:
         if "questions_and_answers" in ex:
             for qa in ex.get("questions_and_answers") or []:
                 if isinstance(qa, dict) and qa.get("question"):
-                    out.append(SeedQuestion(leaf.path, ex.get("context"), str(qa["question"]), str(qa.get("answer", ""))))
+                    out.append(
+                        SeedQuestion(leaf.path, ex.get("context"), str(qa["question"]), str(qa.get("answer", "")))
+                    )
         elif ex.get("question"):
             out.append(SeedQuestion(leaf.path, ex.get("context"), str(ex["question"]), str(ex.get("answer", ""))))
     return out
@@ -60,8 +62,9 @@ def user_prompt(q: SeedQuestion) -> str:
     return f"{q.context.strip()}\n\n{q.question.strip()}" if q.context else q.question.strip()
 
 
-def answer_with_model(model_dir: Path, questions: list[SeedQuestion], max_new_tokens: int,
-                      on_answer: Callable[[], None] | None = None) -> list[str]:
+def answer_with_model(
+    model_dir: Path, questions: list[SeedQuestion], max_new_tokens: int, on_answer: Callable[[], None] | None = None
+) -> list[str]:
     """Greedy answers from a Hugging Face causal LM directory (CPU or CUDA)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -82,16 +85,18 @@ def answer_with_model(model_dir: Path, questions: list[SeedQuestion], max_new_to
             answers.append("(question too long for the model's context)")
             continue
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
-        answers.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+            out = model.generate(
+                **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id
+            )
+        answers.append(tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
         if on_answer:
             on_answer()
     return answers
 
 
-def postcheck(before: Path, after: Path, leaves: list[LeafFile], max_new_tokens: int,
-              on_answer: Callable[[], None] | None = None) -> list[dict]:
+def postcheck(
+    before: Path, after: Path, leaves: list[LeafFile], max_new_tokens: int, on_answer: Callable[[], None] | None = None
+) -> list[dict]:
     """Each seed question of ``leaves`` answered by the base (``before``) and the trained
     (``after``) model, with each answer's token F1 against the contributor's answer."""
     questions = [q for leaf in leaves for q in seed_questions(leaf)]

@@ -58,7 +58,7 @@ def model_card(provenance: dict, postcheck_rows: list[dict], loss_png: str | Non
         "",
         f"- Taxonomy commit: `{p['taxonomy']['commit']}`",
         f"- Leaves: {len(p['taxonomy']['leaves'])} (blob ids in `release.json`)",
-        *[f"  - `{_md(l['path'], 200)}` (`{(l.get('blob') or '')[:12]}`)" for l in p['taxonomy']['leaves'][:200]],
+        *[f"  - `{_md(l['path'], 200)}` (`{(l.get('blob') or '')[:12]}`)" for l in p["taxonomy"]["leaves"][:200]],
         f"- Teacher: `{p['teacher']['id']}`",
         f"- Base student: `{p['student']['base']}`",
         f"- lab-ci: {p['lab_ci_version']}",
@@ -70,13 +70,16 @@ def model_card(provenance: dict, postcheck_rows: list[dict], loss_png: str | Non
     ]
     for ph in p["datasets"]:
         src = ", ".join(f"{k}: {v}" for k, v in ph["stats"]["by_source"].items())
-        lines.append(f"| {ph['phase']} | {ph['stats']['samples']} | {src} | {ph['stats'].get('chars', '?')} "
-                     f"| `{ph['sha256']}` |")
+        lines.append(
+            f"| {ph['phase']} | {ph['stats']['samples']} | {src} | {ph['stats'].get('chars', '?')} | `{ph['sha256']}` |"
+        )
     gen = p.get("generation") or []
     if gen:
         lines += ["", "Generated samples per leaf (accepted / target, rejected by the judges):", ""]
-        lines += [f"- `{_md(g['leaf'], 200)}` ({g['kind']}): {g['samples']}/{g.get('target', '?')}, "
-                  f"{g['rejected']} rejected" for g in gen]
+        lines += [
+            f"- `{_md(g['leaf'], 200)}` ({g['kind']}): {g['samples']}/{g.get('target', '?')}, {g['rejected']} rejected"
+            for g in gen
+        ]
     lines += ["", "## Training", "", "```json", json.dumps(p["hyperparameters"], indent=2, sort_keys=True), "```", ""]
     for ph in p.get("training", []):
         first, last = ph.get("first_loss"), ph.get("final_loss")
@@ -119,6 +122,8 @@ def model_card(provenance: dict, postcheck_rows: list[dict], loss_png: str | Non
     lines += ["", "## Files", "", "- `model/`: safetensors weights + tokenizer (Hugging Face format)"]
     if p.get("gguf"):
         lines.append(f"- `{p['gguf']}`: GGUF for llama.cpp (usable as the next preview teacher)")
-    lines += ["- `loss.png`, `metrics.json`: training loss per step and phase",
-              "- `release.json`: full provenance (leaves with blob ids, generation per leaf, dataset hashes)"]
+    lines += [
+        "- `loss.png`, `metrics.json`: training loss per step and phase",
+        "- `release.json`: full provenance (leaves with blob ids, generation per leaf, dataset hashes)",
+    ]
     return "\n".join(lines) + "\n"

@@ -95,8 +95,10 @@ def invalid_tree_message(report, limit: int = 20) -> str | None:
         first = next(d for d in f.diagnostics if d.severity == "error")
         lines.append(f"  {f.path}:{first.line}:{first.column}: {first.message}")
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
-    return (f"{len(bad)} invalid leaf file(s); a release build needs a valid tree "
-            f"(run `lab-ci check` for details):\n" + "\n".join(lines) + more)
+    return (
+        f"{len(bad)} invalid leaf file(s); a release build needs a valid tree "
+        f"(run `lab-ci check` for details):\n" + "\n".join(lines) + more
+    )
 
 
 def validate(taxonomy: Path, commit: str | None) -> list[LeafFile]:
@@ -120,7 +122,9 @@ def check_student(student: Path) -> dict:
     cfg_path = student / "config.json"
     cfg = read_json(cfg_path)
     if not isinstance(cfg, dict):
-        raise LabCIError(f"student {str(student)!r}: {cfg_path.name} is missing or not valid JSON (expected a Hugging Face model folder)")
+        raise LabCIError(
+            f"student {str(student)!r}: {cfg_path.name} is missing or not valid JSON (expected a Hugging Face model folder)"
+        )
     if not any(student.glob("*.safetensors")):
         raise LabCIError(f"student {str(student)!r}: no *.safetensors weights")
     if not ((student / "tokenizer.json").is_file() or (student / "tokenizer_config.json").is_file()):
@@ -154,7 +158,9 @@ def student_fingerprint(student: Path) -> dict:
     """Names, sizes and mtimes of the student's files: cheap, and changes when it does."""
     return {
         "path": str(Path(student).resolve()),
-        "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(Path(student).iterdir()) if p.is_file()},
+        "files": {
+            p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(Path(student).iterdir()) if p.is_file()
+        },
     }
 
 
@@ -162,7 +168,11 @@ def open_teacher(spec: str, concurrency: int):
     from ..teacher import TeacherError, load_teacher
 
     try:
-        return load_teacher(spec, concurrency=concurrency) if spec.startswith(("http://", "https://")) else load_teacher(spec)
+        return (
+            load_teacher(spec, concurrency=concurrency)
+            if spec.startswith(("http://", "https://"))
+            else load_teacher(spec)
+        )
     except TeacherError as e:
         raise LabCIError(f"teacher {spec!r}: {e}") from None
 
@@ -213,8 +223,15 @@ def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[
                 return list(g.accepted), len(g.rejected)
 
             data = generate_leaf_cached(
-                leaf, kind=kinds[leaf.path], target=targets[leaf.path], cache=gcache, key=key,
-                round_size=cfg.round_size, max_rounds=cfg.max_rounds, seed=cfg.seed, run_round=run_round,
+                leaf,
+                kind=kinds[leaf.path],
+                target=targets[leaf.path],
+                cache=gcache,
+                key=key,
+                round_size=cfg.round_size,
+                max_rounds=cfg.max_rounds,
+                seed=cfg.seed,
+                run_round=run_round,
                 on_round=bar.update,
             )
             bar.update(len(data.samples) - data.generated_now)  # cached samples count as done
@@ -229,13 +246,27 @@ def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[
     rows, pools = [], {}
     for data in results:  # leaf order (sorted paths): deterministic pools
         pools.setdefault(data.kind, []).extend(data.samples)
-        rows.append({"leaf": data.leaf, "kind": data.kind, "key": data.cache_key, "target": targets[data.leaf],
-                     "samples": len(data.samples), "generated_now": data.generated_now, "rounds": data.rounds,
-                     "rounds_now": data.rounds_now,
-                     "rejected": data.rejected})
+        rows.append(
+            {
+                "leaf": data.leaf,
+                "kind": data.kind,
+                "key": data.cache_key,
+                "target": targets[data.leaf],
+                "samples": len(data.samples),
+                "generated_now": data.generated_now,
+                "rounds": data.rounds,
+                "rounds_now": data.rounds_now,
+                "rejected": data.rejected,
+            }
+        )
         if len(data.samples) < targets[data.leaf]:
-            log.warning("%s: %d of %d samples after %d rounds (the judges rejected the rest)",
-                        data.leaf, len(data.samples), targets[data.leaf], data.rounds)
+            log.warning(
+                "%s: %d of %d samples after %d rounds (the judges rejected the rest)",
+                data.leaf,
+                len(data.samples),
+                targets[data.leaf],
+                data.rounds,
+            )
     return rows, pools
 
 
@@ -244,8 +275,10 @@ def stage_mix(req: BuildRequest, pools: dict[str, list[dict]]) -> list[dict]:
     datasets = []
     for i, m in enumerate(mix_phases(pools, cfg.phases, cfg.seed), 1):
         if not m.records:
-            raise LabCIError(f"phase {m.name!r} has no data: the teacher's samples were all rejected "
-                             f"or the recipe selects no leaf kind present in the taxonomy")
+            raise LabCIError(
+                f"phase {m.name!r} has no data: the teacher's samples were all rejected "
+                f"or the recipe selects no leaf kind present in the taxonomy"
+            )
         path = req.out / "mix" / f"phase-{i}-{m.name}.jsonl"
         digest = write_jsonl_atomic(path, m.records)
         datasets.append({"phase": m.name, "file": str(path.relative_to(req.out)), "sha256": digest, "stats": m.stats})
@@ -286,8 +319,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 def run_child(cmd: list[str], env: dict) -> int:
     """Run a stage's child process; SIGTERM/SIGINT to the build are passed on to it, and
     it is stopped when the build dies, so no training outlives its build."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -298,7 +335,9 @@ def run_child(cmd: list[str], env: dict) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if rc < 0:
-        raise LabCIError(f"training was stopped by signal {-rc}; run the build again to resume from its last checkpoint")
+        raise LabCIError(
+            f"training was stopped by signal {-rc}; run the build again to resume from its last checkpoint"
+        )
     return rc
 
 
@@ -309,8 +348,13 @@ def stage_train(req: BuildRequest, datasets: list[dict]) -> dict:
 
     train_dir = req.out / "train"
     run = train_run_config(req, datasets, train_dir)
-    inputs = stable_hash({"run": {**run, "out": None}, "datasets": [d["sha256"] for d in datasets],
-                          "student": student_fingerprint(req.student)})
+    inputs = stable_hash(
+        {
+            "run": {**run, "out": None},
+            "datasets": [d["sha256"] for d in datasets],
+            "student": student_fingerprint(req.student),
+        }
+    )
     manifest = StageManifest(req.out, "train")
     done = manifest.done(inputs)
     if done and Path(done["final_dir"]).is_dir():
@@ -341,19 +385,32 @@ def stage_train(req: BuildRequest, datasets: list[dict]) -> dict:
     if rc == 3:  # lab_ci.train.run: stopped early by max_steps
         result = {**(result or {}), "completed": False, "final_dir": None, "phases": (result or {}).get("phases", [])}
     elif rc != 0 or not isinstance(result, dict):
-        raise LabCIError(f"training failed (exit {rc}); its log is above. "
-                         f"Run the build again to resume from the last checkpoint in {train_dir}")
-    phases = [{"name": p["name"], "dir": p["out_dir"], "steps": p["global_step"], "final_loss": p["last_loss"],
-               "data": p.get("data_stats", {})} for p in result["phases"]]
+        raise LabCIError(
+            f"training failed (exit {rc}); its log is above. "
+            f"Run the build again to resume from the last checkpoint in {train_dir}"
+        )
+    phases = [
+        {
+            "name": p["name"],
+            "dir": p["out_dir"],
+            "steps": p["global_step"],
+            "final_loss": p["last_loss"],
+            "data": p.get("data_stats", {}),
+        }
+        for p in result["phases"]
+    ]
     final_dir, completed = result["final_dir"], result["completed"]
     if not completed or final_dir is None:
-        raise LabCIError("training stopped before the last phase finished (train.max_steps in the recipe?); "
-                         "remove max_steps and run the build again to resume")
+        raise LabCIError(
+            "training stopped before the last phase finished (train.max_steps in the recipe?); "
+            "remove max_steps and run the build again to resume"
+        )
     return manifest.finish(inputs, final_dir=str(final_dir), phases=phases, config=run["train"], run_file=str(run_yaml))
 
 
-def stage_postcheck(req: BuildRequest, leaves: list[LeafFile], commit: str | None, final_dir: Path,
-                    train_inputs: str) -> list[dict]:
+def stage_postcheck(
+    req: BuildRequest, leaves: list[LeafFile], commit: str | None, final_dir: Path, train_inputs: str
+) -> list[dict]:
     from .postcheck import postcheck
 
     if req.since:
@@ -363,8 +420,13 @@ def stage_postcheck(req: BuildRequest, leaves: list[LeafFile], commit: str | Non
         post_leaves = [l for l in leaves if l.path in changed]
     else:
         post_leaves = leaves
-    inputs = stable_hash({"train": train_inputs, "leaves": [l.blob_id for l in post_leaves],
-                          "max_new_tokens": req.config.postcheck_max_new_tokens})
+    inputs = stable_hash(
+        {
+            "train": train_inputs,
+            "leaves": [l.blob_id for l in post_leaves],
+            "max_new_tokens": req.config.postcheck_max_new_tokens,
+        }
+    )
     manifest = StageManifest(req.out, "postcheck")
     results = req.out / "postcheck" / "results.json"
     if manifest.done(inputs) and isinstance(read_json(results), list):
@@ -373,8 +435,9 @@ def stage_postcheck(req: BuildRequest, leaves: list[LeafFile], commit: str | Non
 
     total = 2 * sum(len(seed_questions(l)) for l in post_leaves)  # before and after
     with _bar(total, "postcheck", req.progress, unit="answer") as bar:
-        rows = postcheck(req.student, final_dir, post_leaves, req.config.postcheck_max_new_tokens,
-                         on_answer=lambda: bar.update(1))
+        rows = postcheck(
+            req.student, final_dir, post_leaves, req.config.postcheck_max_new_tokens, on_answer=lambda: bar.update(1)
+        )
     write_json_atomic(results, rows)
     manifest.finish(inputs, leaves=[l.path for l in post_leaves], rows=len(rows))
     return rows
@@ -403,9 +466,16 @@ def stage_release(req: BuildRequest, prov: dict, train: dict, post_rows: list[di
             print(f"release: GGUF export skipped: {e}", file=sys.stderr)
     prov = {
         **prov,
-        "training": [{"phase": p["name"], "steps": p["steps"], "final_loss": p["final_loss"],
-                      "first_loss": (metrics[p["name"]][0]["loss"] if metrics.get(p["name"]) else None),
-                      "data": p.get("data", {})} for p in train["phases"]],
+        "training": [
+            {
+                "phase": p["name"],
+                "steps": p["steps"],
+                "final_loss": p["final_loss"],
+                "first_loss": (metrics[p["name"]][0]["loss"] if metrics.get(p["name"]) else None),
+                "data": p.get("data", {}),
+            }
+            for p in train["phases"]
+        ],
         "postcheck": _postcheck_summary(post_rows),
         "gguf": gguf_name,
         "files": {},
@@ -425,9 +495,11 @@ def _postcheck_summary(rows: list[dict]) -> dict:
     for r in rows:
         leaves.setdefault(r["leaf"], []).append(r)
     return {
-        leaf: {"questions": len(rs),
-               "score_before": round(sum(r["score_before"] for r in rs) / len(rs), 3),
-               "score_after": round(sum(r["score_after"] for r in rs) / len(rs), 3)}
+        leaf: {
+            "questions": len(rs),
+            "score_before": round(sum(r["score_before"] for r in rs) / len(rs), 3),
+            "score_after": round(sum(r["score_after"] for r in rs) / len(rs), 3),
+        }
         for leaf, rs in sorted(leaves.items())
     }
 
@@ -470,9 +542,13 @@ def run_build(req: BuildRequest) -> dict:
         gen_rows, pools = stage_generate(req, leaves, teacher)
     finally:
         teacher.close()
-    StageManifest(out, "generate").finish(stable_hash(gen_rows), leaves=gen_rows, teacher=teacher_info,
-                                          commit=tax_info["commit"],
-                                          generated_now=sum(r["generated_now"] for r in gen_rows))
+    StageManifest(out, "generate").finish(
+        stable_hash(gen_rows),
+        leaves=gen_rows,
+        teacher=teacher_info,
+        commit=tax_info["commit"],
+        generated_now=sum(r["generated_now"] for r in gen_rows),
+    )
     lap("generate", t0)
     if stop == 1:
         return {"taxonomy": tax_info, "generation": gen_rows}
@@ -484,7 +560,8 @@ def run_build(req: BuildRequest) -> dict:
     import yaml
 
     (out / "mix" / "train.yaml").write_text(
-        yaml.safe_dump(train_run_config(req, datasets, out / "train"), sort_keys=False), encoding="utf-8")
+        yaml.safe_dump(train_run_config(req, datasets, out / "train"), sort_keys=False), encoding="utf-8"
+    )
     StageManifest(out, "mix").finish(stable_hash(datasets), datasets=datasets, train_run_file="mix/train.yaml")
     lap("mix", t0)
     if stop == 2:

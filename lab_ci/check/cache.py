@@ -31,7 +31,7 @@ def default_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "lab-ci"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def checker_fingerprint() -> str:
     """Changes whenever lab-ci's checker, its schemas or its libraries change."""
     import lab_ci

@@ -48,15 +48,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog="exit codes: 0 all valid (warnings allowed), 1 some file invalid, 2 usage or internal error",
     )
     p.add_argument(
-        "paths", nargs="*", metavar="PATH",
+        "paths",
+        nargs="*",
+        metavar="PATH",
         help="qna.yaml or attribution.txt files or folders to check (relative to the current folder or the taxonomy)",
     )
-    p.add_argument("--taxonomy", metavar="DIR", default=".", help="the taxonomy folder (default: current folder); may be a subfolder of a git repository or a bare repository")
+    p.add_argument(
+        "--taxonomy",
+        metavar="DIR",
+        default=".",
+        help="the taxonomy folder (default: current folder); may be a subfolder of a git repository or a bare repository",
+    )
     p.add_argument("--base", metavar="REV", help="check only leaves changed between merge-base(BASE, HEAD) and HEAD")
-    p.add_argument("--head", metavar="REV", help="the revision to check (default: the working tree, uncommitted and untracked files included; with no --base: the whole tree at REV)")
-    p.add_argument("--schema-version", type=_schema_version, default="latest", metavar="latest|declared|N", help="schema to validate against: latest (default), the version each file declares, or 1, 2, 3")
+    p.add_argument(
+        "--head",
+        metavar="REV",
+        help="the revision to check (default: the working tree, uncommitted and untracked files included; with no --base: the whole tree at REV)",
+    )
+    p.add_argument(
+        "--schema-version",
+        type=_schema_version,
+        default="latest",
+        metavar="latest|declared|N",
+        help="schema to validate against: latest (default), the version each file declares, or 1, 2, 3",
+    )
     p.add_argument("--format", choices=FORMAT_NAMES, default="text", help="output format (default: text)")
-    p.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N", help="check N files in parallel (0: one per CPU; default 1)")
+    p.add_argument(
+        "--jobs", "-j", type=_jobs, default=1, metavar="N", help="check N files in parallel (0: one per CPU; default 1)"
+    )
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the result cache")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of standard output")

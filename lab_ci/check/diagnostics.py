@@ -44,7 +44,7 @@ class Diagnostic:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Diagnostic":
+    def from_dict(cls, d: dict) -> Diagnostic:
         return cls(
             severity=d["severity"],
             source=d["source"],
@@ -81,7 +81,7 @@ class FileResult:
     def warnings(self) -> int:
         return sum(1 for d in self.diagnostics if d.severity == "warning")
 
-    def sorted(self) -> "FileResult":
+    def sorted(self) -> FileResult:
         self.diagnostics.sort(key=Diagnostic.sort_key)
         return self
 

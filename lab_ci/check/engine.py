@@ -88,11 +88,11 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
         return [_not_a_file(leaf)]
     name = leaf.path.rsplit("/", 1)[-1]
     if name != LEAF_NAME:
-        return [_err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')]
-    if len(leaf.data) > options.max_file_bytes:
         return [
-            _err("yaml", "file-too-large", f"the file is larger than the limit of {options.max_file_bytes} bytes")
+            _err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')
         ]
+    if len(leaf.data) > options.max_file_bytes:
+        return [_err("yaml", "file-too-large", f"the file is larger than the limit of {options.max_file_bytes} bytes")]
 
     src = yamlsrc.parse(leaf.data)
     out.extend(src.diagnostics)
@@ -109,9 +109,11 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
         line, col = yamlsrc.position(src.node)
         out.append(
             _err(
-                "schema", "type",
+                "schema",
+                "type",
                 "The file is not valid. The top-level element is not an object with key-value pairs.",
-                line, col,
+                line,
+                col,
             )
         )
         _run_rules(leaf, None, ctx, out)
@@ -136,7 +138,8 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
     if not schema.schema_exists(version, name):
         out.append(
             _err(
-                "schema", "schema-version",
+                "schema",
+                "schema-version",
                 f"no {name} schema for version {version!r}; lab-ci knows versions 1, 2 and 3",
                 *yamlsrc.position(src.node),
             )
@@ -167,7 +170,8 @@ def check_leaf(leaf: LeafFile, options: CheckOptions) -> FileResult:
     if options.strict:
         diags = [
             Diagnostic("error", d.source, d.rule, d.message, d.line, d.column, d.yaml_path)
-            if d.severity == "warning" else d
+            if d.severity == "warning"
+            else d
             for d in diags
         ]
     result.diagnostics = diags
@@ -199,7 +203,7 @@ def check_leaves(
     options: CheckOptions,
     *,
     jobs: int = 1,
-    cache: "ResultCache | None" = None,
+    cache: ResultCache | None = None,
 ) -> Report:
     """Check many leaves, in order. ``jobs`` > 1 checks in that many processes
     (``jobs`` <= 0: one per CPU). With a cache, results of unchanged leaves are reused."""

@@ -31,7 +31,7 @@ YAMLLINT_CONFIG = "{extends: relaxed, rules: {line-length: disable}}"
 _DISABLE_FILE = re.compile(r"^#\s*yamllint disable-file\s*$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def config() -> YamlLintConfig:
     return YamlLintConfig(YAMLLINT_CONFIG)
 
@@ -131,7 +131,8 @@ class _FileConfig:
     def __init__(self, conf: YamlLintConfig, token_types: set[type]):
         self.rules = conf.rules
         self._enabled = [
-            r for r in conf.enabled_rules(None)
+            r
+            for r in conf.enabled_rules(None)
             if r.ID not in _RULE_TRIGGERS or any(t in token_types for t in _RULE_TRIGGERS[r.ID])
         ]
 

@@ -51,7 +51,9 @@ class CheckOptions:
         if isinstance(v, str) and v.isdigit():
             object.__setattr__(self, "schema_version", int(v))
             v = self.schema_version
-        if not (v in ("latest", "declared") or (isinstance(v, int) and not isinstance(v, bool) and v in SCHEMA_VERSIONS)):
+        if not (
+            v in ("latest", "declared") or (isinstance(v, int) and not isinstance(v, bool) and v in SCHEMA_VERSIONS)
+        ):
             from lab_ci.errors import LabCIError
 
             raise LabCIError(

@@ -29,7 +29,7 @@ def schema_root():
     return files("lab_ci") / "schemas"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resource(path: str) -> Resource:
     try:
         contents = json.loads((schema_root() / path).read_text(encoding="utf-8"))
@@ -51,12 +51,12 @@ def schema_exists(version: Any, name: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(version: int, name: str) -> Mapping:
     return _resource(f"v{version}/{name}.json").contents
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(version: int, name: str):
     """A ready validator for ``schemas/v<version>/<name>.json`` (built once per process)."""
     s = schema(version, name)

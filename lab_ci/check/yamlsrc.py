@@ -12,8 +12,9 @@ turned into ``\\n`` (``Path.read_text`` uses universal newlines).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -60,7 +61,14 @@ def decode(data: bytes) -> tuple[str | None, list[Diagnostic]]:
         ]
     if text.startswith("\ufeff"):
         diags.append(
-            Diagnostic("warning", "yaml", "bom", "the file starts with a byte order mark (BOM); save it as UTF-8 without BOM", 1, 1)
+            Diagnostic(
+                "warning",
+                "yaml",
+                "bom",
+                "the file starts with a byte order mark (BOM); save it as UTF-8 without BOM",
+                1,
+                1,
+            )
         )
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -99,7 +107,9 @@ def _syntax_diagnostic(exc: BaseException, text: str) -> Diagnostic:
         return Diagnostic("error", "yaml", rule, f"YAML {rule} error: {msg}", line, col)
     if isinstance(exc, RecursionError):
         return Diagnostic("error", "yaml", "syntax", "YAML nesting is too deep", line, col)
-    return Diagnostic("error", "yaml", "construct", f"cannot build a value: {type(exc).__name__}: {exc}"[:300], line, col)
+    return Diagnostic(
+        "error", "yaml", "construct", f"cannot build a value: {type(exc).__name__}: {exc}"[:300], line, col
+    )
 
 
 def parse(data: bytes) -> YamlSource:

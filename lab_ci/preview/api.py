@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import LabCIError
 from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
@@ -56,7 +56,9 @@ def _info(t: Teacher) -> dict:
     return {"id": info.id, "name": info.name, "details": dict(info.details)}
 
 
-def precheck(model: Teacher, seeds_by_leaf: dict, *, max_tokens: int = 128, seed: int = 0) -> dict[str, list[PrecheckItem]]:
+def precheck(
+    model: Teacher, seeds_by_leaf: dict, *, max_tokens: int = 128, seed: int = 0
+) -> dict[str, list[PrecheckItem]]:
     """Ask the current model every seed question of every leaf (one batched call);
     score each answer against the contributor's (token F1 and ROUGE-L)."""
     from ..sdg.text import rouge_l, token_f1
@@ -76,7 +78,9 @@ def precheck(model: Teacher, seeds_by_leaf: dict, *, max_tokens: int = 128, seed
     for (path, e), comps in zip(asks, outs):
         got = comps[0].text.strip() if comps else ""
         result.setdefault(path, []).append(
-            PrecheckItem(e.id, e.question, e.answer, got, round(token_f1(got, e.answer), 4), round(rouge_l(got, e.answer), 4))
+            PrecheckItem(
+                e.id, e.question, e.answer, got, round(token_f1(got, e.answer), 4), round(rouge_l(got, e.answer), 4)
+            )
         )
     return result
 
@@ -124,8 +128,9 @@ def run_preview(
         fr = results.get(leaf.path)
         if fr is not None and not fr.valid:
             errs = [d.to_dict() for d in fr.diagnostics if d.severity == "error"]
-            previews.append(LeafPreview(leaf.path, "invalid", reason=f"lab-ci check found {len(errs)} error(s)",
-                                        diagnostics=errs))
+            previews.append(
+                LeafPreview(leaf.path, "invalid", reason=f"lab-ci check found {len(errs)} error(s)", diagnostics=errs)
+            )
             continue
         p = LeafPreview(leaf.path, "previewed")
         previews.append(p)
@@ -134,15 +139,29 @@ def run_preview(
     teacher_obj, own_teacher = _load(teacher) if todo else (teacher, False)
     seeds_by_leaf = {}
     try:
-        tinfo = _info(teacher_obj) if todo else ({"id": str(teacher), "name": str(teacher), "details": {}}
-                                                 if isinstance(teacher, (str, Path)) else _info(teacher))
+        tinfo = (
+            _info(teacher_obj)
+            if todo
+            else (
+                {"id": str(teacher), "name": str(teacher), "details": {}}
+                if isinstance(teacher, (str, Path))
+                else _info(teacher)
+            )
+        )
         for leaf, p in todo:
             if progress:
                 progress(leaf.path)
             try:
-                gen = generate_leaf(leaf, teacher_obj, samples=samples, seed=seed, documents=fetcher,
-                                    pipeline_dirs=pipeline_dirs, max_tokens=max_tokens,
-                                    progress=(lambda b, _p=leaf.path: progress(f"{_p}: {b}")) if progress else None)
+                gen = generate_leaf(
+                    leaf,
+                    teacher_obj,
+                    samples=samples,
+                    seed=seed,
+                    documents=fetcher,
+                    pipeline_dirs=pipeline_dirs,
+                    max_tokens=max_tokens,
+                    progress=(lambda b, _p=leaf.path: progress(f"{_p}: {b}")) if progress else None,
+                )
             except (DocumentError, SeedError, BlockError, PipelineError) as e:
                 p.status, p.reason = "failed", str(e)
                 continue
@@ -173,6 +192,13 @@ def run_preview(
         if p.previewed:
             p.hints = hints_for(seeds_by_leaf.get(p.path), p.stats, p.rejected, p.accepted, p.precheck)
     return PreviewResult(
-        leaves=previews, teacher=tinfo, precheck_model=pinfo, base=base, head=head, samples=samples, seed=seed,
-        timings={"total_s": round(time.perf_counter() - t0, 3)}, check_url=check_url,
+        leaves=previews,
+        teacher=tinfo,
+        precheck_model=pinfo,
+        base=base,
+        head=head,
+        samples=samples,
+        seed=seed,
+        timings={"total_s": round(time.perf_counter() - t0, 3)},
+        check_url=check_url,
     )

@@ -22,26 +22,47 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: current folder)")
     p.add_argument("--base", metavar="REV", help="preview only leaves changed since the merge base with REV")
     p.add_argument("--head", metavar="REV", help="revision to preview (default: the working tree)")
-    p.add_argument("--teacher", metavar="GGUF|URL",
-                   help="teacher: a .gguf file or an OpenAI-compatible http(s):// URL "
-                   "(default: $LAB_CI_TEACHER, else .cache/models/teacher.gguf)")
+    p.add_argument(
+        "--teacher",
+        metavar="GGUF|URL",
+        help="teacher: a .gguf file or an OpenAI-compatible http(s):// URL "
+        "(default: $LAB_CI_TEACHER, else .cache/models/teacher.gguf)",
+    )
     p.add_argument("--samples", type=int, default=3, metavar="N", help="candidates per leaf (default 3)")
-    p.add_argument("--max-tokens", type=int, metavar="N",
-                   help="cap every generation step at N tokens (quicker, rougher previews)")
+    p.add_argument(
+        "--max-tokens", type=int, metavar="N", help="cap every generation step at N tokens (quicker, rougher previews)"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="output format")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
-    p.add_argument("--precheck-model", metavar="GGUF|URL",
-                   help="answer the seed questions with this (current) model and compare with the seeds' answers")
-    p.add_argument("--document-mirror", action="append", default=[], metavar="URL=PATH",
-                   help="fetch knowledge documents of URL from PATH instead (repeatable; also "
-                   "$LAB_CI_DOCUMENT_MIRRORS as URL=PATH;URL=PATH)")
-    p.add_argument("--allow-file-documents", action="store_true",
-                   help="allow knowledge leaves to name file:// or local-path document repositories")
-    p.add_argument("--pipeline-dir", action="append", default=[], metavar="DIR",
-                   help="look for pipeline files (NAME.yaml, prompts/) here before the built-in ones (repeatable)")
-    p.add_argument("--document-cache", metavar="DIR",
-                   help="document cache folder (default: $XDG_CACHE_HOME/lab-ci/documents)")
+    p.add_argument(
+        "--precheck-model",
+        metavar="GGUF|URL",
+        help="answer the seed questions with this (current) model and compare with the seeds' answers",
+    )
+    p.add_argument(
+        "--document-mirror",
+        action="append",
+        default=[],
+        metavar="URL=PATH",
+        help="fetch knowledge documents of URL from PATH instead (repeatable; also "
+        "$LAB_CI_DOCUMENT_MIRRORS as URL=PATH;URL=PATH)",
+    )
+    p.add_argument(
+        "--allow-file-documents",
+        action="store_true",
+        help="allow knowledge leaves to name file:// or local-path document repositories",
+    )
+    p.add_argument(
+        "--pipeline-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="look for pipeline files (NAME.yaml, prompts/) here before the built-in ones (repeatable)",
+    )
+    p.add_argument(
+        "--document-cache", metavar="DIR", help="document cache folder (default: $XDG_CACHE_HOME/lab-ci/documents)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -75,10 +96,19 @@ def run(args) -> int:
             bar.update(1)
 
     try:
-        result = run_preview(args.taxonomy, base=args.base, head=args.head, teacher=teacher,
-                             samples=args.samples, seed=args.seed, precheck_model=args.precheck_model,
-                             documents=fetcher, pipeline_dirs=args.pipeline_dir or None, progress=progress,
-                             max_tokens=args.max_tokens)
+        result = run_preview(
+            args.taxonomy,
+            base=args.base,
+            head=args.head,
+            teacher=teacher,
+            samples=args.samples,
+            seed=args.seed,
+            precheck_model=args.precheck_model,
+            documents=fetcher,
+            pipeline_dirs=args.pipeline_dir or None,
+            progress=progress,
+            max_tokens=args.max_tokens,
+        )
     finally:
         if bar is not None:
             bar.close()

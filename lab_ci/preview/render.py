@@ -88,10 +88,19 @@ def _accepted(leaf: LeafPreview) -> list[str]:
     body: list[str] = []
     for i, rec in enumerate(leaf.accepted, 1):
         meta = rec.get("metadata", {})
-        body += [f"**Sample {i}** · seeds {md_inline(', '.join(meta.get('seed_ids', [])))} · "
-                 f"{_score_text(meta.get('judge_scores', {}))}", "",
-                 "Question:", "", code_block(_message(rec, "user")), "",
-                 "Answer:", "", code_block(_message(rec, "assistant")), ""]
+        body += [
+            f"**Sample {i}** · seeds {md_inline(', '.join(meta.get('seed_ids', [])))} · "
+            f"{_score_text(meta.get('judge_scores', {}))}",
+            "",
+            "Question:",
+            "",
+            code_block(_message(rec, "user")),
+            "",
+            "Answer:",
+            "",
+            code_block(_message(rec, "assistant")),
+            "",
+        ]
     return _details(f"Accepted samples ({len(leaf.accepted)})", body or ["None."])
 
 
@@ -99,8 +108,11 @@ def _rejected(leaf: LeafPreview) -> list[str]:
     body: list[str] = []
     for i, rej in enumerate(leaf.rejected, 1):
         fields = rej.get("fields", {})
-        body += [f"**Rejected {i}** by {md_inline(rej.get('block'))}: **{md_inline(rej.get('reason'))}**"
-                 + (f" ({md_inline(rej.get('detail'), 200)})" if rej.get("detail") else ""), ""]
+        body += [
+            f"**Rejected {i}** by {md_inline(rej.get('block'))}: **{md_inline(rej.get('reason'))}**"
+            + (f" ({md_inline(rej.get('detail'), 200)})" if rej.get("detail") else ""),
+            "",
+        ]
         for key in ("context", "question", "answer"):
             if fields.get(key):
                 body += [f"{key.capitalize()}:", "", code_block(fields[key]), ""]
@@ -120,9 +132,18 @@ def _precheck(leaf: LeafPreview, model: dict | None) -> list[str]:
         lines.append(f"| {md_inline(p.seed_id)} | {md_inline(p.question, 120)} | {p.f1:.2f} | {p.rouge_l:.2f} |")
     body = ["", *lines, ""]
     for p in leaf.precheck:
-        body += [f"**Seed {md_inline(p.seed_id)}**: {md_inline(p.question, 300)}", "",
-                 "Your answer:", "", code_block(p.expected), "",
-                 "Current model:", "", code_block(p.got), ""]
+        body += [
+            f"**Seed {md_inline(p.seed_id)}**: {md_inline(p.question, 300)}",
+            "",
+            "Your answer:",
+            "",
+            code_block(p.expected),
+            "",
+            "Current model:",
+            "",
+            code_block(p.got),
+            "",
+        ]
     name = html_text((model or {}).get("name") or "current model", 80)
     return _details(f"Precheck: what {name} answers today (mean F1 {avg_f1:.2f}, ROUGE-L {avg_rl:.2f})", body)
 
@@ -135,8 +156,10 @@ def _leaf(leaf: LeafPreview, result: PreviewResult) -> list[str]:
         what = "Not previewed: the leaf is invalid" if leaf.status == "invalid" else "Not previewed: generation failed"
         lines = [head, "", f"**{what}.** {md_inline(leaf.reason, 500)}", ""]
         for d in leaf.diagnostics[:5]:
-            lines.append(f"- line {md_inline(d.get('line'))}, column {md_inline(d.get('column'))}: "
-                         f"{md_inline(d.get('message'), 300)} ({md_inline(d.get('rule'))})")
+            lines.append(
+                f"- line {md_inline(d.get('line'))}, column {md_inline(d.get('column'))}: "
+                f"{md_inline(d.get('message'), 300)} ({md_inline(d.get('rule'))})"
+            )
         if leaf.diagnostics:
             lines.append("")
         if result.check_url and leaf.status == "invalid":
@@ -146,10 +169,14 @@ def _leaf(leaf: LeafPreview, result: PreviewResult) -> list[str]:
         return lines
     st = leaf.stats
     t = leaf.timings.get("total_s")
-    lines = [head, "",
-             f"{st.get('accepted', 0)} accepted, {st.get('rejected', 0)} rejected of {st.get('candidates', 0)} "
-             f"candidates · pipeline {md_inline(leaf.pipeline)} {md_inline(leaf.pipeline_version)} · "
-             f"{st.get('seed_examples', 0)} seed examples · {_fmt_s(t)}", ""]
+    lines = [
+        head,
+        "",
+        f"{st.get('accepted', 0)} accepted, {st.get('rejected', 0)} rejected of {st.get('candidates', 0)} "
+        f"candidates · pipeline {md_inline(leaf.pipeline)} {md_inline(leaf.pipeline_version)} · "
+        f"{st.get('seed_examples', 0)} seed examples · {_fmt_s(t)}",
+        "",
+    ]
     if st.get("by_reason"):
         lines += ["Rejections: " + ", ".join(f"{md_inline(k)} × {v}" for k, v in sorted(st["by_reason"].items())), ""]
     if leaf.hints:
@@ -170,16 +197,29 @@ def render_markdown(result: PreviewResult) -> str:
     skipped = [l for l in result.leaves if l.status in ("invalid", "failed")]
     teacher = result.teacher or {}
     lines = [MARKER, "## lab-ci preview", ""]
-    scope = (f"changes {md_inline(result.base or '')}…{md_inline(result.head or 'working tree')}"
-             if result.base else "every leaf")
-    lines += [f"Synthetic data preview for {scope}: {len(previewed)} leaf/leaves previewed"
-              + (f", {len(skipped)} not previewed" if skipped else "") + ".", ""]
-    lines += [f"Teacher: {md_inline(teacher.get('name') or '?')} ({md_inline(teacher.get('id') or '?')}) · "
-              f"{result.samples} sample(s) per leaf · seed {result.seed} · {_fmt_s(result.timings.get('total_s'))}", ""]
+    scope = (
+        f"changes {md_inline(result.base or '')}…{md_inline(result.head or 'working tree')}"
+        if result.base
+        else "every leaf"
+    )
+    lines += [
+        f"Synthetic data preview for {scope}: {len(previewed)} leaf/leaves previewed"
+        + (f", {len(skipped)} not previewed" if skipped else "")
+        + ".",
+        "",
+    ]
+    lines += [
+        f"Teacher: {md_inline(teacher.get('name') or '?')} ({md_inline(teacher.get('id') or '?')}) · "
+        f"{result.samples} sample(s) per leaf · seed {result.seed} · {_fmt_s(result.timings.get('total_s'))}",
+        "",
+    ]
     if not result.leaves:
         lines += ["No changed leaves to preview.", ""]
     for leaf in result.leaves:
         lines += _leaf(leaf, result)
-    lines += ["<sub>A small preview made with a quantized teacher: full generation uses more samples. "
-              "Rejected samples are normal.</sub>", ""]
+    lines += [
+        "<sub>A small preview made with a quantized teacher: full generation uses more samples. "
+        "Rejected samples are normal.</sub>",
+        "",
+    ]
     return "\n".join(lines)

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..taxonomy.leaf import LeafFile
 from ..teacher.base import SamplingParams, Teacher
@@ -35,8 +35,14 @@ from .pipeline import Pipeline, builtin_versions, load_pipeline
 from .seeds import LeafSeeds, parse_leaf
 
 __all__ = [
-    "LeafGeneration", "generate_leaf", "pipeline_for", "PIPELINE_VERSION", "write_jsonl",
-    "DocumentFetcher", "DocumentError", "SeedError",
+    "LeafGeneration",
+    "generate_leaf",
+    "pipeline_for",
+    "PIPELINE_VERSION",
+    "write_jsonl",
+    "DocumentFetcher",
+    "DocumentError",
+    "SeedError",
 ]
 
 #: Built-in pipeline name -> version ("<declared>+<hash of YAML and prompts>").
@@ -59,9 +65,14 @@ class LeafGeneration:
 
     def to_dict(self) -> dict:
         return {
-            "leaf": self.leaf, "pipeline": self.pipeline_name, "pipeline_version": self.pipeline_version,
-            "teacher": self.teacher, "accepted": self.accepted, "rejected": self.rejected,
-            "stats": self.stats, "timings": self.timings,
+            "leaf": self.leaf,
+            "pipeline": self.pipeline_name,
+            "pipeline_version": self.pipeline_version,
+            "teacher": self.teacher,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "stats": self.stats,
+            "timings": self.timings,
         }
 
 
@@ -115,13 +126,25 @@ def generate_leaf(
     forget = getattr(teacher, "forget_prompts", None)
     if callable(forget):
         forget()  # a leaf's samples depend on the leaf and the seed, not on what ran before
-    ctx = RunContext(teacher=teacher, seeds=seeds, samples=samples, seed=seed,
-                     params=params or SamplingParams(), documents=docs, progress=progress,
-                     max_tokens_cap=max_tokens)
+    ctx = RunContext(
+        teacher=teacher,
+        seeds=seeds,
+        samples=samples,
+        seed=seed,
+        params=params or SamplingParams(),
+        documents=docs,
+        progress=progress,
+        max_tokens_cap=max_tokens,
+    )
     kept = pipe.run(ctx, progress=progress)
     teacher_id = getattr(getattr(teacher, "info", None), "id", "") or ""
-    base = {"leaf": leaf.path, "teacher": teacher_id, "pipeline": pipe.name,
-            "pipeline_version": pipe.version, "seed": seed}
+    base = {
+        "leaf": leaf.path,
+        "teacher": teacher_id,
+        "pipeline": pipe.name,
+        "pipeline_version": pipe.version,
+        "seed": seed,
+    }
     accepted = []
     for s in kept:
         meta = _metadata(s, base)
@@ -135,13 +158,18 @@ def generate_leaf(
         fields.update({k: v for k, v in s.items() if k.endswith("_raw")})
         meta = _metadata(s, base)
         meta["judge_scores"] = {k: s[k] for k in s if k.endswith("_score") or k == "faithful"}
-        rejected.append({"reason": r["reason"], "block": r["block"], "detail": r["detail"],
-                         "fields": fields, "metadata": meta})
+        rejected.append(
+            {"reason": r["reason"], "block": r["block"], "detail": r["detail"], "fields": fields, "metadata": meta}
+        )
     by_reason: dict[str, int] = {}
     for r in rejected:
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
-    timings.update({"blocks_s": {k: v for k, v in ctx.timings.items() if isinstance(v, float)},
-                    "total_s": round(time.perf_counter() - t0, 4)})
+    timings.update(
+        {
+            "blocks_s": {k: v for k, v in ctx.timings.items() if isinstance(v, float)},
+            "total_s": round(time.perf_counter() - t0, 4),
+        }
+    )
     stats = {
         "candidates": ctx.candidates,
         "accepted": len(accepted),
@@ -153,9 +181,15 @@ def generate_leaf(
         "usage": dict(ctx.usage),
     }
     return LeafGeneration(
-        leaf=leaf.path, accepted=accepted, rejected=rejected, stats=stats,
-        pipeline_name=pipe.name, pipeline_version=pipe.version, timings=timings,
-        teacher=teacher_id, seed_examples=len(seeds.examples),
+        leaf=leaf.path,
+        accepted=accepted,
+        rejected=rejected,
+        stats=stats,
+        pipeline_name=pipe.name,
+        pipeline_version=pipe.version,
+        timings=timings,
+        teacher=teacher_id,
+        seed_examples=len(seeds.examples),
     )
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import operator
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from ..teacher.base import Message, SamplingParams, Teacher
 from .chunking import Chunk, chunk_markdown
@@ -94,16 +94,18 @@ class SampleSeedsBlock(Block):
                     for e in chosen
                 )
             first = chosen[0]
-            out.append({
-                "_id": f"s{i}",
-                "task_description": self.ctx.seeds.task_description,
-                "domain": self.ctx.seeds.domain or "",
-                "seed_ids": [e.id for e in chosen],
-                "examples": examples,
-                "seed_question": first.question,
-                "seed_answer": first.answer,
-                "seed_context": first.context or "",
-            })
+            out.append(
+                {
+                    "_id": f"s{i}",
+                    "task_description": self.ctx.seeds.task_description,
+                    "domain": self.ctx.seeds.domain or "",
+                    "seed_ids": [e.id for e in chosen],
+                    "examples": examples,
+                    "seed_question": first.question,
+                    "seed_answer": first.answer,
+                    "seed_context": first.context or "",
+                }
+            )
         self.ctx.candidates += len(out)
         return samples + out
 
@@ -118,8 +120,9 @@ class ChunkDocumentsBlock(Block):
     def generate(self, samples):
         chunks: list[Chunk] = []
         for doc in self.ctx.documents:
-            chunks += chunk_markdown(doc.path, doc.text, int(self.config.get("max_tokens", 400)),
-                                     int(self.config.get("min_tokens", 8)))
+            chunks += chunk_markdown(
+                doc.path, doc.text, int(self.config.get("max_tokens", 400)), int(self.config.get("min_tokens", 8))
+            )
         if not chunks:
             raise self.error("the documents hold no text to generate from")
         order = list(range(len(chunks)))
@@ -170,7 +173,10 @@ class LLMBlock(Block):
         """Prompt tokens the (local) teacher really evaluated and reused from earlier
         calls' KV cells, where it reports them (``LlamaCppTeacher.last_stats``)."""
         if isinstance(stats, dict) and "evaluated_tokens" in stats:
-            for key, name in (("evaluated_tokens", "prompt_tokens_evaluated"), ("reused_tokens", "prompt_tokens_reused")):
+            for key, name in (
+                ("evaluated_tokens", "prompt_tokens_evaluated"),
+                ("reused_tokens", "prompt_tokens_reused"),
+            ):
                 self.ctx.usage[name] = self.ctx.usage.get(name, 0) + int(stats.get(key, 0))
 
     def generate(self, samples):
@@ -181,7 +187,9 @@ class LLMBlock(Block):
             try:
                 user = render(self.template, s)
             except KeyError as e:
-                raise self.error(f"prompt {self.config['prompt']!r} uses {{{{{e.args[0]}}}}}, which no earlier block set") from None
+                raise self.error(
+                    f"prompt {self.config['prompt']!r} uses {{{{{e.args[0]}}}}}, which no earlier block set"
+                ) from None
             conv = [Message("system", self.system)] if self.system else []
             convs.append(conv + [Message("user", user)])
         size = int(self.config.get("batch_size", 0)) or len(convs)
@@ -213,8 +221,12 @@ class LLMBlock(Block):
                     self.ctx.reject({**row, f"{self.name}_raw": c.text}, self.name, "unparseable", str(e))
                     continue
                 if c.finish_reason == "length" and self.config.get("reject_truncated"):
-                    self.ctx.reject({**row, **fields}, self.name, "truncated",
-                                    f"the output hit max_tokens={self._params(0).max_tokens}")
+                    self.ctx.reject(
+                        {**row, **fields},
+                        self.name,
+                        "truncated",
+                        f"the output hit max_tokens={self._params(0).max_tokens}",
+                    )
                     continue
                 out.append({**row, **fields})
         return out
@@ -223,8 +235,13 @@ class LLMBlock(Block):
 # ---------------------------------------------------------------- filters
 
 _OPS: dict[str, Callable] = {
-    "eq": operator.eq, "ne": operator.ne, "ge": operator.ge, "gt": operator.gt,
-    "le": operator.le, "lt": operator.lt, "in": lambda a, b: a in b,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "le": operator.le,
+    "lt": operator.lt,
+    "in": lambda a, b: a in b,
 }
 
 
@@ -334,8 +351,11 @@ class ToMessagesBlock(Block):
         out = []
         for s in samples:
             try:
-                msgs = [{"role": r, "content": render(self.config[r], s).strip()}
-                        for r in ("system", "user", "assistant") if self.config.get(r) is not None]
+                msgs = [
+                    {"role": r, "content": render(self.config[r], s).strip()}
+                    for r in ("system", "user", "assistant")
+                    if self.config.get(r) is not None
+                ]
             except KeyError as e:
                 raise self.error(f"template uses {{{{{e.args[0]}}}}}, which no earlier block set") from None
             scores = {c: s.get(c) for c in self.config.get("scores", [])}
@@ -346,8 +366,16 @@ class ToMessagesBlock(Block):
 
 BLOCK_TYPES: dict[str, type[Block]] = {
     cls.type: cls
-    for cls in (SampleSeedsBlock, ChunkDocumentsBlock, LLMBlock, FilterByValueBlock, DeduplicateBlock,
-                LengthFilterBlock, SelectColumnsBlock, ToMessagesBlock)
+    for cls in (
+        SampleSeedsBlock,
+        ChunkDocumentsBlock,
+        LLMBlock,
+        FilterByValueBlock,
+        DeduplicateBlock,
+        LengthFilterBlock,
+        SelectColumnsBlock,
+        ToMessagesBlock,
+    )
 }
 
 

@@ -107,7 +107,7 @@ def validate_repo_url(url, *, allow_file: bool = False) -> str:
         if parts.query or parts.fragment:
             raise bad("repository URL may not have a query or fragment")
         try:
-            parts.port
+            _ = parts.port  # raises on a bad port
         except ValueError:
             raise bad("repository URL has an invalid port") from None
         return url
@@ -216,8 +216,17 @@ class DocumentFetcher:
         docs = self._read(repo, full, pats)
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"repo": url, "commit": full, "patterns": list(pats),
-                                   "documents": [{"path": d.path, "text": d.text} for d in docs]}), "utf-8")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "repo": url,
+                    "commit": full,
+                    "patterns": list(pats),
+                    "documents": [{"path": d.path, "text": d.text} for d in docs],
+                }
+            ),
+            "utf-8",
+        )
         os.replace(tmp, cached)
         return docs
 
@@ -231,19 +240,34 @@ class DocumentFetcher:
             target = "file://" + str(Path(target).resolve())
         return target, True
 
-    def _git(self, args: list[str], *, allow_file: bool, cwd: Path | None = None, binary: bool = False,
-             input: bytes | None = None):
+    def _git(
+        self,
+        args: list[str],
+        *,
+        allow_file: bool,
+        cwd: Path | None = None,
+        binary: bool = False,
+        input: bytes | None = None,
+    ):
         self.git_calls += 1
         cmd = [
             "git",
-            "-c", "protocol.allow=never",
-            "-c", "protocol.https.allow=always",
-            "-c", f"protocol.file.allow={'always' if allow_file else 'never'}",
-            "-c", "credential.helper=",
-            "-c", "core.hooksPath=/dev/null",
-            "-c", "core.askPass=",
-            "-c", "http.followRedirects=false",
-            "-c", "transfer.fsckObjects=true",
+            "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.https.allow=always",
+            "-c",
+            f"protocol.file.allow={'always' if allow_file else 'never'}",
+            "-c",
+            "credential.helper=",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.askPass=",
+            "-c",
+            "http.followRedirects=false",
+            "-c",
+            "transfer.fsckObjects=true",
             *args,
         ]
         env = {
@@ -255,8 +279,9 @@ class DocumentFetcher:
             "GIT_PROTOCOL_FROM_USER": "0",
         }
         try:
-            out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=self.timeout,
-                                 input=input, check=False)
+            out = subprocess.run(
+                cmd, cwd=cwd, env=env, capture_output=True, timeout=self.timeout, input=input, check=False
+            )
         except subprocess.TimeoutExpired:
             raise DocumentError(f"git {args[0]} timed out after {self.timeout:g} s") from None
         except FileNotFoundError:
@@ -276,8 +301,9 @@ class DocumentFetcher:
     def _fetch_commit(self, repo: Path, source: str, sha: str, allow_file: bool) -> str:
         gd = ["--git-dir", str(repo)]
         try:  # already here from an earlier fetch?
-            return self._git([*gd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}"],
-                             allow_file=False).strip()
+            return self._git(
+                [*gd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}"], allow_file=False
+            ).strip()
         except DocumentError:
             pass
         fetch = [*gd, "fetch", "--quiet", "--no-tags", "--no-recurse-submodules"]
@@ -290,15 +316,17 @@ class DocumentFetcher:
         else:  # an abbreviated SHA cannot be asked for: fetch the branches and resolve it
             self._git([*fetch, "--", source, "+refs/heads/*:refs/lab-ci/heads/*"], allow_file=allow_file)
         try:
-            return self._git([*gd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}"],
-                             allow_file=False).strip()
+            return self._git(
+                [*gd, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{commit}}"], allow_file=False
+            ).strip()
         except DocumentError:
             raise DocumentError(f"commit {sha} not found in the repository", field="document.commit") from None
 
     def _read(self, repo: Path, commit: str, patterns: tuple[str, ...]) -> list[Document]:
         gd = ["--git-dir", str(repo)]
-        listing = self._git([*gd, "ls-tree", "-r", "-z", "--long", "--full-tree", "--end-of-options", commit],
-                            allow_file=False)
+        listing = self._git(
+            [*gd, "ls-tree", "-r", "-z", "--long", "--full-tree", "--end-of-options", commit], allow_file=False
+        )
         picked: list[tuple[str, str, int]] = []
         for entry in filter(None, listing.split("\0")):
             meta, _, path = entry.partition("\t")
@@ -308,22 +336,29 @@ class DocumentFetcher:
             if any(glob_match(path, p) for p in patterns):
                 picked.append((path, oid, int(size)))
         if not picked:
-            raise DocumentError(f"patterns {', '.join(patterns)} match no files at commit {commit[:12]}",
-                                field="document.patterns")
+            raise DocumentError(
+                f"patterns {', '.join(patterns)} match no files at commit {commit[:12]}", field="document.patterns"
+            )
         total = 0
         for path, _, size in picked:
             if size > self.max_file_bytes:
-                raise DocumentError(f"{path} is {size} bytes, over the {self.max_file_bytes}-byte file limit",
-                                    field="document.patterns")
+                raise DocumentError(
+                    f"{path} is {size} bytes, over the {self.max_file_bytes}-byte file limit", field="document.patterns"
+                )
             total += size
         if total > self.max_bytes:
-            raise DocumentError(f"selected files total {total} bytes, over the {self.max_bytes}-byte limit",
-                                field="document.patterns")
-        raw = self._git([*gd, "cat-file", "--batch"], allow_file=False, binary=True,
-                        input="".join(f"{oid}\n" for _, oid, _ in picked).encode())
+            raise DocumentError(
+                f"selected files total {total} bytes, over the {self.max_bytes}-byte limit", field="document.patterns"
+            )
+        raw = self._git(
+            [*gd, "cat-file", "--batch"],
+            allow_file=False,
+            binary=True,
+            input="".join(f"{oid}\n" for _, oid, _ in picked).encode(),
+        )
         docs: list[Document] = []
         pos = 0
-        for path, oid, size in picked:
+        for path, _oid, _size in picked:
             nl = raw.index(b"\n", pos)
             header = raw[pos:nl].split()
             length = int(header[2])

@@ -38,5 +38,5 @@ class DocumentError(LabCIError):
         where = ": ".join(x for x in (self.leaf, self.field) if x)
         return f"{where}: {self.reason}" if where else self.reason
 
-    def for_leaf(self, leaf: str) -> "DocumentError":
+    def for_leaf(self, leaf: str) -> DocumentError:
         return DocumentError(self.reason, field=self.field, leaf=leaf)

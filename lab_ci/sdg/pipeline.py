@@ -129,8 +129,10 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
                 raise PipelineError(f"{path}: block {b['name']!r}: prompt {name!r} must be a file name in prompts/")
             found = next((d / name for d in _prompt_dirs(path) if (d / name).is_file()), None)
             if found is None:
-                raise PipelineError(f"{path}: block {b['name']!r}: prompt file {name!r} not found "
-                                    f"(looked in {', '.join(str(d) for d in _prompt_dirs(path))})")
+                raise PipelineError(
+                    f"{path}: block {b['name']!r}: prompt file {name!r} not found "
+                    f"(looked in {', '.join(str(d) for d in _prompt_dirs(path))})"
+                )
             text = found.read_text("utf-8")
             prompts[name] = text
             digest.update(b"\0" + name.encode() + b"\0" + text.encode())
@@ -147,7 +149,7 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
 
 def pipeline_dirs(extra=None) -> list[Path]:
     dirs: list[Path] = []
-    for d in ([extra] if isinstance(extra, (str, Path)) else list(extra or [])):
+    for d in [extra] if isinstance(extra, (str, Path)) else list(extra or []):
         dirs.append(Path(d))
     env = os.environ.get(PIPELINE_DIR_ENV)
     if env:

@@ -50,7 +50,7 @@ class FieldSpec:
     max_chars: int | None = None
 
     @classmethod
-    def from_config(cls, name: str, cfg: dict) -> "FieldSpec":
+    def from_config(cls, name: str, cfg: dict) -> FieldSpec:
         rx = cfg.get("regex") or ()
         if isinstance(rx, str):
             rx = (rx,)

@@ -186,7 +186,8 @@ def _from_tree(gt: GitTaxonomy, commit: str, filters, rev: str, max_bytes: int |
             name = f.rsplit("/", 1)[-1]
             if f == "" or (e is not None and e.kind == "directory" and name != QNA):
                 chosen.update(
-                    p for p in index
+                    p
+                    for p in index
                     if p.rsplit("/", 1)[-1] == QNA and (f == "" or p.startswith(f + "/")) and _not_inside_leaf(p)
                 )
             elif e is None:

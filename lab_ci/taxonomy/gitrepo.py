@@ -19,10 +19,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import LabCIError
 from .leaf import Kind
@@ -53,7 +53,6 @@ class TreeEntry:
     mode: str
     sha: str
     size: int | None = None  # blob size in bytes (``ls-tree -l``); None for trees/links
-
 
     @property
     def kind(self) -> Kind:
@@ -93,7 +92,7 @@ def parse_ls_tree(out: bytes, prefix: str = "") -> list[TreeEntry]:
         if prefix:
             if not path.startswith(prefix):
                 continue
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
         entries.append(TreeEntry(path=path, mode=mode, sha=sha, size=size))
     return entries
 
@@ -105,7 +104,7 @@ def parse_raw_diff(out: bytes, prefix: str = "") -> list[DiffEntry]:
     def strip(p: str) -> str | None:
         if not prefix:
             return p
-        return p[len(prefix):] if p.startswith(prefix) else None
+        return p[len(prefix) :] if p.startswith(prefix) else None
 
     fields = out.split(b"\0")
     entries: list[DiffEntry] = []
@@ -139,9 +138,7 @@ def parse_raw_diff(out: bytes, prefix: str = "") -> list[DiffEntry]:
                 letter, old_mode, old_sha = "A", "000000", NULL_SHA
         elif old_path is None and new_path is None:
             continue
-        entries.append(
-            DiffEntry(letter, old_path, new_path, old_mode, new_mode, old_sha, new_sha)
-        )
+        entries.append(DiffEntry(letter, old_path, new_path, old_mode, new_mode, old_sha, new_sha))
     return entries
 
 
@@ -155,7 +152,7 @@ class GitTaxonomy:
 
     # -- opening -------------------------------------------------------------------
     @classmethod
-    def open(cls, taxonomy: Path | str) -> "GitTaxonomy":
+    def open(cls, taxonomy: Path | str) -> GitTaxonomy:
         """Open the repository holding ``taxonomy`` (a folder, or a bare repository)."""
         import git  # GitPython; imported here so the module loads without it
 
@@ -185,7 +182,7 @@ class GitTaxonomy:
         """Stop GitPython's persistent ``git cat-file`` processes."""
         self.repo.close()
 
-    def __enter__(self) -> "GitTaxonomy":
+    def __enter__(self) -> GitTaxonomy:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -200,20 +197,22 @@ class GitTaxonomy:
         import git
 
         try:
-            return self.repo.git.execute(
-                ["git", *args], stdout_as_string=False, strip_newline_in_stdout=False, env=env
-            )
+            return self.repo.git.execute(["git", *args], stdout_as_string=False, strip_newline_in_stdout=False, env=env)
         except git.GitCommandError as e:
             stderr = (e.stderr or "").strip().replace("\n", " ")
             if stderr.startswith("stderr: "):
-                stderr = stderr[len("stderr: "):].strip(" '")
+                stderr = stderr[len("stderr: ") :].strip(" '")
             raise LabCIError(f"git {args[0]} failed: {stderr or e}") from None
 
     def _git_input(self, data: bytes, *args: str, env: dict | None = None) -> bytes:
         """Run git in the working tree with ``data`` on its standard input."""
         proc = subprocess.run(
-            ["git", *args], input=data, capture_output=True, check=False,
-            cwd=self.repo.working_tree_dir or self.repo.git_dir, env={**os.environ, **(env or {})},
+            ["git", *args],
+            input=data,
+            capture_output=True,
+            check=False,
+            cwd=self.repo.working_tree_dir or self.repo.git_dir,
+            env={**os.environ, **(env or {})},
         )
         if proc.returncode != 0:
             stderr = proc.stderr.decode("utf-8", "replace").strip().replace("\n", " ")
@@ -268,8 +267,9 @@ class GitTaxonomy:
             args += ["--", self.prefix.rstrip("/")]
         return parse_raw_diff(self._git(*args), self.prefix)
 
-    def read_blobs(self, shas, *, sizes: dict[str, int | None] | None = None,
-                   max_bytes: int | None = None) -> dict[str, bytes]:
+    def read_blobs(
+        self, shas, *, sizes: dict[str, int | None] | None = None, max_bytes: int | None = None
+    ) -> dict[str, bytes]:
         """Blob contents by id, read through one persistent ``git cat-file --batch``.
 
         With ``max_bytes``, a blob larger than that (by ``sizes``, from ``ls-tree -l``,
@@ -301,8 +301,10 @@ class GitTaxonomy:
             return {}
         proc = subprocess.run(
             ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
-            cwd=self.repo.git_dir, input=("\n".join(shas) + "\n").encode("ascii"),
-            capture_output=True, check=False,
+            cwd=self.repo.git_dir,
+            input=("\n".join(shas) + "\n").encode("ascii"),
+            capture_output=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise LabCIError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
@@ -321,7 +323,9 @@ class GitTaxonomy:
         stopped once they are read (memory stays bounded whatever the blob's size)."""
         proc = subprocess.Popen(
             ["git", "cat-file", "blob", sha],
-            cwd=self.repo.git_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.repo.git_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
         )
         try:
@@ -369,23 +373,40 @@ class GitTaxonomy:
             # stat, not a read. ls-files (tracked, deleted and untracked-not-ignored)
             # never fails on a pattern matching nothing, unlike add.
             listed = self._git(
-                "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-                *leaf_pathspecs(self.prefix), env=env,
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "--",
+                *leaf_pathspecs(self.prefix),
+                env=env,
             )
             addable, special = self._split_special(listed)
             literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
             if addable:
                 self._git_input(
                     b"\0".join(addable) + b"\0",
-                    "-c", "core.safecrlf=false", "add", "-A", "--ignore-errors",
-                    "--pathspec-from-file=-", "--pathspec-file-nul", env=literal,
+                    "-c",
+                    "core.safecrlf=false",
+                    "add",
+                    "-A",
+                    "--ignore-errors",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                    env=literal,
                 )
             if special:  # a tracked file now a fifo/socket/device: gone from the snapshot,
                 # so its leaf reads as changed and the checker reports what it is.
                 self._git_input(
                     b"\0".join(special) + b"\0",
-                    "rm", "--cached", "-q", "--ignore-unmatch",
-                    "--pathspec-from-file=-", "--pathspec-file-nul", env=literal,
+                    "rm",
+                    "--cached",
+                    "-q",
+                    "--ignore-unmatch",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                    env=literal,
                 )
             tree = self._git("write-tree", env=env).decode().strip()
             yield tree, env

@@ -110,4 +110,6 @@ def teacher_from_env(spec: str | None = None, **kw) -> Teacher:
 def _reject_unknown(kw: dict, allowed: set[str], what: str) -> None:
     unknown = sorted(set(kw) - allowed)
     if unknown:
-        raise TeacherError(f"option(s) {', '.join(unknown)} do not apply to {what} (allowed: {', '.join(sorted(allowed))})")
+        raise TeacherError(
+            f"option(s) {', '.join(unknown)} do not apply to {what} (allowed: {', '.join(sorted(allowed))})"
+        )

@@ -8,8 +8,9 @@ spec: a path to a ``.gguf`` file, or an ``http(s)://`` base URL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import LabCIError
 

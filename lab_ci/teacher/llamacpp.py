@@ -33,9 +33,9 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .base import Completion, Message, SamplingParams, TeacherError, TeacherInfo
 from .templates import ChatFormat, chat_format_from_metadata, format_chat, merge_stops
@@ -54,7 +54,7 @@ RETAINED_CALLS = 2
 #: ~0.8 GB for a 0.5B model with 16 KV heads of 64, 1 GB for a 7-8B model with 8 of 128.
 UNIFIED_MIN_CELLS = 8192
 
-_models: dict[tuple, "_LoadedModel"] = {}
+_models: dict[tuple, _LoadedModel] = {}
 _models_lock = threading.Lock()
 _hashes: dict[tuple, str] = {}
 
@@ -130,7 +130,15 @@ ATTEND_COST = 0.0004
 MASKED_COST_FA = ATTEND_COST / 8
 
 
-def _tokens_cost(n: int, first_span: float, step: float, alpha: float, beta: float = 0.0, first_masked: float = 0.0, masked_step: float = 0.0) -> float:
+def _tokens_cost(
+    n: int,
+    first_span: float,
+    step: float,
+    alpha: float,
+    beta: float = 0.0,
+    first_masked: float = 0.0,
+    masked_step: float = 0.0,
+) -> float:
     """Cost of n tokens whose visible spans are first_span, first_span+step, ... and
     masked spans first_masked, first_masked+masked_step, ...: each costs 1 + alpha per
     visible cell + beta per masked cell."""
@@ -141,8 +149,12 @@ def _tokens_cost(n: int, first_span: float, step: float, alpha: float, beta: flo
 
 
 def layout_costs(
-    seqs: Sequence[Sequence[int]], max_tokens: int, tree: Sequence | None = None, *,
-    alpha: float = ATTEND_COST, beta: float = MASKED_COST_FA,
+    seqs: Sequence[Sequence[int]],
+    max_tokens: int,
+    tree: Sequence | None = None,
+    *,
+    alpha: float = ATTEND_COST,
+    beta: float = MASKED_COST_FA,
 ) -> tuple[float, float]:
     """Estimated cost of one batch (prompts and max_tokens of decoding) in a unified
     KV cache and in one stream per sequence, in units of one token's matrix products.
@@ -167,8 +179,9 @@ def layout_costs(
     return unified, streams
 
 
-def use_unified_cache(seqs: Sequence[Sequence[int]], max_tokens: int, tree: Sequence | None = None, *,
-                      flash_attn: bool = True) -> bool:
+def use_unified_cache(
+    seqs: Sequence[Sequence[int]], max_tokens: int, tree: Sequence | None = None, *, flash_attn: bool = True
+) -> bool:
     """Whether one batch runs best in ONE unified KV cache rather than a stream per
     sequence (see :func:`layout_costs`). Near ties go to the unified cache: there the
     sequences' decoding steps read the cells they share once (measured ~15% faster)."""
@@ -321,7 +334,7 @@ class _LoadedModel:
 
     model: object
     lock: threading.RLock
-    teachers: "weakref.WeakSet[LlamaCppTeacher]"
+    teachers: weakref.WeakSet[LlamaCppTeacher]
 
 
 def load_llama(path: Path, n_gpu_layers: int | None = None) -> _LoadedModel:
@@ -511,9 +524,15 @@ class LlamaCppTeacher:
         seq_tokens = [toks[i] for i in range(len(prompts)) for _ in range(n)]
         results: list[Completion | None] = [None] * len(seq_tokens)
         with self._lock:
-            self.last_stats = {"prompt_tokens": sum(len(t) for t in seq_tokens), "evaluated_tokens": 0, "reused_tokens": 0}
+            self.last_stats = {
+                "prompt_tokens": sum(len(t) for t in seq_tokens),
+                "evaluated_tokens": 0,
+                "reused_tokens": 0,
+            }
             for group in plan_batches(seq_tokens, self.max_parallel):
-                outs = self._generate([seq_tokens[k] for k in group], [sequence_seed(params.seed, k) for k in group], params)
+                outs = self._generate(
+                    [seq_tokens[k] for k in group], [sequence_seed(params.seed, k) for k in group], params
+                )
                 for k, c in zip(group, outs):
                     results[k] = c
         return [[results[i * n + j] for j in range(n)] for i in range(len(prompts))]  # type: ignore[misc]
@@ -653,7 +672,9 @@ class LlamaCppTeacher:
         add(llama_cpp.llama_sampler_init_dist(seed))
         return chain
 
-    def _decode(self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: list[_Seq], ids: list[int]) -> None:
+    def _decode(
+        self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: list[_Seq], ids: list[int]
+    ) -> None:
         """Evaluate (token, pos, sequence ids, wants_logits) entries in calls of at most
         n_batch tokens; a sequence whose logits come out samples its next token at once.
         ``ids[i]`` is the KV sequence id of ``seqs[i]``."""
@@ -788,7 +809,9 @@ class LlamaCppTeacher:
                 #    batches that mix streams into equal per-sequence micro-batches)
                 for s, seq in enumerate(seqs):
                     last = len(seq.tokens) - 1
-                    self._decode([(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs, ids)
+                    self._decode(
+                        [(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs, ids
+                    )
                 evaluated = p + sum(len(t) - p for t in token_lists)
             self.last_stats["evaluated_tokens"] += evaluated
             self.last_stats["reused_tokens"] += sum(reuse)

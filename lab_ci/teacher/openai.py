@@ -15,8 +15,9 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import Completion, Message, SamplingParams, TeacherError, TeacherInfo
@@ -202,12 +203,24 @@ class OpenAITeacher:
     # ------------------------------------------------------------------ public API
 
     def complete(self, prompts: Sequence[str], params: SamplingParams, n: int = 1) -> list[list[Completion]]:
-        return self._run([(lambda k, p=p: completion_body(self.model, p, params, k)) for p in prompts], "completions", "text", params, n)
+        return self._run(
+            [(lambda k, p=p: completion_body(self.model, p, params, k)) for p in prompts],
+            "completions",
+            "text",
+            params,
+            n,
+        )
 
     def chat(
         self, conversations: Sequence[Sequence[Message]], params: SamplingParams, n: int = 1
     ) -> list[list[Completion]]:
-        return self._run([(lambda k, c=c: chat_body(self.model, c, params, k)) for c in conversations], "chat/completions", "chat", params, n)
+        return self._run(
+            [(lambda k, c=c: chat_body(self.model, c, params, k)) for c in conversations],
+            "chat/completions",
+            "chat",
+            params,
+            n,
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -18,8 +18,8 @@ with ``<|endoftext|>`` as the stop string.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from .base import LAB_ASSISTANT, LAB_EOS, LAB_SYSTEM, LAB_USER, Message, TeacherError
 
@@ -91,9 +91,7 @@ def render_jinja(
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     _check_messages(messages)
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
-    )
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     try:

@@ -33,14 +33,16 @@ def sample_bounds(position_ids: torch.Tensor | None, length: int) -> list[list[i
     return out
 
 
-def varlen_sdpa_forward(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None,
-                        position_ids=None, **kwargs):
+def varlen_sdpa_forward(
+    module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, position_ids=None, **kwargs
+):
     """query ``[B, H, T, D]``, key/value ``[B, Hkv, T, D]`` -> ``([B, T, H, D], None)``."""
     if attention_mask is not None:  # a padded batch: not ours to handle
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     n_rep = query.shape[1] // key.shape[1]
     if n_rep > 1:
         key = key.repeat_interleave(n_rep, dim=1)
@@ -52,8 +54,12 @@ def varlen_sdpa_forward(module, query, key, value, attention_mask=None, dropout=
     for b, cuts in enumerate(bounds):
         pieces = [
             F.scaled_dot_product_attention(
-                query[b : b + 1, :, s:e], key[b : b + 1, :, s:e], value[b : b + 1, :, s:e],
-                is_causal=True, scale=scaling, dropout_p=dropout if module.training else 0.0,
+                query[b : b + 1, :, s:e],
+                key[b : b + 1, :, s:e],
+                value[b : b + 1, :, s:e],
+                is_causal=True,
+                scale=scaling,
+                dropout_p=dropout if module.training else 0.0,
             )
             for s, e in zip(cuts, cuts[1:])
         ]

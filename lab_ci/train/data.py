@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from lab_ci.errors import LabCIError
 
@@ -148,9 +148,7 @@ class TokenizedData:
         }
 
 
-def tokenize_records(
-    records: Iterable[Record], tokenizer, max_seq_len: int, overlong: str = "skip"
-) -> TokenizedData:
+def tokenize_records(records: Iterable[Record], tokenizer, max_seq_len: int, overlong: str = "skip") -> TokenizedData:
     """Tokenize records with the LAB template; labels are -100 outside assistant answers.
 
     ``overlong`` is ``"skip"`` (drop samples longer than ``max_seq_len``) or

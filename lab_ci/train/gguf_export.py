@@ -24,8 +24,8 @@ biases, non-BPE tokenizers).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -67,11 +67,7 @@ def permute_rotary(weight: np.ndarray, n_head: int) -> np.ndarray:
     """Reorder q/k projection rows from HF's rotate-half layout to llama.cpp's
     interleaved pairs (what convert_hf_to_gguf.py's ``LlamaModel.permute`` does)."""
     rows = weight.shape[0]
-    return (
-        weight.reshape(n_head, 2, rows // n_head // 2, *weight.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weight.shape)
-    )
+    return weight.reshape(n_head, 2, rows // n_head // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
 def _hf_tensors(hf_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
@@ -99,9 +95,7 @@ def _vocab(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
     model = data.get("model") or {}
     if model.get("type") != "BPE" or not model.get("merges"):
         raise LabCIError(f"{path}: only byte-level BPE tokenizers with merges can be exported")
-    by_id: dict[int, tuple[str, int]] = {
-        i: (tok, gguf.TokenType.NORMAL) for tok, i in model["vocab"].items()
-    }
+    by_id: dict[int, tuple[str, int]] = {i: (tok, gguf.TokenType.NORMAL) for tok, i in model["vocab"].items()}
     for added in data.get("added_tokens", []):
         kind = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
         by_id[added["id"]] = (added["content"], kind)
@@ -182,7 +176,11 @@ def export_gguf(
     writer = gguf.GGUFWriter(str(tmp), arch="llama")
     writer.add_name(name or hf_dir.name)
     writer.add_file_type(
-        {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant]
+        {
+            "f32": gguf.LlamaFileType.ALL_F32,
+            "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        }[quant]
     )
     if quant == "q8_0":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)

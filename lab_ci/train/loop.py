@@ -32,9 +32,9 @@ import random
 import shutil
 import time
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ class TrainConfig:
     max_steps: int = 0  # 0: no limit; else stop (with a checkpoint) after this many steps in total
 
     @classmethod
-    def from_dict(cls, values: dict, base: "TrainConfig | None" = None) -> "TrainConfig":
+    def from_dict(cls, values: dict, base: TrainConfig | None = None) -> TrainConfig:
         """A config with ``values`` applied over ``base`` (or the defaults), type-checked."""
         base = base or cls()
         hints = typing.get_type_hints(cls)
@@ -104,7 +104,7 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: Path) -> "TrainConfig":
+    def from_yaml(cls, path: Path) -> TrainConfig:
         import yaml
 
         try:
@@ -140,8 +140,19 @@ class TrainConfig:
 
 
 #: Options a resumed run must share with the checkpoint (they change the math).
-RESUME_KEYS = ("effective_batch_size", "shuffle", "epochs", "learning_rate", "min_lr_ratio",
-               "lr_schedule", "warmup_steps", "seed", "weight_decay", "max_seq_len", "overlong")
+RESUME_KEYS = (
+    "effective_batch_size",
+    "shuffle",
+    "epochs",
+    "learning_rate",
+    "min_lr_ratio",
+    "lr_schedule",
+    "warmup_steps",
+    "seed",
+    "weight_decay",
+    "max_seq_len",
+    "overlong",
+)
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -289,8 +300,13 @@ def train(
     data = load_dataset(data_files, tokenizer, config.max_seq_len, config.overlong)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     planner = MultipackPlanner(
-        data.lengths, data.loss_tokens, config.effective_batch_size, config.max_tokens_per_batch,
-        world_size=info.world_size, seed=config.seed, shuffle=config.shuffle,
+        data.lengths,
+        data.loss_tokens,
+        config.effective_batch_size,
+        config.max_tokens_per_batch,
+        world_size=info.world_size,
+        seed=config.seed,
+        shuffle=config.shuffle,
     )
     steps_per_epoch = planner.steps_per_epoch()
     total_steps = steps_per_epoch * config.epochs
@@ -299,8 +315,11 @@ def train(
     # model, optimizer, schedule
     model = D.wrap_model(load_model(model_dir, config, device), info, config.strategy)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-        eps=config.adam_eps, weight_decay=config.weight_decay,
+        model.parameters(),
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_eps,
+        weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, total_steps))
 
@@ -337,10 +356,17 @@ def train(
         if info.is_main:
             atomic_save(
                 {
-                    "model": model_state, "optimizer": optim_state, "scheduler": scheduler.state_dict(),
-                    "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-                    "rng": capture_rng(), "metrics": metrics, "config": config.to_dict(),
-                    "data_fingerprint": fingerprint, "world_size": info.world_size,
+                    "model": model_state,
+                    "optimizer": optim_state,
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "step_in_epoch": step_in_epoch,
+                    "global_step": global_step,
+                    "rng": capture_rng(),
+                    "metrics": metrics,
+                    "config": config.to_dict(),
+                    "data_fingerprint": fingerprint,
+                    "world_size": info.world_size,
                 },
                 ckpt_path,
             )
@@ -358,7 +384,9 @@ def train(
             micro = step.micro_batches[info.rank]
             loss_sum = torch.zeros((), device=device)
             for k, indices in enumerate(micro):
-                batch = {n: t.to(device) for n, t in collate_packed(data.input_ids, data.labels, indices, pad_id).items()}
+                batch = {
+                    n: t.to(device) for n, t in collate_packed(data.input_ids, data.labels, indices, pad_id).items()
+                }
                 with D.no_grad_sync(model, sync=k == len(micro) - 1):
                     with autocast:
                         micro_loss = packed_loss_sum(model, batch)
@@ -380,9 +408,16 @@ def train(
             step_in_epoch += 1
             seconds = time.perf_counter() - t0
             entry = {
-                "step": global_step, "epoch": epoch, "loss": loss_sum.item() / step.n_loss_tokens, "lr": lr,
-                "grad_norm": float(grad_norm), "samples": step.n_samples, "tokens": step.n_tokens,
-                "loss_tokens": step.n_loss_tokens, "micro_batches": len(micro), "seconds": round(seconds, 4),
+                "step": global_step,
+                "epoch": epoch,
+                "loss": loss_sum.item() / step.n_loss_tokens,
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "samples": step.n_samples,
+                "tokens": step.n_tokens,
+                "loss_tokens": step.n_loss_tokens,
+                "micro_batches": len(micro),
+                "seconds": round(seconds, 4),
                 "tokens_per_s": round(step.n_tokens / seconds, 1) if seconds > 0 else None,
             }
             metrics.append(entry)
@@ -410,14 +445,24 @@ def train(
     if completed:
         final_dir = out_dir / "final"
         summary = {
-            "global_step": global_step, "epochs": config.epochs, "data": data.stats(), "config": config.to_dict(),
-            "world_size": info.world_size, "seconds": round(time.perf_counter() - t_run, 2),
-            "last_loss": metrics[-1]["loss"] if metrics else None, "base_model": str(model_dir),
+            "global_step": global_step,
+            "epochs": config.epochs,
+            "data": data.stats(),
+            "config": config.to_dict(),
+            "world_size": info.world_size,
+            "seconds": round(time.perf_counter() - t_run, 2),
+            "last_loss": metrics[-1]["loss"] if metrics else None,
+            "base_model": str(model_dir),
         }
         save_hf_model(model, info, config, tokenizer, final_dir, summary)
         D.barrier(info)
     return LoopResult(
-        out_dir=out_dir, final_dir=final_dir, global_step=global_step, completed=completed,
-        last_loss=metrics[-1]["loss"] if metrics else None, metrics_path=metrics_path,
-        data_stats=data.stats(), resumed_from_step=resumed_from,
+        out_dir=out_dir,
+        final_dir=final_dir,
+        global_step=global_step,
+        completed=completed,
+        last_loss=metrics[-1]["loss"] if metrics else None,
+        metrics_path=metrics_path,
+        data_stats=data.stats(),
+        resumed_from_step=resumed_from,
     )

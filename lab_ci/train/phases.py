@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from lab_ci.errors import LabCIError
 from lab_ci.train.loop import TrainConfig, train
@@ -42,7 +42,7 @@ class PhaseSpec:
         return TrainConfig.from_dict(values, base=base)
 
     @classmethod
-    def from_dict(cls, values: dict, base_dir: Path = Path(".")) -> "PhaseSpec":
+    def from_dict(cls, values: dict, base_dir: Path = Path(".")) -> PhaseSpec:
         """From a config-file mapping: name, data (list of paths, relative to base_dir), epochs, learning_rate, rest as overrides."""
         if not isinstance(values, dict) or not isinstance(values.get("name"), str):
             raise LabCIError("each phase needs a 'name' (string)")
@@ -53,8 +53,11 @@ class PhaseSpec:
             raise LabCIError(f"phase {values['name']!r}: 'data' must be a non-empty list of JSONL paths")
         rest = {k: v for k, v in values.items() if k not in ("name", "data", "epochs", "learning_rate")}
         spec = cls(
-            name=values["name"], data=tuple((base_dir / d) for d in data),
-            epochs=values.get("epochs"), learning_rate=values.get("learning_rate"), overrides=rest,
+            name=values["name"],
+            data=tuple((base_dir / d) for d in data),
+            epochs=values.get("epochs"),
+            learning_rate=values.get("learning_rate"),
+            overrides=rest,
         )
         spec.config(TrainConfig())  # type-check the overrides now
         return spec
@@ -103,13 +106,24 @@ def train_phases(
         marker = final / DONE_MARKER
         if marker.is_file():
             summary = json.loads(marker.read_text())
-            results.append(PhaseResult(spec.name, index, pdir, final, summary.get("global_step", 0),
-                                       summary.get("last_loss"), True, summary.get("data", {})))
+            results.append(
+                PhaseResult(
+                    spec.name,
+                    index,
+                    pdir,
+                    final,
+                    summary.get("global_step", 0),
+                    summary.get("last_loss"),
+                    True,
+                    summary.get("data", {}),
+                )
+            )
             model_dir = final
             continue
         res = train(model_dir, spec.data, pdir, spec.config(config), on_step=on_step)
-        results.append(PhaseResult(spec.name, index, pdir, res.final_dir, res.global_step, res.last_loss,
-                                   False, res.data_stats))
+        results.append(
+            PhaseResult(spec.name, index, pdir, res.final_dir, res.global_step, res.last_loss, False, res.data_stats)
+        )
         if not res.completed:
             return TrainResult(results, None, completed=False)
         model_dir = res.final_dir

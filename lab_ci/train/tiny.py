@@ -8,8 +8,8 @@ plus that tokenizer as an HF model directory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from lab_ci.train.data import ASSISTANT, EOS, SYSTEM, USER
 
@@ -44,8 +44,15 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512):
 
 
 def make_tiny_llama(
-    out: Path, tokenizer, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-    intermediate: int | None = None, max_positions: int = 1024, seed: int = 0,
+    out: Path,
+    tokenizer,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int | None = None,
+    max_positions: int = 1024,
+    seed: int = 0,
 ) -> Path:
     """Write a random ``LlamaForCausalLM`` with ``tokenizer`` to ``out`` (an HF model dir)."""
     import torch
@@ -53,10 +60,17 @@ def make_tiny_llama(
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=max_positions, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=None, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate or 2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(cfg)
     out = Path(out)

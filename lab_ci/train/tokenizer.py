@@ -19,8 +19,9 @@ pre-tokenizer ``gpt-2``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..teacher.base import LAB_ASSISTANT as ASSISTANT
 from ..teacher.base import LAB_EOS as ENDOFTEXT

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from ghdouble import GitHubDouble, UvicornThread  # noqa: E402,F401
 
 from labtest import REPO_ROOT, SHARED, WEBHOOK_PAYLOADS, run_git  # noqa: E402,F401
 
+
 def wait_for(predicate, timeout: float = 30.0, *, interval: float = 0.02, proc: subprocess.Popen | None = None) -> bool:
     """Poll ``predicate`` until it is true (True) or ``timeout`` s pass (False); with
     ``proc``, fail at once if that process exits meanwhile."""
@@ -32,7 +32,9 @@ def wait_for(predicate, timeout: float = 30.0, *, interval: float = 0.02, proc: 
             return True
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else b""
-            raise AssertionError(f"process exited {proc.returncode}: {(out.decode() if isinstance(out, bytes) else out)[-2000:]}")
+            raise AssertionError(
+                f"process exited {proc.returncode}: {(out.decode() if isinstance(out, bytes) else out)[-2000:]}"
+            )
         time.sleep(interval)
     return False
 
@@ -49,8 +51,14 @@ def free_port() -> int:
 def new_rsa_key() -> tuple[str, str]:
     """(private PEM, public PEM) of a fresh 2048-bit RSA key (the GitHub App's key)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -97,7 +105,14 @@ def ghdouble(app_key) -> GitHubDouble:
 def transport(ghdouble):
     from lab_ci.bot.github import Transport
 
-    return Transport(base_url=ghdouble.base_url, timeout=2, retries=3, backoff_factor=0.05, max_rate_limit_wait=5, secondary_rate_wait=1)
+    return Transport(
+        base_url=ghdouble.base_url,
+        timeout=2,
+        retries=3,
+        backoff_factor=0.05,
+        max_rate_limit_wait=5,
+        secondary_rate_wait=1,
+    )
 
 
 @pytest.fixture
@@ -130,11 +145,30 @@ def load_payload(name: str) -> dict:
     return json.loads((WEBHOOK_PAYLOADS / name).read_text())
 
 
-def adapt(payload: dict, *, clone_url: str, base_url: str = "https://api.github.com", number: int | None = None, head_sha: str | None = None, base_sha: str | None = None, head_ref: str | None = None, default_branch: str = "main", draft: bool | None = None) -> dict:
+def adapt(
+    payload: dict,
+    *,
+    clone_url: str,
+    base_url: str = "https://api.github.com",
+    number: int | None = None,
+    head_sha: str | None = None,
+    base_sha: str | None = None,
+    head_ref: str | None = None,
+    default_branch: str = "main",
+    draft: bool | None = None,
+) -> dict:
     """A real webhook payload adapted to our test repository (repository / PR fields only)."""
     p = copy.deepcopy(payload)
     repo = p.setdefault("repository", {})
-    repo.update({"name": NAME, "full_name": REPO, "clone_url": clone_url, "default_branch": default_branch, "url": f"{base_url}/repos/{REPO}"})
+    repo.update(
+        {
+            "name": NAME,
+            "full_name": REPO,
+            "clone_url": clone_url,
+            "default_branch": default_branch,
+            "url": f"{base_url}/repos/{REPO}",
+        }
+    )
     repo.setdefault("owner", {})["login"] = OWNER
     p["installation"] = {"id": INSTALLATION_ID, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc="}
     pr = p.get("pull_request")
@@ -149,7 +183,13 @@ def adapt(payload: dict, *, clone_url: str, base_url: str = "https://api.github.
         if base_sha:
             pr["base"]["sha"] = base_sha
         pr["base"]["ref"] = default_branch
-        pr["base"]["repo"] = {**pr["base"].get("repo", {}), "full_name": REPO, "name": NAME, "clone_url": clone_url, "default_branch": default_branch}
+        pr["base"]["repo"] = {
+            **pr["base"].get("repo", {}),
+            "full_name": REPO,
+            "name": NAME,
+            "clone_url": clone_url,
+            "default_branch": default_branch,
+        }
         if draft is not None:
             pr["draft"] = draft
     return p
@@ -182,7 +222,7 @@ class BotServer:
     def ctx(self):
         return self.worker.ctx
 
-    def start(self) -> "BotServer":
+    def start(self) -> BotServer:
         self.http = UvicornThread(self.app, lifespan="on").start()
         self.url = self.http.url
         return self
@@ -191,7 +231,9 @@ class BotServer:
         self.http.stop(timeout=30)
         self.queue.close()
 
-    def deliver(self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET):
+    def deliver(
+        self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET
+    ):
         import uuid
 
         import httpx
@@ -225,7 +267,9 @@ class BotServer:
             if not busy:
                 return jobs
             time.sleep(0.05)
-        raise AssertionError(f"jobs still busy after {timeout}s: {[(j['kind'], j['state'], j.get('last_error')) for j in busy]}")
+        raise AssertionError(
+            f"jobs still busy after {timeout}s: {[(j['kind'], j['state'], j.get('last_error')) for j in busy]}"
+        )
 
 
 @pytest.fixture
@@ -237,9 +281,15 @@ def bot_settings(tmp_path, app_key, ghdouble, monkeypatch):
     monkeypatch.delenv("LAB_CI_GIT_URL", raising=False)
     monkeypatch.delenv("LAB_CI_TEACHER", raising=False)
     return Settings(
-        webhook_secret=WEBHOOK_SECRET, app_id=str(APP_ID), private_key=app_key[0],
-        github_api_url=ghdouble.base_url, data_dir=tmp_path / "bot-data", workers=2,
-        lease_seconds=10, backoff_base=0.2, backoff_max=1.0,
+        webhook_secret=WEBHOOK_SECRET,
+        app_id=str(APP_ID),
+        private_key=app_key[0],
+        github_api_url=ghdouble.base_url,
+        data_dir=tmp_path / "bot-data",
+        workers=2,
+        lease_seconds=10,
+        backoff_base=0.2,
+        backoff_max=1.0,
     )
 
 

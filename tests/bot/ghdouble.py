@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -51,7 +51,7 @@ ROLE_TO_LEGACY = {"admin": "admin", "maintain": "write", "write": "write", "tria
 
 
 def iso(t: float | None = None) -> str:
-    return datetime.fromtimestamp(t if t is not None else time.time(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t if t is not None else time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -110,7 +110,7 @@ class UvicornThread:
         self.server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, **config))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
-    def start(self, timeout: float = 15.0) -> "UvicornThread":
+    def start(self, timeout: float = 15.0) -> UvicornThread:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -123,7 +123,7 @@ class UvicornThread:
         self.server.should_exit = True
         self.thread.join(timeout)
 
-    def __enter__(self) -> "UvicornThread":
+    def __enter__(self) -> UvicornThread:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -165,7 +165,17 @@ class GitHubDouble:
         self.repos[full_name] = repo
         return repo
 
-    def add_pull(self, full_name: str, number: int, *, head_sha: str, base_sha: str, head_ref: str = "topic", draft: bool = False, user: str = "contributor") -> dict:
+    def add_pull(
+        self,
+        full_name: str,
+        number: int,
+        *,
+        head_sha: str,
+        base_sha: str,
+        head_ref: str = "topic",
+        draft: bool = False,
+        user: str = "contributor",
+    ) -> dict:
         repo = self.repos[full_name]
         api = f"{self.base_url}/repos/{full_name}"
         pr = {
@@ -185,8 +195,20 @@ class GitHubDouble:
             "merged_at": None,
             "merge_commit_sha": None,
             "draft": draft,
-            "head": {"label": f"{repo.owner}:{head_ref}", "ref": head_ref, "sha": head_sha, "user": self._user(repo.owner), "repo": self._repo_json(repo)},
-            "base": {"label": f"{repo.owner}:{repo.default_branch}", "ref": repo.default_branch, "sha": base_sha, "user": self._user(repo.owner), "repo": self._repo_json(repo)},
+            "head": {
+                "label": f"{repo.owner}:{head_ref}",
+                "ref": head_ref,
+                "sha": head_sha,
+                "user": self._user(repo.owner),
+                "repo": self._repo_json(repo),
+            },
+            "base": {
+                "label": f"{repo.owner}:{repo.default_branch}",
+                "ref": repo.default_branch,
+                "sha": base_sha,
+                "user": self._user(repo.owner),
+                "repo": self._repo_json(repo),
+            },
             "merged": False,
             "mergeable": None,
             "comments": 0,
@@ -198,14 +220,29 @@ class GitHubDouble:
         repo.pulls[number] = pr
         return pr
 
-    def add_comment(self, full_name: str, number: int, body: str, *, user: str = "contributor", bot: bool = False) -> dict:
+    def add_comment(
+        self, full_name: str, number: int, body: str, *, user: str = "contributor", bot: bool = False
+    ) -> dict:
         with self._lock:
             return self._new_comment(full_name, number, body, self._user(user, bot=bot))
 
-    def fail(self, method: str, path_regex: str, status: int, *, headers: dict | None = None, body: Any = None, delay: float = 0.0, times: int = 1, apply: bool = False) -> None:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        headers: dict | None = None,
+        body: Any = None,
+        delay: float = 0.0,
+        times: int = 1,
+        apply: bool = False,
+    ) -> None:
         """Queue ``times`` scripted responses for requests matching method + path regex.
         ``apply=True``: the request takes effect before the scripted error is answered."""
-        self.faults.append(Fault(method.upper(), re.compile(path_regex), status, dict(headers or {}), body, delay, times, apply))
+        self.faults.append(
+            Fault(method.upper(), re.compile(path_regex), status, dict(headers or {}), body, delay, times, apply)
+        )
 
     def fail_rate_limit(self, method: str, path_regex: str, *, reset_in: int = 1, times: int = 1) -> None:
         """403 primary rate limit, as GitHub sends it."""
@@ -213,18 +250,32 @@ class GitHubDouble:
             method,
             path_regex,
             403,
-            headers={"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000", "x-ratelimit-reset": str(int(time.time()) + reset_in), "x-ratelimit-resource": "core"},
-            body={"message": "API rate limit exceeded for installation ID 1.", "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api"},
+            headers={
+                "x-ratelimit-limit": "5000",
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-used": "5000",
+                "x-ratelimit-reset": str(int(time.time()) + reset_in),
+                "x-ratelimit-resource": "core",
+            },
+            body={
+                "message": "API rate limit exceeded for installation ID 1.",
+                "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api",
+            },
             times=times,
         )
 
-    def fail_secondary_rate_limit(self, method: str, path_regex: str, *, retry_after: int = 1, status: int = 403, times: int = 1) -> None:
+    def fail_secondary_rate_limit(
+        self, method: str, path_regex: str, *, retry_after: int = 1, status: int = 403, times: int = 1
+    ) -> None:
         self.fail(
             method,
             path_regex,
             status,
             headers={"retry-after": str(retry_after)},
-            body={"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"},
+            body={
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            },
             times=times,
         )
 
@@ -235,7 +286,8 @@ class GitHubDouble:
 
     def runs_named(self, full_name: str, name: str, head_sha: str | None = None) -> list[dict]:
         return [
-            r for r in self.check_runs.values()
+            r
+            for r in self.check_runs.values()
             if r["_repo"] == full_name and r["name"] == name and (head_sha is None or r["head_sha"] == head_sha)
         ]
 
@@ -245,10 +297,28 @@ class GitHubDouble:
     # -- JSON shapes ---------------------------------------------------------------------
     def _user(self, login: str, *, bot: bool = False) -> dict:
         uid = abs(hash(login)) % 10_000_000
-        return {"login": login, "id": uid, "node_id": f"U_{uid}", "avatar_url": "", "url": f"{self.base_url}/users/{login}", "html_url": f"https://github.com/{login}", "type": "Bot" if bot else "User", "site_admin": False}
+        return {
+            "login": login,
+            "id": uid,
+            "node_id": f"U_{uid}",
+            "avatar_url": "",
+            "url": f"{self.base_url}/users/{login}",
+            "html_url": f"https://github.com/{login}",
+            "type": "Bot" if bot else "User",
+            "site_admin": False,
+        }
 
     def _repo_json(self, repo: FakeRepo) -> dict:
-        return {"id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": repo.full_name, "private": False, "owner": self._user(repo.owner), "url": f"{self.base_url}/repos/{repo.full_name}", "default_branch": repo.default_branch}
+        return {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": False,
+            "owner": self._user(repo.owner),
+            "url": f"{self.base_url}/repos/{repo.full_name}",
+            "default_branch": repo.default_branch,
+        }
 
     def _bot_user(self) -> dict:
         return self._user(f"{self.app_slug}[bot]", bot=True)
@@ -273,7 +343,7 @@ class GitHubDouble:
         return c
 
     # -- server -----------------------------------------------------------------------------
-    def start(self) -> "GitHubDouble":
+    def start(self) -> GitHubDouble:
         try:
             self._server = UvicornThread(self._app(), lifespan="off").start(timeout=10)
         except RuntimeError:
@@ -286,7 +356,9 @@ class GitHubDouble:
             self._server.stop(timeout=10)
 
     def _app(self) -> Starlette:
-        return Starlette(routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])])
+        return Starlette(
+            routes=[Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])]
+        )
 
     async def _dispatch(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]
@@ -306,7 +378,18 @@ class GitHubDouble:
                     self._handle(request, path, body)
             if fault.status:
                 if fault.body is None:
-                    fault.body = {"message": {500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 404: "Not Found", 401: "Bad credentials", 422: "Validation Failed"}.get(fault.status, "Error"), "documentation_url": DOCS}
+                    fault.body = {
+                        "message": {
+                            500: "Server Error",
+                            502: "Bad Gateway",
+                            503: "Service Unavailable",
+                            504: "Gateway Timeout",
+                            404: "Not Found",
+                            401: "Bad credentials",
+                            422: "Validation Failed",
+                        }.get(fault.status, "Error"),
+                        "documentation_url": DOCS,
+                    }
                 self._finish(call, fault.status)
                 return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
         with self._lock:
@@ -324,7 +407,9 @@ class GitHubDouble:
         """Block until ``count`` matching calls have been answered (even if the client
         went away meanwhile)."""
         with self.answered:
-            return self.answered.wait_for(lambda: sum(c.done_at is not None for c in self.calls_to(method, path_regex)) >= count, timeout)
+            return self.answered.wait_for(
+                lambda: sum(c.done_at is not None for c in self.calls_to(method, path_regex)) >= count, timeout
+            )
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -386,7 +471,9 @@ class GitHubDouble:
         if not tok or request.headers.get("authorization", "").split()[0].lower() != "bearer":
             return self._error(401, "A JSON web token could not be decoded")
         try:
-            claims = jwt.decode(tok, self.public_key_pem, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]}, leeway=60)
+            claims = jwt.decode(
+                tok, self.public_key_pem, algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]}, leeway=60
+            )
         except jwt.PyJWTError as e:
             return self._error(401, f"A JSON web token could not be decoded ({type(e).__name__})")
         if str(claims["iss"]) != str(self.app_id):
@@ -397,7 +484,20 @@ class GitHubDouble:
         expires = time.time() + self.token_ttl
         self.tokens[token] = (installation_id, expires)
         return JSONResponse(
-            {"token": token, "expires_at": iso(expires), "permissions": {"checks": "write", "contents": "read", "issues": "write", "pull_requests": "write", "metadata": "read", "members": "read", "actions": "write"}, "repository_selection": "all"},
+            {
+                "token": token,
+                "expires_at": iso(expires),
+                "permissions": {
+                    "checks": "write",
+                    "contents": "read",
+                    "issues": "write",
+                    "pull_requests": "write",
+                    "metadata": "read",
+                    "members": "read",
+                    "actions": "write",
+                },
+                "repository_selection": "all",
+            },
             status_code=201,
         )
 
@@ -441,7 +541,8 @@ class GitHubDouble:
     def _list_check_runs(self, request, body, full, ref):
         name = request.query_params.get("check_name")
         runs = [
-            self._public_run(r) for r in sorted(self.check_runs.values(), key=lambda r: -r["id"])
+            self._public_run(r)
+            for r in sorted(self.check_runs.values(), key=lambda r: -r["id"])
             if r["_repo"] == full and r["head_sha"] == ref and (name is None or r["name"] == name)
         ]
         return self._paginate(request, runs, "check_runs", {"total_count": len(runs)})
@@ -452,39 +553,90 @@ class GitHubDouble:
         if creating:
             for k in ("name", "head_sha"):
                 if not isinstance(body.get(k), str) or not body.get(k):
-                    return self._error(422, f"Invalid request.\n\n\"{k}\" wasn't supplied.")
+                    return self._error(422, f'Invalid request.\n\n"{k}" wasn\'t supplied.')
         status = body.get("status")
         if status is not None and status not in STATUSES:
-            return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "invalid", "field": "status"}])
+            return self._error(
+                422, "Validation Failed", [{"resource": "CheckRun", "code": "invalid", "field": "status"}]
+            )
         concl = body.get("conclusion")
         if concl is not None and concl not in CONCLUSIONS:
-            return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "invalid", "field": "conclusion"}])
+            return self._error(
+                422, "Validation Failed", [{"resource": "CheckRun", "code": "invalid", "field": "conclusion"}]
+            )
         if status == "completed" and concl is None and creating:
-            return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "missing_field", "field": "conclusion"}])
+            return self._error(
+                422, "Validation Failed", [{"resource": "CheckRun", "code": "missing_field", "field": "conclusion"}]
+            )
         out = body.get("output")
         if out is not None:
             if not isinstance(out, dict) or not out.get("title") or not isinstance(out.get("summary"), str):
-                return self._error(422, "Invalid request.\n\nFor 'properties/output', \"title\" and \"summary\" are required.")
+                return self._error(
+                    422, 'Invalid request.\n\nFor \'properties/output\', "title" and "summary" are required.'
+                )
             for k in ("summary", "text"):
                 if isinstance(out.get(k), str) and len(out[k]) > 65535:
-                    return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "custom", "field": f"output.{k}", "message": f"output.{k} is too long (maximum is 65535 characters)"}])
+                    return self._error(
+                        422,
+                        "Validation Failed",
+                        [
+                            {
+                                "resource": "CheckRun",
+                                "code": "custom",
+                                "field": f"output.{k}",
+                                "message": f"output.{k} is too long (maximum is 65535 characters)",
+                            }
+                        ],
+                    )
             anns = out.get("annotations") or []
             if len(anns) > 50:
-                return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "custom", "field": "annotations", "message": "only 50 annotations may be created per request"}])
+                return self._error(
+                    422,
+                    "Validation Failed",
+                    [
+                        {
+                            "resource": "CheckRun",
+                            "code": "custom",
+                            "field": "annotations",
+                            "message": "only 50 annotations may be created per request",
+                        }
+                    ],
+                )
             for a in anns:
                 need = ("path", "start_line", "end_line", "annotation_level", "message")
-                if any(a.get(k) in (None, "") for k in need) or a["annotation_level"] not in ("notice", "warning", "failure"):
+                if any(a.get(k) in (None, "") for k in need) or a["annotation_level"] not in (
+                    "notice",
+                    "warning",
+                    "failure",
+                ):
                     return self._error(422, "Invalid request.\n\nInvalid annotation.")
                 if ("start_column" in a or "end_column" in a) and a["start_line"] != a["end_line"]:
-                    return self._error(422, "Invalid request.\n\nstart_column and end_column may only be used on single-line annotations.")
+                    return self._error(
+                        422,
+                        "Invalid request.\n\nstart_column and end_column may only be used on single-line annotations.",
+                    )
         actions = body.get("actions")
         if actions is not None:
-            if len(actions) > 3 or any(len(a.get("label", "")) > 20 or len(a.get("identifier", "")) > 20 or len(a.get("description", "")) > 40 for a in actions):
-                return self._error(422, "Validation Failed", [{"resource": "CheckRun", "code": "custom", "field": "actions"}])
+            if len(actions) > 3 or any(
+                len(a.get("label", "")) > 20 or len(a.get("identifier", "")) > 20 or len(a.get("description", "")) > 40
+                for a in actions
+            ):
+                return self._error(
+                    422, "Validation Failed", [{"resource": "CheckRun", "code": "custom", "field": "actions"}]
+                )
         return None
 
     def _apply_run(self, run: dict, body: dict) -> None:
-        for k in ("name", "details_url", "external_id", "status", "conclusion", "started_at", "completed_at", "actions"):
+        for k in (
+            "name",
+            "details_url",
+            "external_id",
+            "status",
+            "conclusion",
+            "started_at",
+            "completed_at",
+            "actions",
+        ):
             if k in body:
                 run[k] = body[k]
         if body.get("conclusion") and "status" not in body:
@@ -518,10 +670,18 @@ class GitHubDouble:
             "conclusion": None,
             "started_at": iso(),
             "completed_at": None,
-            "output": {"title": None, "summary": None, "text": None, "annotations_count": 0, "annotations_url": f"{api}/annotations"},
+            "output": {
+                "title": None,
+                "summary": None,
+                "text": None,
+                "annotations_count": 0,
+                "annotations_url": f"{api}/annotations",
+            },
             "name": body["name"],
             "check_suite": {"id": 5000 + rid},
-            "app": {"id": self.app_id, "slug": self.app_slug, "name": self.app_slug} if self._token_app(request) is None else self._token_app(request),
+            "app": {"id": self.app_id, "slug": self.app_slug, "name": self.app_slug}
+            if self._token_app(request) is None
+            else self._token_app(request),
             "pull_requests": [],
             "_repo": full,
         }
@@ -545,7 +705,10 @@ class GitHubDouble:
         if run is None or run["_repo"] != full:
             return self._error(404, "Not Found")
         if run["app"]["id"] != (self._token_app(request) or {"id": self.app_id})["id"]:
-            return self._error(403, "Invalid app_id `%s` - check run can only be modified by the GitHub App that created it." % self.app_id)
+            return self._error(
+                403,
+                f"Invalid app_id `{self.app_id}` - check run can only be modified by the GitHub App that created it.",
+            )
         err = self._validate_run(body, creating=False)
         if err:
             return err
@@ -561,9 +724,20 @@ class GitHubDouble:
 
     def _create_comment(self, request, body, full, number):
         if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not body["body"]:
-            return self._error(422, "Invalid request.\n\n\"body\" wasn't supplied.")
+            return self._error(422, 'Invalid request.\n\n"body" wasn\'t supplied.')
         if len(body["body"]) > 65536:
-            return self._error(422, "Validation Failed", [{"resource": "IssueComment", "code": "unprocessable", "field": "data", "message": "Body is too long (maximum is 65536 characters)"}])
+            return self._error(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "IssueComment",
+                        "code": "unprocessable",
+                        "field": "data",
+                        "message": "Body is too long (maximum is 65536 characters)",
+                    }
+                ],
+            )
         return JSONResponse(self._new_comment(full, int(number), body["body"], self._bot_user()), status_code=201)
 
     def _edit_comment(self, request, body, full, cid):
@@ -573,7 +747,7 @@ class GitHubDouble:
         if c["user"]["login"] != f"{self.app_slug}[bot]":
             return self._error(403, "Resource not accessible by integration")
         if not isinstance(body, dict) or not isinstance(body.get("body"), str):
-            return self._error(422, "Invalid request.\n\n\"body\" wasn't supplied.")
+            return self._error(422, 'Invalid request.\n\n"body" wasn\'t supplied.')
         c["body"] = body["body"]
         c["updated_at"] = iso()
         return JSONResponse(c)
@@ -584,13 +758,21 @@ class GitHubDouble:
         if role is None:
             # Not a collaborator: GitHub answers with the public "read" role for public repos.
             return JSONResponse({"permission": "read", "role_name": "read", "user": self._user(user)})
-        return JSONResponse({"permission": ROLE_TO_LEGACY[role], "role_name": role, "user": {**self._user(user), "permissions": {}}})
+        return JSONResponse(
+            {"permission": ROLE_TO_LEGACY[role], "role_name": role, "user": {**self._user(user), "permissions": {}}}
+        )
 
     def _membership(self, request, body, org, slug, user):
         team = self.teams.get((org, slug))
         if team is None or user not in team:
             return self._error(404, "Not Found")
-        return JSONResponse({"url": f"{self.base_url}/orgs/{org}/teams/{slug}/memberships/{user}", "role": "member", "state": team[user]})
+        return JSONResponse(
+            {
+                "url": f"{self.base_url}/orgs/{org}/teams/{slug}/memberships/{user}",
+                "role": "member",
+                "state": team[user],
+            }
+        )
 
     def _contents(self, request, body, full, path):
         repo = self.repos[full]
@@ -599,32 +781,58 @@ class GitHubDouble:
         if text is None:
             return self._error(404, "Not Found")
         raw = text.encode()
-        return JSONResponse({
-            "type": "file", "encoding": "base64", "size": len(raw), "name": path.rsplit("/", 1)[-1], "path": path,
-            "content": base64.encodebytes(raw).decode(), "sha": secrets.token_hex(20),
-            "url": f"{self.base_url}/repos/{full}/contents/{path}?ref={ref}",
-        })
+        return JSONResponse(
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(raw),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": base64.encodebytes(raw).decode(),
+                "sha": secrets.token_hex(20),
+                "url": f"{self.base_url}/repos/{full}/contents/{path}?ref={ref}",
+            }
+        )
 
     def _dispatch_workflow(self, request, body, full, workflow):
         repo = self.repos[full]
         if workflow not in repo.workflows:
             return self._error(404, "Not Found")
         if not isinstance(body, dict) or not body.get("ref"):
-            return self._error(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
+            return self._error(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
         inputs = body.get("inputs") or {}
         if len(inputs) > 10 or not all(isinstance(v, str) for v in inputs.values()):
             return self._error(422, "Invalid request.\n\nFor 'properties/inputs', values must be strings.")
         self.dispatches.append({"repo": full, "workflow": workflow, "ref": body["ref"], "inputs": inputs})
         # GitHub queues a run at once; its display_title is the workflow's run-name
         rid = next(self._ids)
-        title = re.sub(r"\$\{\{\s*inputs\.(\w+)\s*\}\}", lambda m: str(inputs.get(m.group(1), "")), repo.run_names.get(workflow, workflow))
-        self.workflow_runs.append({
-            "id": rid, "name": workflow, "node_id": f"WFR_{rid}", "display_title": title, "event": "workflow_dispatch",
-            "status": "queued", "conclusion": None, "head_branch": body["ref"], "head_sha": secrets.token_hex(20),
-            "path": f".github/workflows/{workflow}", "run_number": rid, "created_at": iso(), "updated_at": iso(),
-            "url": f"{self.base_url}/repos/{full}/actions/runs/{rid}", "html_url": f"https://github.com/{full}/actions/runs/{rid}",
-            "repository": self._repo_json(repo), "_repo": full, "_workflow": workflow,
-        })
+        title = re.sub(
+            r"\$\{\{\s*inputs\.(\w+)\s*\}\}",
+            lambda m: str(inputs.get(m.group(1), "")),
+            repo.run_names.get(workflow, workflow),
+        )
+        self.workflow_runs.append(
+            {
+                "id": rid,
+                "name": workflow,
+                "node_id": f"WFR_{rid}",
+                "display_title": title,
+                "event": "workflow_dispatch",
+                "status": "queued",
+                "conclusion": None,
+                "head_branch": body["ref"],
+                "head_sha": secrets.token_hex(20),
+                "path": f".github/workflows/{workflow}",
+                "run_number": rid,
+                "created_at": iso(),
+                "updated_at": iso(),
+                "url": f"{self.base_url}/repos/{full}/actions/runs/{rid}",
+                "html_url": f"https://github.com/{full}/actions/runs/{rid}",
+                "repository": self._repo_json(repo),
+                "_repo": full,
+                "_workflow": workflow,
+            }
+        )
         return Response(status_code=204)
 
     def _list_workflow_runs(self, request, body, full, workflow):
@@ -633,7 +841,8 @@ class GitHubDouble:
             return self._error(404, "Not Found")
         event = request.query_params.get("event")
         runs = [
-            self._public_run(r) for r in sorted(self.workflow_runs, key=lambda r: -r["id"])
+            self._public_run(r)
+            for r in sorted(self.workflow_runs, key=lambda r: -r["id"])
             if r["_repo"] == full and r["_workflow"] == workflow and (event is None or r["event"] == event)
         ]
         return self._paginate(request, runs, "workflow_runs", {"total_count": len(runs)})

@@ -24,7 +24,9 @@ def push_payload(github_side_repo, sha):
 
 
 def comment_payload(github_side_repo, body, user, number=PR):
-    p = adapt(load_payload("issue_comment/created.with-installation.payload.json"), clone_url=f"file://{github_side_repo}")
+    p = adapt(
+        load_payload("issue_comment/created.with-installation.payload.json"), clone_url=f"file://{github_side_repo}"
+    )
     p["issue"].update(number=number, pull_request={"url": f"https://api.github.com/repos/{REPO}/pulls/{number}"})
     p["issue"]["user"]["login"] = "contributor"
     p["comment"].update(body=body, id=abs(hash((body, user))) % 10**9)
@@ -45,9 +47,13 @@ def workflow_run_payload(github_side_repo, request_id, sha, action, conclusion=N
     p = adapt(load_payload("workflow_run/completed.payload.json"), clone_url=f"file://{github_side_repo}")
     p["action"] = action
     p["workflow_run"].update(
-        display_title=f"lab-ci build request {request_id} ({sha})", status="completed" if action == "completed" else "in_progress",
-        conclusion=conclusion, id=900000 + request_id, html_url=f"https://github.com/{REPO}/actions/runs/{900000 + request_id}",
-        path=".github/workflows/lab-ci-build-dispatch.yml", event="workflow_dispatch",
+        display_title=f"lab-ci build request {request_id} ({sha})",
+        status="completed" if action == "completed" else "in_progress",
+        conclusion=conclusion,
+        id=900000 + request_id,
+        html_url=f"https://github.com/{REPO}/actions/runs/{900000 + request_id}",
+        path=".github/workflows/lab-ci-build-dispatch.yml",
+        event="workflow_dispatch",
     )
     return p
 
@@ -67,13 +73,21 @@ def test_merge_approval_and_dispatched_build(bot, ghdouble, github_side_repo):
     bot.wait_idle()
     [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
     assert run["status"] == "completed" and run["conclusion"] == "action_required"
-    assert run["actions"] == [{"label": "Approve build", "identifier": "approve-build", "description": "Start the release build of this commit"}]
+    assert run["actions"] == [
+        {
+            "label": "Approve build",
+            "identifier": "approve-build",
+            "description": "Start the release build of this commit",
+        }
+    ]
     assert f"/lab approve-build {sha[:12]}" in run["output"]["summary"]
 
     # a contributor without permission is refused politely; nothing happens
     bot.deliver("issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "contributor"))
     bot.wait_idle()
-    assert "sorry, only maintainers" in bot_comments(ghdouble)[-1] and "Nothing was changed" in bot_comments(ghdouble)[-1]
+    assert (
+        "sorry, only maintainers" in bot_comments(ghdouble)[-1] and "Nothing was changed" in bot_comments(ghdouble)[-1]
+    )
     assert ghdouble.dispatches == []
 
     # a maintainer naming another commit is refused too
@@ -119,7 +133,11 @@ def test_newer_merge_supersedes_and_button_approval(bot, ghdouble, github_side_r
     bot.deliver("pull_request", merged_payload(github_side_repo, new, number=701))
     bot.wait_idle()
     [old_run] = ghdouble.runs_named(REPO, BUILD_CHECK, old)
-    assert old_run["conclusion"] == "skipped" and old_run["output"]["title"] == f"Superseded by {new[:12]}" and old_run["actions"] == []
+    assert (
+        old_run["conclusion"] == "skipped"
+        and old_run["output"]["title"] == f"Superseded by {new[:12]}"
+        and old_run["actions"] == []
+    )
     # the old button no longer works: the reply lands on the old PR
     bot.deliver("check_run", button_payload(github_side_repo, old, "maintainer"))
     bot.wait_idle()
@@ -136,11 +154,15 @@ def test_newer_merge_supersedes_and_button_approval(bot, ghdouble, github_side_r
 
 def test_team_members_can_approve_when_configured_and_cancel(bot, ghdouble, github_side_repo):
     sha = main_commits(github_side_repo)[0]
-    ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = "build:\n  approvers:\n    permission: admin\n    teams: [release]\n"
+    ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = (
+        "build:\n  approvers:\n    permission: admin\n    teams: [release]\n"
+    )
     ghdouble.teams[("octo-org", "release")] = {"writer": "active"}
     bot.deliver("pull_request", merged_payload(github_side_repo, sha))
     bot.wait_idle()
-    bot.deliver("issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "maintainer"))  # maintain < admin
+    bot.deliver(
+        "issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "maintainer")
+    )  # maintain < admin
     bot.wait_idle()
     assert "only maintainers" in bot_comments(ghdouble)[-1] and ghdouble.dispatches == []
     bot.deliver("issue_comment", comment_payload(github_side_repo, "/lab cancel-build", "writer"))  # team member
@@ -171,7 +193,8 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
     """executor: local -> `<build command> --taxonomy <mirror> --commit SHA --out DIR`."""
     sha = main_commits(github_side_repo)[0]
     script = tmp_path / "fake_build.py"  # stands in for `lab-ci build` (BUILD's): checks its inputs for real
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import argparse, pathlib, subprocess, sys
         ap = argparse.ArgumentParser(); ap.add_argument("--taxonomy"); ap.add_argument("--commit"); ap.add_argument("--out")
         a = ap.parse_args()
@@ -179,7 +202,8 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         n = subprocess.run(["git", "--git-dir", a.taxonomy, "ls-tree", "-r", "--name-only", a.commit], capture_output=True, text=True, check=True).stdout.count("qna.yaml")
         pathlib.Path(a.out, "model.txt").write_text(f"{a.commit} {n}")
         print(f"built {a.commit} from {n} leaves")
-    """))
+    """)
+    )
     monkeypatch.setenv("LAB_CI_LOCAL_EXECUTOR", "1")
     monkeypatch.setenv("LAB_CI_BUILD_COMMAND", f"{sys.executable} {script}")
     monkeypatch.setenv("LAB_CI_GIT_URL", f"file://{github_side_repo.parent.parent}/{{repo}}.git")

@@ -7,7 +7,8 @@ import json
 import pytest
 from botlib import REPO, adapt, load_payload, run_git
 
-from lab_ci.bot.handlers import SCHEMA_CHECK, PREVIEW_CHECK, route, run_job
+from lab_ci.bot.github import GitHubError
+from lab_ci.bot.handlers import PREVIEW_CHECK, SCHEMA_CHECK, route, run_job
 from lab_ci.bot.jobs import Job
 
 INVALID_PR = 100  # corpus PR: missing version, too few seed examples, null task_description
@@ -23,7 +24,14 @@ def shas(repo, n):
 def pr_payload(github_side_repo, n, *, action="opened", draft=False):
     head, base = shas(github_side_repo, n)
     name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
-    p = adapt(load_payload(f"pull_request/{name}"), clone_url=f"file://{github_side_repo}", number=n, head_sha=head, base_sha=base, draft=draft)
+    p = adapt(
+        load_payload(f"pull_request/{name}"),
+        clone_url=f"file://{github_side_repo}",
+        number=n,
+        head_sha=head,
+        base_sha=base,
+        draft=draft,
+    )
     p["action"] = action
     p["pull_request"]["state"] = "open"
     return p
@@ -118,7 +126,10 @@ def test_github_errors_are_retried_by_the_queue_then_succeed(bot, ghdouble, gith
     assert check["state"] == "done" and check["attempts"] == 2
     assert [c.status for c in ghdouble.calls_to("POST", r"/check-runs$")][:2] == [502, 201]
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
-    assert run["conclusion"] == "failure" and run["output"]["annotations_count"] == len(ghdouble.annotations[run["id"]]) > 0
+    assert (
+        run["conclusion"] == "failure"
+        and run["output"]["annotations_count"] == len(ghdouble.annotations[run["id"]]) > 0
+    )
 
 
 def test_github_down_for_good_is_reported_and_the_job_is_dead(bot_settings, ghdouble, github_side_repo):
@@ -133,7 +144,9 @@ def test_github_down_for_good_is_reported_and_the_job_is_dead(bot_settings, ghdo
         ghdouble.fail("GET", r"/contents/", 503, times=100)
         p = pr_payload(github_side_repo, INVALID_PR)
         [spec] = route("pull_request", p, "x")
-        server.queue.enqueue(type(spec)(spec.kind, spec.payload, spec.key, spec.supersede_token, spec.dedupe, max_attempts=2))
+        server.queue.enqueue(
+            type(spec)(spec.kind, spec.payload, spec.key, spec.supersede_token, spec.dedupe, max_attempts=2)
+        )
         jobs = server.wait_idle()
         [check] = [j for j in jobs if j["kind"] == "check"]
         assert check["state"] == "dead" and "503" in check["last_error"]
@@ -152,7 +165,7 @@ def test_rerunning_a_check_job_does_not_duplicate_side_effects(bot, ghdouble, gi
     # attempt 1 dies publishing the result: POST in_progress worked, the PATCH with the
     # annotations fails (not retried by the client: it may have appended them)
     ghdouble.fail("PATCH", r"/check-runs/\d+$", 500, times=1)
-    with pytest.raises(Exception):
+    with pytest.raises(GitHubError):
         run_job(Job(1, spec.kind, spec.payload, spec.key, 1, spec.supersede_token), bot.ctx)
     assert [c.status for c in ghdouble.calls_to("PATCH", r"/check-runs/\d+$")] == [500]
     assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head)[0]["status"] == "in_progress"
@@ -191,13 +204,17 @@ def test_token_goes_in_a_header_never_the_url(tmp_path, github_side_repo):
     assert "ghs_secret123" not in " ".join(values)  # base64 of x-access-token:<token>
     assert env["GIT_CONFIG_KEY_0"] == "core.hooksPath" and env["GIT_TERMINAL_PROMPT"] == "0"
     head = run_git("rev-parse", f"refs/pull/{VALID_PR}/head", cwd=github_side_repo)
-    got = Mirrors(tmp_path).fetch_pull(REPO, f"file://{github_side_repo}", number=VALID_PR, base_ref="main", head_sha=head, token="ghs_secret123")
+    got = Mirrors(tmp_path).fetch_pull(
+        REPO, f"file://{github_side_repo}", number=VALID_PR, base_ref="main", head_sha=head, token="ghs_secret123"
+    )
     assert got.head_sha == head
     assert run_git("rev-parse", f"refs/lab-ci/pull/{VALID_PR}/head", cwd=got.path) == head
     assert "ghs_secret123" not in (got.path / "config").read_text()
     assert not list(got.path.glob("hooks/*[!.sample]"))  # nothing from the PR can run
     with pytest.raises(Exception) as e:
-        Mirrors(tmp_path).fetch_pull(REPO, f"file://{github_side_repo}", number=999999, base_ref="main", head_sha=head, token="ghs_secret123")
+        Mirrors(tmp_path).fetch_pull(
+            REPO, f"file://{github_side_repo}", number=999999, base_ref="main", head_sha=head, token="ghs_secret123"
+        )
     assert "ghs_secret123" not in str(e.value)
 
 

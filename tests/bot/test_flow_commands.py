@@ -8,7 +8,9 @@ PR = 100
 
 
 def comment(github_side_repo, body, user, *, author="contributor", user_type="User"):
-    p = adapt(load_payload("issue_comment/created.with-installation.payload.json"), clone_url=f"file://{github_side_repo}")
+    p = adapt(
+        load_payload("issue_comment/created.with-installation.payload.json"), clone_url=f"file://{github_side_repo}"
+    )
     p["issue"].update(number=PR, pull_request={"url": f"https://api.github.com/repos/{REPO}/pulls/{PR}"})
     p["issue"]["user"]["login"] = author
     p["comment"].update(body=body, id=abs(hash((body, user))) % 10**9)

@@ -12,7 +12,16 @@ SHA = "c" * 40
 
 
 def _anns(n):
-    return [{"path": "compositional_skills/x/qna.yaml", "start_line": i + 1, "end_line": i + 1, "annotation_level": "failure", "message": f"problem {i}"} for i in range(n)]
+    return [
+        {
+            "path": "compositional_skills/x/qna.yaml",
+            "start_line": i + 1,
+            "end_line": i + 1,
+            "annotation_level": "failure",
+            "message": f"problem {i}",
+        }
+        for i in range(n)
+    ]
 
 
 def test_installation_token_is_minted_with_a_jwt_and_cached(ghdouble, github_app):
@@ -38,9 +47,13 @@ def test_wrong_key_is_a_clear_401(ghdouble, transport):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
+    other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+        .decode()
+    )
     with pytest.raises(GitHubError) as e:
         GitHubApp(APP_ID, other, transport=transport).token(INSTALLATION_ID)
     assert e.value.status == 401 and "credentials" in str(e.value) and not e.value.retryable
@@ -60,7 +73,16 @@ def test_bad_token_is_401(ghdouble, transport):
 
 
 def test_check_run_annotations_go_in_batches_of_50(ghdouble, gh):
-    run = gh.publish_check_run(REPO, name="lab-ci/schema", head_sha=SHA, conclusion="failure", title="t", summary="s", annotations=_anns(120), external_id="pr=3")
+    run = gh.publish_check_run(
+        REPO,
+        name="lab-ci/schema",
+        head_sha=SHA,
+        conclusion="failure",
+        title="t",
+        summary="s",
+        annotations=_anns(120),
+        external_id="pr=3",
+    )
     posts = ghdouble.calls_to("POST", r"/check-runs$")
     patches = ghdouble.calls_to("PATCH", r"/check-runs/\d+$")
     assert len(posts) == 1 and len(patches) == 2
@@ -73,7 +95,16 @@ def test_check_run_annotations_go_in_batches_of_50(ghdouble, gh):
 
 def test_the_double_rejects_more_than_50_annotations_like_github(ghdouble, gh):
     with pytest.raises(GitHubError) as e:
-        gh.create_check_run(REPO, {"name": "x", "head_sha": SHA, "status": "completed", "conclusion": "failure", "output": {"title": "t", "summary": "s", "annotations": _anns(51)}})
+        gh.create_check_run(
+            REPO,
+            {
+                "name": "x",
+                "head_sha": SHA,
+                "status": "completed",
+                "conclusion": "failure",
+                "output": {"title": "t", "summary": "s", "annotations": _anns(51)},
+            },
+        )
     assert e.value.status == 422
     with pytest.raises(GitHubError) as e:
         gh.create_check_run(REPO, {"name": "x", "head_sha": SHA, "status": "completed", "conclusion": "great"})
@@ -81,7 +112,15 @@ def test_the_double_rejects_more_than_50_annotations_like_github(ghdouble, gh):
 
 
 def test_publishing_twice_is_idempotent_and_resumes_partial_annotations(ghdouble, gh):
-    kw = dict(name="lab-ci/schema", head_sha=SHA, conclusion="failure", title="t", summary="s", annotations=_anns(75), external_id="pr=3")
+    kw = dict(
+        name="lab-ci/schema",
+        head_sha=SHA,
+        conclusion="failure",
+        title="t",
+        summary="s",
+        annotations=_anns(75),
+        external_id="pr=3",
+    )
     ghdouble.fail("PATCH", r"/check-runs/\d+$", 500, times=10)  # the second batch fails for good
     with pytest.raises(GitHubError) as e:
         gh.publish_check_run(REPO, **kw)
@@ -105,11 +144,17 @@ def test_sticky_comment_found_across_pages_and_edited_in_place(ghdouble, gh):
     for i in range(130):
         ghdouble.add_comment(REPO, 5, f"chatter {i}")
     ghdouble.add_comment(REPO, 5, "<!-- lab-ci:preview --> fake one by a human")  # must not be edited
-    c1, how1 = gh.upsert_sticky_comment(REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv1", bot_login="lab-ci[bot]")
+    c1, how1 = gh.upsert_sticky_comment(
+        REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv1", bot_login="lab-ci[bot]"
+    )
     for i in range(5):
         ghdouble.add_comment(REPO, 5, f"more {i}")
-    c2, how2 = gh.upsert_sticky_comment(REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv2", bot_login="lab-ci[bot]")
-    c3, how3 = gh.upsert_sticky_comment(REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv2", bot_login="lab-ci[bot]")
+    c2, how2 = gh.upsert_sticky_comment(
+        REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv2", bot_login="lab-ci[bot]"
+    )
+    c3, how3 = gh.upsert_sticky_comment(
+        REPO, 5, "<!-- lab-ci:preview -->", "<!-- lab-ci:preview -->\nv2", bot_login="lab-ci[bot]"
+    )
     assert (how1, how2, how3) == ("created", "edited", "unchanged")
     assert c1["id"] == c2["id"] == c3["id"]
     bots = [c for c in ghdouble.issue_comments(REPO, 5) if c["user"]["type"] == "Bot"]
@@ -133,7 +178,14 @@ def test_permissions_teams_contents_dispatch(ghdouble, gh):
     assert gh.read_file(REPO, ".github/missing.yaml", "main") is None
     assert ghdouble.calls_to("GET", r"/contents/")[0].query == {"ref": "main"}
     gh.dispatch_workflow(REPO, "lab-ci-build-dispatch.yml", "main", {"sha": SHA, "request_id": 3})
-    assert ghdouble.dispatches == [{"repo": REPO, "workflow": "lab-ci-build-dispatch.yml", "ref": "main", "inputs": {"sha": SHA, "request_id": "3"}}]
+    assert ghdouble.dispatches == [
+        {
+            "repo": REPO,
+            "workflow": "lab-ci-build-dispatch.yml",
+            "ref": "main",
+            "inputs": {"sha": SHA, "request_id": "3"},
+        }
+    ]
     with pytest.raises(GitHubError) as e:
         gh.dispatch_workflow(REPO, "missing.yml", "main", {})
     assert e.value.status == 404 and not e.value.transient
@@ -202,18 +254,37 @@ def test_timeouts_are_retried(ghdouble, gh):
 
 
 def test_forbidden_is_a_clear_permission_error(ghdouble, gh):
-    ghdouble.fail("POST", r"/check-runs$", 403, body={"message": "Resource not accessible by integration", "documentation_url": "x"})
+    ghdouble.fail(
+        "POST",
+        r"/check-runs$",
+        403,
+        body={"message": "Resource not accessible by integration", "documentation_url": "x"},
+    )
     with pytest.raises(PermissionMissingError) as e:
         gh.create_check_run(REPO, {"name": "x", "head_sha": SHA})
     assert "checks: write" in str(e.value) and not e.value.retryable
 
 
 def test_a_same_named_check_run_of_another_app_is_left_alone(ghdouble, gh, transport):
-    actions = GitHubClient(ghdouble.add_foreign_token({"id": 15368, "slug": "github-actions", "name": "GitHub Actions"}), transport=transport)
-    theirs = actions.create_check_run(REPO, {"name": "lab-ci/schema", "head_sha": SHA, "status": "completed", "conclusion": "success", "output": {"title": "t", "summary": "s"}})
+    actions = GitHubClient(
+        ghdouble.add_foreign_token({"id": 15368, "slug": "github-actions", "name": "GitHub Actions"}),
+        transport=transport,
+    )
+    theirs = actions.create_check_run(
+        REPO,
+        {
+            "name": "lab-ci/schema",
+            "head_sha": SHA,
+            "status": "completed",
+            "conclusion": "success",
+            "output": {"title": "t", "summary": "s"},
+        },
+    )
     assert theirs["app"]["slug"] == "github-actions"
     with pytest.raises(PermissionMissingError):  # GitHub: only the creating app may edit a run
         gh.update_check_run(REPO, theirs["id"], {"status": "in_progress"})
-    ours = gh.publish_check_run(REPO, name="lab-ci/schema", head_sha=SHA, conclusion="failure", title="t", summary="s", annotations=_anns(1))
+    ours = gh.publish_check_run(
+        REPO, name="lab-ci/schema", head_sha=SHA, conclusion="failure", title="t", summary="s", annotations=_anns(1)
+    )
     assert ours["id"] != theirs["id"] and ours["app"]["id"] == APP_ID
     assert ghdouble.check_runs[theirs["id"]]["conclusion"] == "success"

@@ -15,13 +15,15 @@ SCRIPT = REPO_ROOT / "scripts" / "bot_local_demo.py"
 
 def run_demo(*args: str, timeout: float = 600) -> tuple[int, str]:
     """Run the demo; on timeout, SIGTERM it (it stops its server and double) and fail."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-        raise AssertionError(f"demo still running after {timeout}s:\n{out[-4000:]}")
+        raise AssertionError(f"demo still running after {timeout}s:\n{out[-4000:]}") from None
     return proc.returncode, out
 
 
@@ -45,7 +47,9 @@ def test_demo_walks_a_pr_through_check_preview_comment_approval_and_dispatch(tin
     assert line("first: ").startswith("first: compositional_skills/writing/freeform/technical/draw_a_diagram/qna.yaml:")
     # [2] the valid example PR: success, preview, ONE sticky comment
     assert "(0 annotations)" in line("check run lab-ci/schema: completed/success")
-    assert line("check run lab-ci/preview: completed/success").startswith("check run lab-ci/preview: completed/success - Preview ready")
+    assert line("check run lab-ci/preview: completed/success").startswith(
+        "check run lab-ci/preview: completed/success - Preview ready"
+    )
     assert line("sticky comments on PR #9001:") == "sticky comments on PR #9001: 1; first lines:"
     assert "| ## lab-ci preview" in out and "antonyms" in out
     # [3]-[5] merge -> waiting for approval -> refusal -> dispatch

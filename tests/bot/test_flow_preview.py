@@ -33,7 +33,14 @@ def preview_repo(tmp_path, example_taxonomy_repo):
 
 def pr_event(bare, head, base, action):
     name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
-    p = adapt(load_payload(f"pull_request/{name}"), clone_url=f"file://{bare}", number=1, head_sha=head, base_sha=base, draft=False)
+    p = adapt(
+        load_payload(f"pull_request/{name}"),
+        clone_url=f"file://{bare}",
+        number=1,
+        head_sha=head,
+        base_sha=base,
+        draft=False,
+    )
     p["action"] = action
     p["pull_request"]["state"] = "open"
     p["pull_request"]["user"]["login"] = "contributor"
@@ -60,11 +67,20 @@ def test_preview_sticky_comment_edited_in_place(preview_bot, ghdouble, preview_r
 
     bot.deliver("pull_request", pr_event(bare, head, base, "opened"))
     jobs = bot.wait_idle(timeout=300)
-    assert [(j["kind"], j["state"]) for j in jobs] == [("delivery", "done"), ("check", "done"), ("preview", "done")], jobs
+    assert [(j["kind"], j["state"]) for j in jobs] == [("delivery", "done"), ("check", "done"), ("preview", "done")], (
+        jobs
+    )
     assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head)[0]["conclusion"] == "success"
     [prev] = ghdouble.runs_named(REPO, PREVIEW_CHECK, head)
     assert prev["conclusion"] == "success", prev["output"]
-    statuses = [c.json.get("status") for c in ghdouble.calls if c.method in ("POST", "PATCH") and "/check-runs" in c.path and c.json.get("name", PREVIEW_CHECK) == PREVIEW_CHECK and c.json.get("head_sha", head) == head]
+    statuses = [
+        c.json.get("status")
+        for c in ghdouble.calls
+        if c.method in ("POST", "PATCH")
+        and "/check-runs" in c.path
+        and c.json.get("name", PREVIEW_CHECK) == PREVIEW_CHECK
+        and c.json.get("head_sha", head) == head
+    ]
     assert "in_progress" in statuses and statuses[-1] == "completed"
     [comment] = [c for c in ghdouble.issue_comments(REPO, 1) if c["user"]["type"] == "Bot"]
     assert comment["body"].startswith(PREVIEW_MARKER) and "antonyms" in comment["body"]
@@ -74,10 +90,12 @@ def test_preview_sticky_comment_edited_in_place(preview_bot, ghdouble, preview_r
     # synchronize: the contributor changes the leaf; the same comment is edited
     leaf = work / LEAF / "qna.yaml"
     hostile = 'What is the antonym of "hot"? @octo-org/admins </details><script>alert(1)</script> ```'
-    leaf.write_text(leaf.read_text().replace('- question: What is the antonym of "hot"?', f"- question: '{hostile}'", 1))
+    leaf.write_text(
+        leaf.read_text().replace('- question: What is the antonym of "hot"?', f"- question: '{hostile}'", 1)
+    )
     run_git("commit", "--quiet", "-am", "revise", cwd=work)
     new = run_git("rev-parse", "HEAD", cwd=work)
-    run_git("push", "--quiet", str(bare), f"HEAD:refs/pull/1/head", cwd=work)
+    run_git("push", "--quiet", str(bare), "HEAD:refs/pull/1/head", cwd=work)
     ghdouble.repos[REPO].pulls[1]["head"]["sha"] = new
     bot.deliver("pull_request", pr_event(bare, new, base, "synchronize"))
     bot.wait_idle(timeout=300)

@@ -24,11 +24,23 @@ def serve(tmp_path, ghdouble, app_key):
     port = free_port()
     env = {
         **os.environ,
-        "LAB_CI_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(), "LAB_CI_APP_ID": str(APP_ID), "LAB_CI_PRIVATE_KEY": app_key[0],
-        "LAB_CI_GITHUB_API_URL": ghdouble.base_url, "LAB_CI_DATA_DIR": str(tmp_path / "data"), "LAB_CI_WORKERS": "1",
-        "LAB_CI_LEASE_SECONDS": "2", "LAB_CI_GITHUB_TIMEOUT": "10", "LAB_CI_GITHUB_RETRIES": "1",
+        "LAB_CI_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
+        "LAB_CI_APP_ID": str(APP_ID),
+        "LAB_CI_PRIVATE_KEY": app_key[0],
+        "LAB_CI_GITHUB_API_URL": ghdouble.base_url,
+        "LAB_CI_DATA_DIR": str(tmp_path / "data"),
+        "LAB_CI_WORKERS": "1",
+        "LAB_CI_LEASE_SECONDS": "2",
+        "LAB_CI_GITHUB_TIMEOUT": "10",
+        "LAB_CI_GITHUB_RETRIES": "1",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "lab_ci", "serve", "--port", str(port), "--log-level", "warning"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab_ci", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -50,22 +62,41 @@ def test_killed_mid_job_completes_once_after_restart(tmp_path, ghdouble, app_key
 
     proc, url = serve(tmp_path, ghdouble, app_key)
     try:
-        p = adapt(load_payload("pull_request/opened.with-organization.payload.json"), clone_url=f"file://{github_side_repo}", number=PR, head_sha=head, draft=True)
+        p = adapt(
+            load_payload("pull_request/opened.with-organization.payload.json"),
+            clone_url=f"file://{github_side_repo}",
+            number=PR,
+            head_sha=head,
+            draft=True,
+        )
         p["pull_request"]["state"] = "open"
         body = json.dumps(p).encode()
-        r = httpx.post(f"{url}/webhook", content=body, headers={
-            "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-            "X-GitHub-Hook-Installation-Target-Type": "integration", "X-GitHub-Hook-Installation-Target-ID": str(APP_ID), "Content-Type": "application/json",
-        }, timeout=10)
+        r = httpx.post(
+            f"{url}/webhook",
+            content=body,
+            headers={
+                "X-GitHub-Event": "pull_request",
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
+                "X-GitHub-Hook-Installation-Target-Type": "integration",
+                "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
+                "Content-Type": "application/json",
+            },
+            timeout=10,
+        )
         assert r.status_code == 202
-        assert wait_for(lambda: ghdouble.calls_to("PATCH", r"/check-runs/\d+$")), "the check job never reached its last write"
+        assert wait_for(lambda: ghdouble.calls_to("PATCH", r"/check-runs/\d+$")), (
+            "the check job never reached its last write"
+        )
         proc.send_signal(signal.SIGKILL)  # mid-job, mid-request
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
     # wait until the double has answered the hanging write (applied it, or not)
-    assert ghdouble.wait_answered("PATCH", r"/check-runs/\d+$", timeout=30), "the double never answered the hanging write"
+    assert ghdouble.wait_answered("PATCH", r"/check-runs/\d+$", timeout=30), (
+        "the double never answered the hanging write"
+    )
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert run["status"] == ("completed" if patch_lands else "in_progress")
 
@@ -74,7 +105,9 @@ def test_killed_mid_job_completes_once_after_restart(tmp_path, ghdouble, app_key
         from lab_ci.bot.queue import SQLiteQueue
 
         q = SQLiteQueue(tmp_path / "data" / "queue.db")
-        assert wait_for(lambda: [j["state"] for j in q.jobs(kind="check")] == ["done"], timeout=60), q.jobs(kind="check")
+        assert wait_for(lambda: [j["state"] for j in q.jobs(kind="check")] == ["done"], timeout=60), q.jobs(
+            kind="check"
+        )
         [job] = q.jobs(kind="check")
         assert job["attempts"] == 2  # the killed attempt, then the one that finished
         q.close()

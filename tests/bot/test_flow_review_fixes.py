@@ -99,7 +99,15 @@ def test_superscript_digit_in_a_command_gets_a_reply(bot, ghdouble, github_side_
 
 
 # -- finding 3: a malformed config is a clear error, not a traceback ------------------------
-@pytest.mark.parametrize("text", ["1: x\n", "check: {}\n1: x\nb: 2\n", "check:\n  1: x\n  strict: true\n", "build:\n  approvers:\n    1: a\n    b: c\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1: x\n",
+        "check: {}\n1: x\nb: 2\n",
+        "check:\n  1: x\n  strict: true\n",
+        "build:\n  approvers:\n    1: a\n    b: c\n",
+    ],
+)
 def test_config_with_odd_keys_is_reported(gh, ghdouble, text):
     ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = text
     cfg, error = load_repo_config(gh, REPO, "main")
@@ -142,7 +150,11 @@ def test_teacher_path_in_the_repository_config_is_refused(bot, ghdouble, github_
     bot.deliver("pull_request", pr_payload(github_side_repo, VALID_PR))
     bot.wait_idle()
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
-    assert run["conclusion"] == "failure" and "preview.teacher" in run["output"]["summary"] and "not a path or URL" in run["output"]["summary"]
+    assert (
+        run["conclusion"] == "failure"
+        and "preview.teacher" in run["output"]["summary"]
+        and "not a path or URL" in run["output"]["summary"]
+    )
     assert not ghdouble.runs_named(REPO, PREVIEW_CHECK, head)
 
 

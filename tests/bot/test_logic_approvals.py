@@ -17,7 +17,13 @@ def test_transitions():
     assert transition("dispatched", "start") == "running"
     assert transition("running", "succeed") == "succeeded"
     assert transition("pending", "supersede") == "superseded"
-    for state, event in [("approved", "approve"), ("superseded", "approve"), ("succeeded", "cancel"), ("pending", "dispatch"), ("cancelled", "start")]:
+    for state, event in [
+        ("approved", "approve"),
+        ("superseded", "approve"),
+        ("succeeded", "cancel"),
+        ("pending", "dispatch"),
+        ("cancelled", "start"),
+    ]:
         with pytest.raises(InvalidTransition):
             transition(state, event)
 

@@ -15,7 +15,12 @@ from lab_ci.bot import commands as c
         ("/lab preview samples=5", "preview", {"samples": "5"}, ()),
         ("/lab   PREVIEW   samples=07", "preview", {"samples": "7"}, ()),
         ("/lab approve-build 0123abcd", "approve-build", {}, ("0123abcd",)),
-        ("/lab approve-build 0123ABCDEF0123456789abcdef0123456789abcd", "approve-build", {}, ("0123abcdef0123456789abcdef0123456789abcd",)),
+        (
+            "/lab approve-build 0123ABCDEF0123456789abcdef0123456789abcd",
+            "approve-build",
+            {},
+            ("0123abcdef0123456789abcdef0123456789abcd",),
+        ),
         ("/lab cancel-build", "cancel-build", {}, ()),
         ("/lab cancel-build deadbeef", "cancel-build", {}, ("deadbeef",)),
     ],

@@ -77,7 +77,11 @@ def _report(n_errors: int) -> Report:
     f = FileResult("compositional_skills/a/qna.yaml", change="added")
     for i in range(n_errors):
         f.diagnostics.append(Diagnostic("error", "schema", "required", f"missing {i} <b>", line=i + 1, column=3))
-    w = FileResult("knowledge/b/qna.yaml", [Diagnostic("warning", "yamllint", "trailing-spaces", "trailing spaces", line=7, column=12)], change="modified")
+    w = FileResult(
+        "knowledge/b/qna.yaml",
+        [Diagnostic("warning", "yamllint", "trailing-spaces", "trailing spaces", line=7, column=12)],
+        change="modified",
+    )
     gone = FileResult("knowledge/c/qna.yaml", [Diagnostic("warning", "yaml", "x", "y")], change="deleted")
     return Report([f, w, gone])
 
@@ -87,11 +91,22 @@ def test_annotations_on_exact_lines_and_batches_of_50():
     assert len(anns) == 121  # deleted files get none
     a0 = anns[0]
     assert a0 == {
-        "path": "compositional_skills/a/qna.yaml", "start_line": 1, "end_line": 1, "start_column": 3, "end_column": 3,
-        "annotation_level": "failure", "message": "missing 0 <b>", "title": "schema/required",
+        "path": "compositional_skills/a/qna.yaml",
+        "start_line": 1,
+        "end_line": 1,
+        "start_column": 3,
+        "end_column": 3,
+        "annotation_level": "failure",
+        "message": "missing 0 <b>",
+        "title": "schema/required",
     }
     warn = anns[-1]
-    assert (warn["path"], warn["start_line"], warn["start_column"], warn["annotation_level"]) == ("knowledge/b/qna.yaml", 7, 12, "warning")
+    assert (warn["path"], warn["start_line"], warn["start_column"], warn["annotation_level"]) == (
+        "knowledge/b/qna.yaml",
+        7,
+        12,
+        "warning",
+    )
     chunks = list(render.batches(anns))
     assert [len(c) for c in chunks] == [50, 50, 21]
     assert [a for c in chunks for a in c] == anns
@@ -110,7 +125,11 @@ def test_check_title_and_summary():
 def test_check_summary_with_hostile_file_names_and_messages():
     from lab_ci.check.formats.markdown import render as md_render
 
-    f = FileResult("compositional_skills/@admin <b>x</b>/```/qna.yaml", [Diagnostic("error", "schema", "type", "@octocat </details><script>x</script> #12", line=3)], change="added")
+    f = FileResult(
+        "compositional_skills/@admin <b>x</b>/```/qna.yaml",
+        [Diagnostic("error", "schema", "type", "@octocat </details><script>x</script> #12", line=3)],
+        change="added",
+    )
     r = Report([f])
     s = render.check_summary(r, markdown=md_render(r))
     assert not re.search(r"@\w", s) and "<script" not in s and "</details>" not in s and "<b>" not in s

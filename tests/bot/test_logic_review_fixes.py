@@ -46,7 +46,9 @@ def test_repo_config_cannot_name_a_path_or_url(teacher):
 
 
 def test_teacher_names_resolve_only_through_the_server_allow_list():
-    opts = BotOptions.from_env({"LAB_CI_TEACHERS": '{"tiny": "/models/t.gguf", "big": "http://127.0.0.1:8000/v1"}', "LAB_CI_TEACHER": "tiny"})
+    opts = BotOptions.from_env(
+        {"LAB_CI_TEACHERS": '{"tiny": "/models/t.gguf", "big": "http://127.0.0.1:8000/v1"}', "LAB_CI_TEACHER": "tiny"}
+    )
     assert resolve_teacher("big", opts) == ("http://127.0.0.1:8000/v1", None)
     assert resolve_teacher(None, opts) == ("/models/t.gguf", None)  # the default is a name
     spec, error = resolve_teacher("huge", opts)
@@ -82,8 +84,13 @@ def test_secret_is_required_off_loopback():
 def test_serve_refuses_to_listen_publicly_without_a_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "LAB_CI_WEBHOOK_SECRET"}
     env.update(LAB_CI_DATA_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--host", "0.0.0.0", "--port", "1"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--host", "0.0.0.0", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("lab-ci: error: LAB_CI_WEBHOOK_SECRET is not set and --host 0.0.0.0")
 

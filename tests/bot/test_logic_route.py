@@ -23,8 +23,15 @@ def test_pull_request_events_make_one_check_job(action):
     assert spec.kind == "check"
     assert spec.key == f"{REPO}#12" and spec.supersede_token == HEAD and spec.dedupe == "d-1:check"
     assert spec.payload == {
-        "repo": REPO, "installation_id": INSTALLATION_ID, "clone_url": CLONE, "default_branch": "main",
-        "number": 12, "head_sha": HEAD, "base_ref": "main", "draft": bool(p["pull_request"]["draft"]), "trigger": action,
+        "repo": REPO,
+        "installation_id": INSTALLATION_ID,
+        "clone_url": CLONE,
+        "default_branch": "main",
+        "number": 12,
+        "head_sha": HEAD,
+        "base_ref": "main",
+        "draft": bool(p["pull_request"]["draft"]),
+        "trigger": action,
     }
 
 
@@ -132,7 +139,9 @@ def test_approve_button():
     [spec] = route("check_run", check_run_event("requested_action", "lab-ci/build", identifier="approve-build"), "d")
     assert spec.kind == "approve" and spec.payload["sha"] == HEAD and spec.payload["via"] == "button"
     assert route("check_run", check_run_event("requested_action", "lab-ci/build", identifier="other"), "d") == []
-    assert route("check_run", check_run_event("requested_action", "lab-ci/schema", identifier="approve-build"), "d") == []
+    assert (
+        route("check_run", check_run_event("requested_action", "lab-ci/schema", identifier="approve-build"), "d") == []
+    )
 
 
 def test_workflow_run_of_the_build_workflow():
@@ -151,7 +160,15 @@ def test_workflow_run_of_the_build_workflow():
     assert route("workflow_run", p, "d") == []
 
 
-@pytest.mark.parametrize("event,name", [("ping", "payload.json"), ("installation", "created.payload.json"), ("check_suite", "requested.payload.json"), ("pull_request_review", "submitted.payload.json")])
+@pytest.mark.parametrize(
+    "event,name",
+    [
+        ("ping", "payload.json"),
+        ("installation", "created.payload.json"),
+        ("check_suite", "requested.payload.json"),
+        ("pull_request_review", "submitted.payload.json"),
+    ],
+)
 def test_other_events_are_ignored(event, name):
     assert route(event, load_payload(f"{event}/{name}"), "d") == []
 

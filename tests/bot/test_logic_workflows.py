@@ -56,7 +56,19 @@ def test_app_manifest_permissions_and_events():
     m = json.loads((ROOT / "lab_ci" / "bot" / "app-manifest.json").read_text())
     assert m["public"] is False and m["hook_attributes"]["url"].endswith("/webhook")
     assert m["default_permissions"] == {
-        "checks": "write", "pull_requests": "write", "issues": "write", "contents": "read",
-        "metadata": "read", "members": "read", "actions": "write",
+        "checks": "write",
+        "pull_requests": "write",
+        "issues": "write",
+        "contents": "read",
+        "metadata": "read",
+        "members": "read",
+        "actions": "write",
     }
-    assert set(m["default_events"]) == {"pull_request", "issue_comment", "check_run", "check_suite", "push", "workflow_run"}
+    assert set(m["default_events"]) == {
+        "pull_request",
+        "issue_comment",
+        "check_run",
+        "check_suite",
+        "push",
+        "workflow_run",
+    }

@@ -62,8 +62,15 @@ def worker_main(argv: list[str]) -> int:
 
     queue = SQLiteQueue(args.db)
     settings = Settings(data_dir=args.db.parent, lease_seconds=args.lease, backoff_base=0.05)
-    worker = Worker(queue, WorkerContext(settings=settings, queue=queue), threads=args.threads,
-                    runner=runner, router=lambda *a: [], poll_interval=0.05, jitter=0.0)
+    worker = Worker(
+        queue,
+        WorkerContext(settings=settings, queue=queue),
+        threads=args.threads,
+        runner=runner,
+        router=lambda *a: [],
+        poll_interval=0.05,
+        jitter=0.0,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     worker.start()
@@ -76,12 +83,28 @@ def worker_main(argv: list[str]) -> int:
 # ---------------------------------------------------------------------------------
 # tests
 
+
 def start_worker(db: Path, effects: Path, mode: str, threads: int = 2, lease: float = 1.0) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, str(THIS), "worker", "--db", str(db), "--effects", str(effects),
-         "--mode", mode, "--threads", str(threads), "--lease", str(lease)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            str(THIS),
+            "worker",
+            "--db",
+            str(db),
+            "--effects",
+            str(effects),
+            "--mode",
+            mode,
+            "--threads",
+            str(threads),
+            "--lease",
+            str(lease),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -28,8 +28,16 @@ def queue(tmp_path: Path):
 def make_worker(queue, tmp_path, runner, *, threads=2, router=None, lease=5.0, base=0.05, **kw) -> Worker:
     settings = Settings(data_dir=tmp_path, backoff_base=base, backoff_max=1.0, lease_seconds=lease)
     ctx = WorkerContext(settings=settings, queue=queue)
-    return Worker(queue, ctx, threads=threads, runner=runner, router=router or (lambda *a: []),
-                  poll_interval=0.02, jitter=0.0, **kw)
+    return Worker(
+        queue,
+        ctx,
+        threads=threads,
+        runner=runner,
+        router=router or (lambda *a: []),
+        poll_interval=0.02,
+        jitter=0.0,
+        **kw,
+    )
 
 
 def test_sqlite_queue_implements_the_protocol(queue):
@@ -88,7 +96,7 @@ def test_per_key_serialization_under_four_threads(queue, tmp_path):
     for key in ("o/r#1", "o/r#2"):
         spans = sorted((s, e) for k, s, e in intervals if k == key)
         assert len(spans) == 6
-        for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+        for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
             assert s2 >= e1, f"two jobs of {key} overlapped"
     # while different keys did run side by side
     a = [(s, e) for k, s, e in intervals if k == "o/r#1"]
@@ -212,15 +220,21 @@ def test_routing_completes_delivery_and_enqueues_follow_ups_atomically(queue, tm
 
     def router(event, payload, delivery_id):
         routed.append((event, payload, delivery_id))
-        return [JobSpec("check", {"n": payload["number"]}, key="o/r#5", dedupe=f"{delivery_id}:check"),
-                JobSpec("reply", {"n": payload["number"]}, dedupe=f"{delivery_id}:reply")]
+        return [
+            JobSpec("check", {"n": payload["number"]}, key="o/r#5", dedupe=f"{delivery_id}:check"),
+            JobSpec("reply", {"n": payload["number"]}, dedupe=f"{delivery_id}:reply"),
+        ]
 
     delivery = queue.claim("w", 30)
     assert delivery.kind == "delivery"
     worker = make_worker(queue, tmp_path, lambda job, ctx: None, router=router)
     worker._run(delivery)
     assert routed == [("pull_request", {"action": "opened", "number": 5}, "d-1")]
-    assert [(j["kind"], j["state"]) for j in queue.jobs()] == [("delivery", "done"), ("check", "queued"), ("reply", "queued")]
+    assert [(j["kind"], j["state"]) for j in queue.jobs()] == [
+        ("delivery", "done"),
+        ("check", "queued"),
+        ("reply", "queued"),
+    ]
     # a lost lease means the follow-ups are not enqueued (the next owner will route again)
     assert queue.record_delivery("d-2", "pull_request", b'{"number": 6}')
     lost = queue.claim("w", 30)

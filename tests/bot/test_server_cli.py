@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from botlib import REPO_ROOT, WEBHOOK_PAYLOADS, free_port, new_rsa_key
+
 from lab_ci.bot.queue import SQLiteQueue
 from lab_ci.bot.webhooks import sign
 
@@ -31,13 +31,21 @@ def app_key(tmp_path: Path) -> Path:
 
 def serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "LAB_CI_WEBHOOK_SECRET": SECRET, "LAB_CI_APP_ID": "4242",
-           "LAB_CI_PRIVATE_KEY_PATH": str(app_key(tmp_path)),
-           "LAB_CI_GITHUB_API_URL": "http://127.0.0.1:9",  # never reached by these events
-           "LAB_CI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "LAB_CI_WEBHOOK_SECRET": SECRET,
+        "LAB_CI_APP_ID": "4242",
+        "LAB_CI_PRIVATE_KEY_PATH": str(app_key(tmp_path)),
+        "LAB_CI_GITHUB_API_URL": "http://127.0.0.1:9",  # never reached by these events
+        "LAB_CI_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "lab_ci", "serve", "--port", str(port), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -54,10 +62,17 @@ def serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
 
 
 def post(url: str, event: str, body: bytes, secret: str = SECRET) -> httpx.Response:
-    return httpx.post(url + "/webhook", content=body, timeout=10, headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(secret.encode(), body), "Content-Type": "application/json",
-    })
+    return httpx.post(
+        url + "/webhook",
+        content=body,
+        timeout=10,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign(secret.encode(), body),
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def terminate(proc: subprocess.Popen) -> tuple[int, str]:
@@ -116,12 +131,22 @@ def test_serve_with_workers_routes_with_the_real_handlers(tmp_path):
 
 def test_serve_rejects_bad_configuration_with_a_clear_error(tmp_path):
     env = {**os.environ, "LAB_CI_WORKERS": "lots", "PYTHONPATH": str(REPO_ROOT)}
-    r = subprocess.run([sys.executable, "-m", "lab_ci", "serve", "--db", str(tmp_path / "q.db")],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "lab_ci", "serve", "--db", str(tmp_path / "q.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip() == "lab-ci: error: LAB_CI_WORKERS='lots' is not a valid int"
-    r = subprocess.run([sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--worker-only"],
-                       env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--worker-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
 
 
@@ -131,11 +156,21 @@ def test_worker_only_process_drains_the_queue_and_stops_on_sigterm(tmp_path):
     queue = SQLiteQueue(db)
     body = (WEBHOOK_PAYLOADS / "installation" / "deleted.payload.json").read_bytes()
     assert queue.record_delivery(str(uuid.uuid4()), "installation", body)
-    env = {**os.environ, "LAB_CI_APP_ID": "4242", "LAB_CI_PRIVATE_KEY_PATH": str(app_key(tmp_path)),
-           "LAB_CI_GITHUB_API_URL": "http://127.0.0.1:9", "LAB_CI_DATA_DIR": str(tmp_path / "data"),
-           "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "lab_ci", "serve", "--worker-only", "--workers", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "LAB_CI_APP_ID": "4242",
+        "LAB_CI_PRIVATE_KEY_PATH": str(app_key(tmp_path)),
+        "LAB_CI_GITHUB_API_URL": "http://127.0.0.1:9",
+        "LAB_CI_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab_ci", "serve", "--worker-only", "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and queue.jobs()[0]["state"] != "done" and proc.poll() is None:
@@ -156,8 +191,16 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         port = busy.getsockname()[1]
         env = {**os.environ, "LAB_CI_DATA_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
         env.pop("LAB_CI_WEBHOOK_SECRET", None)
-        r = subprocess.run([sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--port", str(port)],
-                           env=env, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "lab_ci", "serve", "--no-workers", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 2
-    assert r.stderr.splitlines()[-1] == f"lab-ci: error: cannot serve on 127.0.0.1:{port} (address in use or not allowed; see the log above)"
+    assert (
+        r.stderr.splitlines()[-1]
+        == f"lab-ci: error: cannot serve on 127.0.0.1:{port} (address in use or not allowed; see the log above)"
+    )
     assert "Traceback" not in r.stderr

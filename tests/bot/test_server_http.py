@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from botlib import WEBHOOK_PAYLOADS, UvicornThread, wait_for
+
 from lab_ci.bot.app import create_app
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.metrics import Metrics
@@ -53,7 +53,7 @@ def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
     """Samples of a Prometheus text exposition: {(name, sorted label items): value}.
     Also checks every sample's family has a TYPE line."""
     samples, types = {}, {}
-    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+    line_re = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
     label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
     for line in text.splitlines():
         if line.startswith("# TYPE "):
@@ -75,8 +75,14 @@ def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
 def service(tmp_path: Path):
     """Queue + app + workers whose router turns pull_request events into one small job,
     and whose runner records what it ran."""
-    settings = Settings(webhook_secret=SECRET, app_id=APP_ID, data_dir=tmp_path, max_body_bytes=512 * 1024,
-                        backoff_base=0.05, lease_seconds=5)
+    settings = Settings(
+        webhook_secret=SECRET,
+        app_id=APP_ID,
+        data_dir=tmp_path,
+        max_body_bytes=512 * 1024,
+        backoff_base=0.05,
+        lease_seconds=5,
+    )
     queue = SQLiteQueue(settings.queue_path)
     metrics = Metrics()
     ran: list[tuple[str, dict]] = []
@@ -85,17 +91,29 @@ def service(tmp_path: Path):
         if event != "pull_request":
             return []
         pr = payload["pull_request"]
-        return [JobSpec("check", {"number": payload["number"], "sha": pr["head"]["sha"]},
-                        key=f"{payload['repository']['full_name']}#{payload['number']}",
-                        supersede_token=pr["head"]["sha"], dedupe=f"{delivery_id}:check")]
+        return [
+            JobSpec(
+                "check",
+                {"number": payload["number"], "sha": pr["head"]["sha"]},
+                key=f"{payload['repository']['full_name']}#{payload['number']}",
+                supersede_token=pr["head"]["sha"],
+                dedupe=f"{delivery_id}:check",
+            )
+        ]
 
     def runner(job, ctx):
         if job.kind == "explode":
             raise RuntimeError("explode on purpose")
         ran.append((job.kind, job.payload))
 
-    worker = Worker(queue, WorkerContext(settings=settings, queue=queue, metrics=metrics),
-                    threads=2, router=router, runner=runner, poll_interval=0.05)
+    worker = Worker(
+        queue,
+        WorkerContext(settings=settings, queue=queue, metrics=metrics),
+        threads=2,
+        router=router,
+        runner=runner,
+        poll_interval=0.05,
+    )
     app = create_app(settings, queue, metrics=metrics, worker=worker)
     with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as client:
         yield client, queue, ran, worker
@@ -123,13 +141,16 @@ def test_signed_real_delivery_is_acknowledged_then_routed_and_run(service):
     assert check["key"] == f"{payload['repository']['full_name']}#{payload['number']}"
 
 
-@pytest.mark.parametrize("event, name", [
-    ("issue_comment", "created.payload.json"),
-    ("check_suite", "requested.payload.json"),
-    ("push", "payload.json"),
-    ("installation", "created.payload.json"),
-    ("workflow_run", "completed.payload.json"),
-])
+@pytest.mark.parametrize(
+    "event, name",
+    [
+        ("issue_comment", "created.payload.json"),
+        ("check_suite", "requested.payload.json"),
+        ("push", "payload.json"),
+        ("installation", "created.payload.json"),
+        ("workflow_run", "completed.payload.json"),
+    ],
+)
 def test_every_event_is_stored_as_one_delivery_job(service, event, name):
     client, queue, ran, _ = service
     body = payload_bytes(event, name)
@@ -146,7 +167,9 @@ def test_unsigned_and_forged_deliveries_are_refused(service):
     unsigned = client.post("/webhook", content=body, headers=github_headers("pull_request", body, secret=None))
     assert unsigned.status_code == 401
     assert unsigned.json()["reason"] == "missing_signature"
-    forged = client.post("/webhook", content=body, headers=github_headers("pull_request", body, secret=b"not the secret"))
+    forged = client.post(
+        "/webhook", content=body, headers=github_headers("pull_request", body, secret=b"not the secret")
+    )
     assert forged.status_code == 401
     assert forged.json()["reason"] == "bad_signature"
     # a valid signature of another body
@@ -192,6 +215,7 @@ def test_oversized_malformed_and_ping(service):
     def chunks():
         for _ in range(20):
             yield b"y" * (64 * 1024)
+
     headers = github_headers("push", b"")
     r = client.post("/webhook", content=chunks(), headers=headers)
     assert r.status_code == 413
@@ -256,7 +280,9 @@ def test_healthz_and_metrics(service):
     client.post("/webhook", content=body, headers=github_headers("pull_request", body, secret=b"wrong"))
     # a job that always fails and dies after 2 attempts, visible in /metrics
     queue.enqueue(JobSpec("explode", {}, max_attempts=2))
-    assert wait_for(lambda: queue.stats()["dead"] == 1 and queue.stats()["queued"] == 0 and queue.stats()["running"] == 0)
+    assert wait_for(
+        lambda: queue.stats()["dead"] == 1 and queue.stats()["queued"] == 0 and queue.stats()["running"] == 0
+    )
 
     r = client.get("/metrics")
     assert r.status_code == 200

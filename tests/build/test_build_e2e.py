@@ -27,9 +27,27 @@ HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"
 
 
 def build_cmd(repo: Path, out: Path, models: dict, docs: Path, *extra: str, cache: Path | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "lab_ci", "build", "--taxonomy", str(repo), "--commit", "HEAD",
-           "--teacher", str(models["teacher"]), "--student", str(models["student"]), "--out", str(out),
-           "--config", str(RECIPE), "--document-mirror", f"{EXAMPLE_DOCS_URL}={docs}", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lab_ci",
+        "build",
+        "--taxonomy",
+        str(repo),
+        "--commit",
+        "HEAD",
+        "--teacher",
+        str(models["teacher"]),
+        "--student",
+        str(models["student"]),
+        "--out",
+        str(out),
+        "--config",
+        str(RECIPE),
+        "--document-mirror",
+        f"{EXAMPLE_DOCS_URL}={docs}",
+        "--no-progress",
+    ]
     if cache is not None:
         cmd += ["--cache-dir", str(cache)]
     return cmd + list(extra)
@@ -63,14 +81,17 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 def kill_when(cmd: list[str], ready, timeout: float = 300) -> None:
     """Start the build, SIGKILL its whole process group as soon as ``ready()`` holds."""
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     t0 = time.monotonic()
     try:
         while not ready():
             if proc.poll() is not None:
-                pytest.fail(f"the build ended (exit {proc.returncode}) before the kill point:\n"
-                            f"{proc.stderr.read().decode()[-3000:]}")
+                pytest.fail(
+                    f"the build ended (exit {proc.returncode}) before the kill point:\n"
+                    f"{proc.stderr.read().decode()[-3000:]}"
+                )
             assert time.monotonic() - t0 < timeout, "kill point never reached"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -95,7 +116,9 @@ def models(tiny_models):
     return tiny_models
 
 
-def test_build_release_then_incremental_build_under_torchrun(example_taxonomy_repo, models, example_docs_repo, tmp_path):
+def test_build_release_then_incremental_build_under_torchrun(
+    example_taxonomy_repo, models, example_docs_repo, tmp_path
+):
     repo, out, cache = example_taxonomy_repo, tmp_path / "out", tmp_path / "cache"
     t0 = time.monotonic()
     r = run_build(build_cmd(repo, out, models, example_docs_repo, cache=cache))
@@ -139,8 +162,10 @@ def test_build_release_then_incremental_build_under_torchrun(example_taxonomy_re
     per_epoch = len(losses) // 3
     assert per_epoch >= 2, losses
     assert sum(losses[-per_epoch:]) < sum(losses[:per_epoch]), losses
-    print(f"\nbuild: {seconds:.1f}s, samples per leaf {[g['samples'] for g in gen.values()]}, "
-          f"phase-1 loss {losses[0]:.3f} -> {losses[-1]:.3f}, timings {prov['timings_s']}")
+    print(
+        f"\nbuild: {seconds:.1f}s, samples per leaf {[g['samples'] for g in gen.values()]}, "
+        f"phase-1 loss {losses[0]:.3f} -> {losses[-1]:.3f}, timings {prov['timings_s']}"
+    )
 
     # the trained model loads and generates with transformers
     import torch
@@ -174,8 +199,9 @@ def test_build_release_then_incremental_build_under_torchrun(example_taxonomy_re
     assert "in one short example sentence" in text
     p.write_text(text.replace("in one short example sentence", "in one example sentence", 1))
     run_git("commit", "--quiet", "-am", "tweak antonyms", cwd=repo)
-    r = run_build(build_cmd(repo, out, models, example_docs_repo, "--since", "HEAD~1", "--nproc-per-node", "2",
-                            cache=cache))
+    r = run_build(
+        build_cmd(repo, out, models, example_docs_repo, "--since", "HEAD~1", "--nproc-per-node", "2", cache=cache)
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     assert "torch.distributed.run" in r.stderr and "--nproc-per-node=2" in r.stderr
     manifest = json.loads((out / "generate" / "manifest.json").read_text())

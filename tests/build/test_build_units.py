@@ -16,7 +16,9 @@ from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
 
 SKILL = b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - question: q\n    answer: a\n"
-GROUNDED = b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - context: c\n    question: q\n    answer: a\n"
+GROUNDED = (
+    b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - context: c\n    question: q\n    answer: a\n"
+)
 
 
 def leaf(path: str, data: bytes) -> LeafFile:
@@ -90,16 +92,28 @@ class Rounds:
         self.calls += 1
         if self.fail_on_call == self.calls:
             raise KeyboardInterrupt("killed")
-        accepted = [{"messages": [{"role": "assistant", "content": f"{seed}:{i}"}], "metadata": {"index": i}}
-                    for i in range(n) if i % 3 != 2]
+        accepted = [
+            {"messages": [{"role": "assistant", "content": f"{seed}:{i}"}], "metadata": {"index": i}}
+            for i in range(n)
+            if i % 3 != 2
+        ]
         return accepted, sum(1 for i in range(n) if i % 3 == 2)
 
 
 def _gen(tmp_path: Path, rounds: Rounds, target: int = 10):
     l = leaf("compositional_skills/a/qna.yaml", SKILL)
     key = cache_key(l, "p1", "t1", 5, 4)
-    return generate_leaf_cached(l, kind="freeform_skill", target=target, cache=GenerationCache(tmp_path),
-                                key=key, round_size=4, max_rounds=10, seed=5, run_round=rounds)
+    return generate_leaf_cached(
+        l,
+        kind="freeform_skill",
+        target=target,
+        cache=GenerationCache(tmp_path),
+        key=key,
+        round_size=4,
+        max_rounds=10,
+        seed=5,
+        run_round=rounds,
+    )
 
 
 def test_generation_reaches_target_and_is_cached(tmp_path: Path):
@@ -148,8 +162,13 @@ def test_take_weights():
 def test_mix_is_deterministic_and_replays_knowledge():
     cfg = load_config()
     pools = {
-        "knowledge": [{"messages": [{"role": "assistant", "content": f"k{i}"}], "metadata": {"leaf": "knowledge/x"}} for i in range(10)],
-        "freeform_skill": [{"messages": [{"role": "assistant", "content": f"s{i}"}], "metadata": {"leaf": "cs/y"}} for i in range(6)],
+        "knowledge": [
+            {"messages": [{"role": "assistant", "content": f"k{i}"}], "metadata": {"leaf": "knowledge/x"}}
+            for i in range(10)
+        ],
+        "freeform_skill": [
+            {"messages": [{"role": "assistant", "content": f"s{i}"}], "metadata": {"leaf": "cs/y"}} for i in range(6)
+        ],
     }
     a = mix_phases(pools, cfg.phases, seed=1)
     b = mix_phases(pools, cfg.phases, seed=1)
@@ -165,8 +184,9 @@ def test_torchrun_command_single_node_is_standalone():
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
     assert "--standalone" in cmd
     assert cmd[-6:] == ["-m", "lab_ci.train.run", "--config", "/o/run.yaml", "--result-json", "/o/r.json"]
-    multi = torchrun_command(Path("r.yaml"), Path("r.json"), 8, ["--nnodes=2", "--node-rank=0",
-                                                                 "--rdzv-endpoint=node0:29500"])
+    multi = torchrun_command(
+        Path("r.yaml"), Path("r.json"), 8, ["--nnodes=2", "--node-rank=0", "--rdzv-endpoint=node0:29500"]
+    )
     assert "--standalone" not in multi and "--nnodes=2" in multi
 
 
@@ -175,10 +195,20 @@ def test_invalid_tree_message_names_file_line_column():
     from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 
     ok = FileResult(path="a/qna.yaml", diagnostics=[])
-    bad = FileResult(path="b/qna.yaml", diagnostics=[
-        Diagnostic(severity="warning", source="taxonomy", rule="w", message="meh", line=1, column=1),
-        Diagnostic(severity="error", source="schema", rule="schema", message="'seed_examples' is required", line=3, column=5),
-    ])
+    bad = FileResult(
+        path="b/qna.yaml",
+        diagnostics=[
+            Diagnostic(severity="warning", source="taxonomy", rule="w", message="meh", line=1, column=1),
+            Diagnostic(
+                severity="error",
+                source="schema",
+                rule="schema",
+                message="'seed_examples' is required",
+                line=3,
+                column=5,
+            ),
+        ],
+    )
     assert invalid_tree_message(Report(files=[ok])) is None
     msg = invalid_tree_message(Report(files=[ok, bad]))
     assert "1 invalid leaf file(s)" in msg and "b/qna.yaml:3:5: 'seed_examples' is required" in msg
@@ -188,15 +218,34 @@ def test_model_card_groups_postcheck_by_leaf_and_escapes():
     from lab_ci.build.release import model_card
 
     prov = {
-        "name": "r", "lab_ci_version": "0", "teacher": {"id": "gguf:abc:t.gguf"}, "student": {"base": "s"},
+        "name": "r",
+        "lab_ci_version": "0",
+        "teacher": {"id": "gguf:abc:t.gguf"},
+        "student": {"base": "s"},
         "taxonomy": {"commit": "c0ffee", "leaves": [{"path": "x/qna.yaml", "blob": "b" * 40}]},
-        "datasets": [{"phase": "knowledge", "sha256": "f" * 64, "stats": {"samples": 3, "by_source": {"knowledge": 3}, "chars": 9}}],
+        "datasets": [
+            {
+                "phase": "knowledge",
+                "sha256": "f" * 64,
+                "stats": {"samples": 3, "by_source": {"knowledge": 3}, "chars": 9},
+            }
+        ],
         "generation": [{"leaf": "x/qna.yaml", "kind": "knowledge", "samples": 3, "target": 4, "rejected": 1}],
-        "hyperparameters": {"lr": 1}, "training": [{"phase": "knowledge", "steps": 2, "first_loss": 3.0, "final_loss": 2.0}],
+        "hyperparameters": {"lr": 1},
+        "training": [{"phase": "knowledge", "steps": 2, "first_loss": 3.0, "final_loss": 2.0}],
         "gguf": "model.gguf",
     }
-    rows = [{"leaf": "x/qna.yaml", "question": "q | @you", "reference": "a", "before": "b", "after": "a",
-             "score_before": 0.0, "score_after": 1.0}]
+    rows = [
+        {
+            "leaf": "x/qna.yaml",
+            "question": "q | @you",
+            "reference": "a",
+            "before": "b",
+            "after": "a",
+            "score_before": 0.0,
+            "score_after": 1.0,
+        }
+    ]
     card = model_card(prov, rows, "loss.png")
     assert "### `x/qna.yaml`" in card and "Agreement: before 0.00, after 1.00" in card
     assert "q \\| @\u200dyou" in card  # no table breakage, no mention

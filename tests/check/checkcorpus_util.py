@@ -49,7 +49,9 @@ def corpus_files(repo: Path) -> list[CorpusFile]:
         if line:
             sha, ref = line.split()
             prs.setdefault(sha, ref.split("/", 1)[1])
-    raw = _git(repo, "diff-tree", "--stdin", "-r", "-M", input="".join(s + "\n" for s in prs).encode()).decode("utf-8", "surrogateescape")
+    raw = _git(repo, "diff-tree", "--stdin", "-r", "-M", input="".join(s + "\n" for s in prs).encode()).decode(
+        "utf-8", "surrogateescape"
+    )
     items: list[tuple[str, str, str]] = []
     pr = None
     for line in raw.splitlines():
@@ -65,12 +67,13 @@ def corpus_files(repo: Path) -> list[CorpusFile]:
     items.sort(key=lambda t: (int(t[0]) if t[0].isdigit() else 0, t[1]))
     blobs = _cat_batch(repo, [sha for _, _, sha in items])
     attrs = _cat_batch(
-        repo, [f"pr/{pr}:{path.rsplit('/', 1)[0]}/attribution.txt" if "/" in path else f"pr/{pr}:attribution.txt" for pr, path, _ in items]
+        repo,
+        [
+            f"pr/{pr}:{path.rsplit('/', 1)[0]}/attribution.txt" if "/" in path else f"pr/{pr}:attribution.txt"
+            for pr, path, _ in items
+        ],
     )
-    return [
-        CorpusFile(pr, path, sha, data or b"", attr)
-        for (pr, path, sha), data, attr in zip(items, blobs, attrs)
-    ]
+    return [CorpusFile(pr, path, sha, data or b"", attr) for (pr, path, sha), data, attr in zip(items, blobs, attrs)]
 
 
 def lay_out(files: list[CorpusFile], root: Path) -> list[Path]:

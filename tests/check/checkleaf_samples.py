@@ -46,7 +46,13 @@ seed_examples:
 )
 
 
-def leaf(text: str | bytes, path: str = "compositional_skills/poems/cats/qna.yaml", *, attribution: bytes | None = b"Source: me\n", **kw) -> LeafFile:
+def leaf(
+    text: str | bytes,
+    path: str = "compositional_skills/poems/cats/qna.yaml",
+    *,
+    attribution: bytes | None = b"Source: me\n",
+    **kw,
+) -> LeafFile:
     data = text.encode() if isinstance(text, str) else text
     return LeafFile(
         path=path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from checkleaf_samples import SKILL, leaf
+
 from lab_ci.check import CheckOptions, check_leaves
 from lab_ci.check.cache import ResultCache, cache_key, default_dir
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from checkcorpus_util import corpus_files, lay_out
+
 from lab_ci.check import CheckOptions, check_leaf
 from lab_ci.taxonomy.leaf import LeafFile
 
@@ -120,7 +120,10 @@ def test_check_matches_reference(corpus_laid_out, yamllint_on_path, shard, mode)
             f, path = files[i], paths[i]
             ref = run_reference(parser, path, capture)
             leaf = LeafFile(
-                path=f.path, data=f.data, blob_id=f.blob_id, attribution=f.attribution,
+                path=f.path,
+                data=f.data,
+                blob_id=f.blob_id,
+                attribution=f.attribution,
                 attribution_kind="file" if f.attribution is not None else "missing",
             )
             ours = run_ours(leaf, options)
@@ -134,7 +137,9 @@ def test_check_matches_reference(corpus_laid_out, yamllint_on_path, shard, mode)
                 mismatches.append(f"{where}: verdict ours={ours.valid} reference={ref.valid} (crashed={ref.crashed})")
             if not ref.crashed:
                 if ours.lint != ref.lint:
-                    mismatches.append(f"{where}: yamllint ours-only={sorted(ours.lint - ref.lint)} reference-only={sorted(ref.lint - ours.lint)}")
+                    mismatches.append(
+                        f"{where}: yamllint ours-only={sorted(ours.lint - ref.lint)} reference-only={sorted(ref.lint - ours.lint)}"
+                    )
                 if ours.schema_paths != ref.schema_paths:
                     mismatches.append(
                         f"{where}: schema paths ours-only={sorted(ours.schema_paths - ref.schema_paths)} "

@@ -4,9 +4,9 @@ diagnostic with a position, never an exception."""
 from __future__ import annotations
 
 import pytest
+from checkleaf_samples import KNOWLEDGE, SKILL, leaf
 from yamllint import linter
 
-from checkleaf_samples import KNOWLEDGE, SKILL, leaf
 from lab_ci.check import CheckOptions, check_leaf, check_leaves
 from lab_ci.check import lint as lint_mod
 from lab_ci.errors import LabCIError
@@ -27,7 +27,10 @@ def find(result, rule):
 
 
 def test_valid_skill_and_knowledge_have_no_diagnostics():
-    for text, path in ((SKILL, "compositional_skills/poems/cats/qna.yaml"), (KNOWLEDGE, "knowledge/space/moon/qna.yaml")):
+    for text, path in (
+        (SKILL, "compositional_skills/poems/cats/qna.yaml"),
+        (KNOWLEDGE, "knowledge/space/moon/qna.yaml"),
+    ):
         r = check_leaf(leaf(text, path), LATEST)
         assert r.valid and r.diagnostics == [], r.diagnostics
 
@@ -148,7 +151,9 @@ def test_version_1_skill_declared_is_valid_without_lint():
 
 
 def test_schema_is_guessed_outside_the_tree():
-    r = check_leaf(leaf(KNOWLEDGE.replace("document_outline: Facts about the Moon.\n", ""), "elsewhere/moon/qna.yaml"), LATEST)
+    r = check_leaf(
+        leaf(KNOWLEDGE.replace("document_outline: Facts about the Moon.\n", ""), "elsewhere/moon/qna.yaml"), LATEST
+    )
     assert {d.yaml_path for d in r.diagnostics if d.rule == "required"} == {"."}
     assert "document_outline" in find(r, "required").message
     assert find(r, "placement").severity == "warning"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from checkleaf_samples import KNOWLEDGE, SKILL, leaf
+
 from lab_ci.check import CheckOptions, check_leaf
 
 ALPHABET = list(b"\t\n\r -:[]{}#&*!|>'\"%@`,?~\\") + [0, 0x85, 0xA0, 0xC3, 0xA9, 0xEF, 0xBB, 0xBF, 0xFF]
@@ -20,7 +21,9 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
         elif op < 0.7 and b:
             del b[min(pos, len(b) - 1)]
         elif op < 0.85:
-            b[pos:pos] = rng.choice([b"\t", b"\n  - ", b": ", b"*a", b"&a ", b"!!binary ", b"<<: *a\n", b"2024-13-45", b".inf"])
+            b[pos:pos] = rng.choice(
+                [b"\t", b"\n  - ", b": ", b"*a", b"&a ", b"!!binary ", b"<<: *a\n", b"2024-13-45", b".inf"]
+            )
         else:
             b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
     return bytes(b)

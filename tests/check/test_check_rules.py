@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from checkleaf_samples import KNOWLEDGE, SKILL, leaf
+
 from lab_ci.check import CheckOptions, check_leaf
 from lab_ci.check.rules import RULES
 from lab_ci.check.rules.text_size import estimate_tokens
@@ -92,10 +92,10 @@ def test_disable_skips_a_rule():
 
 
 def test_same_question_about_different_contexts_is_not_a_duplicate():
-    grounded = (
-        "version: 3\ncreated_by: me\ntask_description: summarize\nseed_examples:\n"
-        + "".join(f"  - context: Commit {i} changes file {i}.\n    question: Summarize this commit.\n"
-                  f"    answer: It changes file {i}.\n" for i in range(5))
+    grounded = "version: 3\ncreated_by: me\ntask_description: summarize\nseed_examples:\n" + "".join(
+        f"  - context: Commit {i} changes file {i}.\n    question: Summarize this commit.\n"
+        f"    answer: It changes file {i}.\n"
+        for i in range(5)
     )
     r = check_leaf(leaf(grounded), OPTS)
     assert "duplicate-question" not in taxonomy(r)

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from labtest import REPO_ROOT, run_git
 
 BROKEN = b"version: 3\ntask_description: [unclosed\n"
@@ -17,11 +15,19 @@ NO_SEEDS = b"version: 3\ntask_description: missing the rest\ncreated_by: someone
 
 
 def lab_ci(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "HOME": str(cwd.parent / "home"), "XDG_CACHE_HOME": str(cwd.parent / "cache"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "HOME": str(cwd.parent / "home"),
+        "XDG_CACHE_HOME": str(cwd.parent / "cache"),
+        **(env or {}),
+    }
     full_env.pop("LAB_CI_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "lab_ci", "check", *args],
-        cwd=cwd, env=full_env, capture_output=True, timeout=120,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -70,7 +76,9 @@ def test_example_taxonomy_all_formats(example_taxonomy_repo: Path):
             assert log["version"] == "2.1.0"
             assert any(r["level"] == "error" for r in log["runs"][0]["results"])
         elif fmt == "github":
-            assert any(x.startswith("::error file=compositional_skills/broken/qna.yaml,line=") for x in out.splitlines())
+            assert any(
+                x.startswith("::error file=compositional_skills/broken/qna.yaml,line=") for x in out.splitlines()
+            )
         elif fmt == "text":
             assert out.splitlines()[-1].startswith(f"Checked {len(leaves) + 1} files:")
         elif fmt == "markdown":
@@ -114,7 +122,9 @@ def test_paths_attribution_and_output_file(example_taxonomy_repo: Path):
     assert [f["path"] for f in data["files"]] == [attr.replace("attribution.txt", "qna.yaml")]
     # A path relative to a subfolder, with --taxonomy pointing up.
     sub = repo / "knowledge"
-    p = lab_ci("--no-cache", "--taxonomy", "..", Path(attr).relative_to("knowledge").as_posix(), "--format", "json", cwd=sub)
+    p = lab_ci(
+        "--no-cache", "--taxonomy", "..", Path(attr).relative_to("knowledge").as_posix(), "--format", "json", cwd=sub
+    )
     assert [f["path"] for f in json.loads(p.stdout)["files"]] == [attr.replace("attribution.txt", "qna.yaml")]
 
 
@@ -158,7 +168,9 @@ def test_bad_input_is_one_line_exit_2(example_taxonomy_repo: Path, tmp_path: Pat
     plain.mkdir()
     assert_clean_error(lab_ci("--base", "main", cwd=plain), "not inside a git repository")
     assert_clean_error(lab_ci(os.fsdecode(b"knowledge/\xff.yaml"), cwd=repo), "not valid UTF-8")
-    assert_clean_error(lab_ci("--no-cache", "--output", str(tmp_path / "no" / "dir" / "x.json"), cwd=repo), "cannot write")
+    assert_clean_error(
+        lab_ci("--no-cache", "--output", str(tmp_path / "no" / "dir" / "x.json"), cwd=repo), "cannot write"
+    )
     # argparse usage errors: exit 2 as well.
     for args in (["--schema-version", "nine"], ["--format", "xml"], ["--jobs", "-1"]):
         p = lab_ci(*args, cwd=repo)
@@ -170,7 +182,9 @@ def test_bad_input_is_one_line_exit_2(example_taxonomy_repo: Path, tmp_path: Pat
 def test_lab_ci_repository_taxonomy_subfolder_paths_are_repo_relative():
     p = subprocess.run(
         [sys.executable, "-m", "lab_ci", "check", "--no-cache", "--taxonomy", "taxonomy", "--format", "sarif"],
-        cwd=REPO_ROOT, capture_output=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
     )
     assert p.returncode in (0, 1), p.stderr
     results = json.loads(p.stdout)["runs"][0]["results"]
@@ -198,8 +212,16 @@ def test_a_folder_named_like_a_workflow_command_cannot_inject_one(example_taxono
                 assert not any(x.startswith("::") for x in lines)
                 assert any(x.startswith("knowledge/b\\n::error file=x::pwned/qna.yaml:") for x in lines)
             else:
-                assert all(x.startswith(("::error file=knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,", "::warning file=knowledge/b%0A"))
-                           for x in lines if x.startswith("::") and "pwned" in x)
+                assert all(
+                    x.startswith(
+                        (
+                            "::error file=knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,",
+                            "::warning file=knowledge/b%0A",
+                        )
+                    )
+                    for x in lines
+                    if x.startswith("::") and "pwned" in x
+                )
 
 
 def test_bare_repository_needs_a_revision(example_taxonomy_repo: Path, tmp_path: Path):

@@ -25,8 +25,7 @@ ROOT = "taxonomy/"
 def known_report() -> Report:
     hostile = "bad value '<img src=x onerror=alert(1)>' | @octocat `code` **bold** 100%, a:b\nsecond line"
     many = [
-        Diagnostic("warning", "yamllint", "trailing-spaces", "trailing spaces", line=i, column=5)
-        for i in range(2, 9)
+        Diagnostic("warning", "yamllint", "trailing-spaces", "trailing spaces", line=i, column=5) for i in range(2, 9)
     ]
     return Report(
         files=[
@@ -36,7 +35,15 @@ def known_report() -> Report:
                 diagnostics=[
                     Diagnostic("error", "schema", "required", "'version' is a required property", 1, 1, None),
                     Diagnostic("error", "yaml", "syntax", hostile, 12, 3, ".seed_examples[1].answer"),
-                    Diagnostic("warning", "taxonomy", "duplicate-question", "same question as .seed_examples[0]", 17, 15, ".seed_examples[1].question"),
+                    Diagnostic(
+                        "warning",
+                        "taxonomy",
+                        "duplicate-question",
+                        "same question as .seed_examples[0]",
+                        17,
+                        15,
+                        ".seed_examples[1].question",
+                    ),
                 ],
             ),
             FileResult(path="knowledge/fine/qna.yaml", change="modified"),
@@ -53,8 +60,13 @@ def known_report() -> Report:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_format_matches_golden(fmt: str):
-    name = {"text": "report.txt", "json": "report.json", "github": "report.github.txt",
-            "sarif": "report.sarif", "markdown": "report.md"}[fmt]
+    name = {
+        "text": "report.txt",
+        "json": "report.json",
+        "github": "report.github.txt",
+        "sarif": "report.sarif",
+        "markdown": "report.md",
+    }[fmt]
     golden = GOLDEN / name
     out = render(fmt, known_report(), root_display=ROOT)
     if os.environ.get("LAB_CI_REGEN_GOLDEN"):
@@ -75,7 +87,10 @@ def test_json_is_the_report_dict():
 
 def test_text_lines():
     out = render("text", known_report(), root_display=ROOT).splitlines()
-    assert out[0] == "taxonomy/compositional_skills/writing/haiku/qna.yaml:1:1: error [schema/required] 'version' is a required property"
+    assert (
+        out[0]
+        == "taxonomy/compositional_skills/writing/haiku/qna.yaml:1:1: error [schema/required] 'version' is a required property"
+    )
     assert "taxonomy/knowledge/new place/qna.yaml: renamed from taxonomy/knowledge/old/qna.yaml" in out
     assert "taxonomy/knowledge/removed/qna.yaml: deleted" in out
     assert out[-1] == "Checked 3 files: 2 valid, 1 invalid (2 errors, 8 warnings); 1 leaf deleted."
@@ -88,10 +103,14 @@ def test_github_commands_are_escaped():
     hostile = [x for x in lines if "yaml/syntax" in x]
     assert len(hostile) == 1
     line = hostile[0]
-    assert line.startswith("::error file=taxonomy/compositional_skills/writing/haiku/qna.yaml,line=12,col=3,title=lab-ci yaml/syntax::")
+    assert line.startswith(
+        "::error file=taxonomy/compositional_skills/writing/haiku/qna.yaml,line=12,col=3,title=lab-ci yaml/syntax::"
+    )
     assert "\n" not in line and "%0Asecond line" in line and "100%25, a:b" in line
     assert any(x.startswith("::notice") and "removed/qna.yaml" in x and "deleted" in x for x in lines)
-    assert any(x.startswith("::notice file=taxonomy/knowledge/new place/qna.yaml") and "renamed from" in x for x in lines)
+    assert any(
+        x.startswith("::notice file=taxonomy/knowledge/new place/qna.yaml") and "renamed from" in x for x in lines
+    )
     assert sum(x.startswith("::warning ") for x in lines) == 8
 
 
@@ -112,7 +131,10 @@ def test_sarif_structure():
         assert uri.startswith("taxonomy/") and " " not in uri
         region = loc["physicalLocation"]["region"]
         assert region["startLine"] >= 1 and region["startColumn"] >= 1
-    assert any(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "taxonomy/knowledge/new%20place/qna.yaml" for r in run["results"])
+    assert any(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "taxonomy/knowledge/new%20place/qna.yaml"
+        for r in run["results"]
+    )
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert any("deleted" in n["message"]["text"] for n in notes)
     assert any("renamed from" in n["message"]["text"] for n in notes)
@@ -149,7 +171,15 @@ def test_markdown_escapes_user_text():
 
 @pytest.mark.parametrize(
     "text",
-    ["</details><script>x</script>", "a | b || c", "`` ` ``", "@everyone and @org/team", "[x](javascript:alert(1))", "$$\\frac{1}{2}$$", "line\r\nbreak\x00nul"],
+    [
+        "</details><script>x</script>",
+        "a | b || c",
+        "`` ` ``",
+        "@everyone and @org/team",
+        "[x](javascript:alert(1))",
+        "$$\\frac{1}{2}$$",
+        "line\r\nbreak\x00nul",
+    ],
 )
 def test_escape_markdown_neutralizes(text: str):
     out = escape_markdown(text)
@@ -199,7 +229,10 @@ def test_text_escapes_control_characters_in_paths_and_messages():
     lines = out.splitlines()
     assert len(lines) == 4  # renamed line, one problem, deleted line, summary
     assert not any(x.startswith("::") for x in lines)
-    assert lines[0] == "taxonomy/knowledge/b\\n::error file=x::pwned/qna.yaml: renamed from taxonomy/knowledge/old\\r\\n::warning::x\\x1b[31m/qna.yaml"
+    assert (
+        lines[0]
+        == "taxonomy/knowledge/b\\n::error file=x::pwned/qna.yaml: renamed from taxonomy/knowledge/old\\r\\n::warning::x\\x1b[31m/qna.yaml"
+    )
     assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
     assert "\\u202eevil" in lines[1] and "(.a\\nb)" in lines[1]
     assert lines[2] == "taxonomy/knowledge/gone\\n::notice::x/qna.yaml: deleted"
@@ -212,13 +245,21 @@ def test_github_format_never_lets_a_name_start_a_command():
     # Exactly our three commands (renamed notice, the error, deleted notice) and the summary.
     assert len(lines) == 4 and len(commands) == 3
     assert [x.split(" ", 1)[0] for x in commands] == ["::notice", "::error", "::notice"]
-    assert commands[1].startswith("::error file=taxonomy/knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,line=1,col=1,")
+    assert commands[1].startswith(
+        "::error file=taxonomy/knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,line=1,col=1,"
+    )
     assert "\x1b" not in out and "\u202e" not in out and "\\x1b[31m" in out
 
 
 @pytest.mark.parametrize(
     ("text", "linked"),
-    [("see #123", "#123"), ("fixes owner/repo#1", "#1"), ("GH-42 again", "GH-42"), ("cc @octocat", "@octocat"), ("@org/team", "@org")],
+    [
+        ("see #123", "#123"),
+        ("fixes owner/repo#1", "#1"),
+        ("GH-42 again", "GH-42"),
+        ("cc @octocat", "@octocat"),
+        ("@org/team", "@org"),
+    ],
 )
 def test_escape_markdown_defuses_references_and_mentions(text: str, linked: str):
     from lab_ci.check.formats.markdown import escape_html
@@ -238,7 +279,14 @@ def test_escape_markdown_block_markers_and_bidi():
 
 
 def test_markdown_check_summary_defuses_issue_references():
-    report = Report(files=[FileResult(path="knowledge/x#12/qna.yaml", diagnostics=[Diagnostic("error", "schema", "type", "see #99 and foo/bar#7", 1, 1)])])
+    report = Report(
+        files=[
+            FileResult(
+                path="knowledge/x#12/qna.yaml",
+                diagnostics=[Diagnostic("error", "schema", "type", "see #99 and foo/bar#7", 1, 1)],
+            )
+        ]
+    )
     md = render("markdown", report)
     assert "#99" not in md.replace("\\", "") and "#12" not in md.replace("\\", "")
     assert "#\u200d99" in md and "bar\\#\u200d7" in md

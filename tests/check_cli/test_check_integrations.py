@@ -19,7 +19,13 @@ BROKEN = b"version: 3\ntask_description: [unclosed\n"
 
 
 def env_with_lab_ci(tmp: Path, **extra) -> dict:
-    return {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "HOME": str(tmp), "XDG_CACHE_HOME": str(tmp / "cache"), **extra}
+    return {
+        **os.environ,
+        "PATH": BIN + os.pathsep + os.environ["PATH"],
+        "HOME": str(tmp),
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+        **extra,
+    }
 
 
 def test_pre_commit_hook_checks_the_leaf_of_a_staged_attribution(example_taxonomy_repo: Path, tmp_path: Path):
@@ -41,7 +47,13 @@ def test_pre_commit_hook_checks_the_leaf_of_a_staged_attribution(example_taxonom
     assert [f["path"] for f in data["files"]] == [leaf.relative_to(repo).as_posix()]
     assert not data["files"][0]["valid"]
     # The qna.yaml and its attribution.txt staged together: the leaf is checked once.
-    p = subprocess.run(argv + [leaf.relative_to(repo).as_posix()], cwd=repo, env=env_with_lab_ci(tmp_path), capture_output=True, timeout=120)
+    p = subprocess.run(
+        argv + [leaf.relative_to(repo).as_posix()],
+        cwd=repo,
+        env=env_with_lab_ci(tmp_path),
+        capture_output=True,
+        timeout=120,
+    )
     assert len(json.loads(p.stdout)["files"]) == 1
 
 
@@ -58,10 +70,21 @@ def run_action_step(repo: Path, tmp_path: Path, **inputs) -> tuple[subprocess.Co
     step = _check_step()
     summary, output = tmp_path / "summary.md", tmp_path / "output.txt"
     env = {k: v for k, v in step["env"].items()}
-    defaults = {"TAXONOMY": ".", "BASE": "main", "HEAD_REV": "", "SCHEMA_VERSION": "latest", "STRICT": "false", "FORMAT": "github", "SARIF_FILE": "lab-ci.sarif"}
+    defaults = {
+        "TAXONOMY": ".",
+        "BASE": "main",
+        "HEAD_REV": "",
+        "SCHEMA_VERSION": "latest",
+        "STRICT": "false",
+        "FORMAT": "github",
+        "SARIF_FILE": "lab-ci.sarif",
+    }
     env = {k: str(inputs.get(k, defaults[k])) for k in env}
     p = subprocess.run(
-        ["bash", "-c", step["run"]], cwd=repo, capture_output=True, timeout=300,
+        ["bash", "-c", step["run"]],
+        cwd=repo,
+        capture_output=True,
+        timeout=300,
         env=env_with_lab_ci(tmp_path, GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output), **env),
     )
     return p, summary, output
@@ -83,7 +106,10 @@ def test_action_check_step_annotates_summarises_and_fails(example_taxonomy_repo:
     outputs = dict(x.split("=", 1) for x in output.read_text().splitlines())
     assert outputs == {"exit-code": "1", "sarif-file": "lab-ci.sarif"}
     sarif = json.loads((repo / "lab-ci.sarif").read_text())
-    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "compositional_skills/new_skill/qna.yaml"
+    assert (
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        == "compositional_skills/new_skill/qna.yaml"
+    )
 
 
 def test_action_check_step_passes_and_reports_usage_errors(example_taxonomy_repo: Path, tmp_path: Path):

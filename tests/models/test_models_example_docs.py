@@ -17,9 +17,7 @@ UPSTREAM = "https://github.com/lab-ci/example-documents.git"
 
 
 def _make(out: Path) -> tuple[str, str]:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out)], check=True, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], check=True, capture_output=True, text=True)
     return proc.stdout.strip(), proc.stderr
 
 
@@ -53,8 +51,12 @@ def test_models_docs_repo_clones_through_url_rewrite(example_docs_repo: Path, tm
     (_, leaf), *_ = _knowledge_leaves()
     dest = tmp_path / "clone"
     run_git(
-        "-c", f"url.{example_docs_repo}.insteadOf={UPSTREAM}",
-        "clone", "--quiet", UPSTREAM, str(dest),
+        "-c",
+        f"url.{example_docs_repo}.insteadOf={UPSTREAM}",
+        "clone",
+        "--quiet",
+        UPSTREAM,
+        str(dest),
     )
     assert run_git("rev-parse", "HEAD", cwd=dest) == leaf["document"]["commit"]
     text = next(dest.glob(leaf["document"]["patterns"][0])).read_text(encoding="utf-8")
@@ -65,9 +67,7 @@ def test_models_docs_repo_refuses_a_non_repo_folder(tmp_path: Path):
     out = tmp_path / "not-a-repo"
     out.mkdir()
     (out / "keep.txt").write_text("precious\n")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not a bare git repository" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "keep.txt").read_text() == "precious\n"

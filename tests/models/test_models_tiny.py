@@ -16,14 +16,21 @@ import numpy as np
 import pytest
 import yaml
 
-from labtest import EXAMPLE_TAXONOMY, REPO_ROOT
-
 from lab_ci.errors import LabCIError
 from lab_ci.train.gguf_export import export_gguf, permute_rotary
 from lab_ci.train.tokenizer import (
-    ASSISTANT, ENDOFTEXT, LAB_CHAT_TEMPLATE, PAD, SPECIAL_TOKENS, SYSTEM, USER, format_lab,
-    train_tokenizer, yaml_strings,
+    ASSISTANT,
+    ENDOFTEXT,
+    LAB_CHAT_TEMPLATE,
+    PAD,
+    SPECIAL_TOKENS,
+    SYSTEM,
+    USER,
+    format_lab,
+    train_tokenizer,
+    yaml_strings,
 )
+from labtest import EXAMPLE_TAXONOMY, REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "build_tiny_models.py"
 
@@ -64,7 +71,7 @@ def _hf_greedy(hf_dir: Path, ids: list[int], n: int) -> list[int]:
     model = AutoModelForCausalLM.from_pretrained(hf_dir)
     with torch.no_grad():
         out = model.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False)
-    return out[0, len(ids):].tolist()  # ends at <|endoftext|> (id 0) when the model stops
+    return out[0, len(ids) :].tolist()  # ends at <|endoftext|> (id 0) when the model stops
 
 
 def _cpp_greedy(llm, ids: list[int], n: int) -> list[int]:
@@ -109,7 +116,9 @@ def test_models_tokenizer_chat_template_is_the_lab_format(tiny_models):
         {"role": "user", "content": "U"},
         {"role": "assistant", "content": "A"},
     ]
-    assert tok.apply_chat_template(messages, tokenize=False) == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\nA<|endoftext|>"
+    assert (
+        tok.apply_chat_template(messages, tokenize=False) == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\nA<|endoftext|>"
+    )
     prompt = tok.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=True)
     assert prompt == format_lab("S", "U") == "<|system|>\nS\n<|user|>\nU\n<|assistant|>\n"
 
@@ -154,7 +163,10 @@ def _pipeline_prompt(pipeline: str, block: str, values: dict):
 
     pipe = load_pipeline_file(BUILTIN_PIPELINES / f"{pipeline}.yaml")
     cfg = next(b.config for b in pipe.blocks if b.name == block)
-    conv = [Message("system", pipe.prompts[cfg["system"]]), Message("user", render(pipe.prompts[cfg["prompt"]], values))]
+    conv = [
+        Message("system", pipe.prompts[cfg["system"]]),
+        Message("user", render(pipe.prompts[cfg["prompt"]], values)),
+    ]
     specs = [FieldSpec.from_config(k, v or {}) for k, v in cfg["fields"].items()]
     return conv, specs
 
@@ -195,7 +207,7 @@ def test_models_teacher_judge_output_parses_with_the_sdg_parser(llamacpp_teacher
     ]
     convs, specs = zip(*(_pipeline_prompt(p, b, v) for p, b, v, _, _ in cases))
     results = llamacpp_teacher.chat(list(convs), SamplingParams(temperature=0.0, max_tokens=48, seed=0))
-    for (pipeline, block, _, field, allowed), spec, [completion] in zip(cases, specs, results):
+    for (_pipeline, block, _, field, allowed), spec, [completion] in zip(cases, specs, results):
         fields = parse_fields(completion.text, spec)  # raises Unparseable otherwise
         assert fields[field] in allowed, (block, completion.text)
         assert re.search(r"(?im)^(score|verdict): ", completion.text), (block, completion.text)
@@ -216,8 +228,9 @@ def test_models_teacher_generates_a_parseable_question(llamacpp_teacher):
         f"[Start of Question]\n{e.question}\n[End of Question]\n[Start of Response]\n{e.answer}\n[End of Response]"
         for e in skill.examples[:3]
     )
-    q_conv, q_specs = _pipeline_prompt("freeform_skills", "gen_questions",
-                                       {"task_description": skill.task_description, "examples": examples})
+    q_conv, q_specs = _pipeline_prompt(
+        "freeform_skills", "gen_questions", {"task_description": skill.task_description, "examples": examples}
+    )
     [[q]] = llamacpp_teacher.chat([q_conv], SamplingParams(temperature=0.0, max_tokens=96, seed=0))
     assert "[Start of Question]" in q.text and "[End of Question]" in q.text, q.text
     question = parse_fields(q.text, q_specs)["question"]
@@ -227,15 +240,24 @@ def test_models_teacher_generates_a_parseable_question(llamacpp_teacher):
     # knowledge Q/A generation over every chunk of both knowledge documents: a 0.7M
     # model does not always get it right (measured 8 of 11 parse), most must
     k_convs = []
-    for rel, doc in (("knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml", "kestrel-island/lighthouse.md"),
-                     ("knowledge/technology/version_control/git_basics/qna.yaml", "git-basics/git-basics.md")):
+    for rel, doc in (
+        ("knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml", "kestrel-island/lighthouse.md"),
+        ("knowledge/technology/version_control/git_basics/qna.yaml", "git-basics/git-basics.md"),
+    ):
         leaf = _leaf_seeds(rel)
         text = (REPO_ROOT / "scripts" / "example-documents" / doc).read_text(encoding="utf-8")
         examples = "\n\n".join(f"[QUESTION]\n{e.question}\n[ANSWER]\n{e.answer}\n[END]" for e in leaf.examples[:2])
         for chunk in chunk_markdown(doc, text, 300, 8):
-            conv, k_specs = _pipeline_prompt("knowledge", "gen_qa", {
-                "domain": leaf.domain, "task_description": leaf.task_description,
-                "document": chunk.text, "examples": examples})
+            conv, k_specs = _pipeline_prompt(
+                "knowledge",
+                "gen_qa",
+                {
+                    "domain": leaf.domain,
+                    "task_description": leaf.task_description,
+                    "document": chunk.text,
+                    "examples": examples,
+                },
+            )
             k_convs.append(conv)
     parsed = []
     for [k] in llamacpp_teacher.chat(k_convs, SamplingParams(temperature=0.0, max_tokens=256, seed=0)):
@@ -256,7 +278,10 @@ def test_models_distillation_data_uses_the_pipeline_formats():
 
     script = _load_script()
     samples = script.pipeline_samples(3, 0)
-    pipes = {n: load_pipeline_file(BUILTIN_PIPELINES / f"{n}.yaml") for n in ("freeform_skills", "grounded_skills", "knowledge")}
+    pipes = {
+        n: load_pipeline_file(BUILTIN_PIPELINES / f"{n}.yaml")
+        for n in ("freeform_skills", "grounded_skills", "knowledge")
+    }
     verdicts = set()
     for pipeline, block, conv, target in samples:
         pipe = pipes[pipeline]
@@ -271,7 +296,8 @@ def test_models_distillation_data_uses_the_pipeline_formats():
     # every LLM block of each leaf's pipeline, 3 rounds: 3 freeform, 1 grounded, 2 knowledge leaves
     assert len(samples) == 3 * (3 * 4 + 1 * 5 + 2 * 3)
     assert {(p, b) for p, b, _, _ in samples} == {
-        (n, b.name) for n, pipe in pipes.items() for b in pipe.blocks if b.type == "llm"}
+        (n, b.name) for n, pipe in pipes.items() for b in pipe.blocks if b.type == "llm"
+    }
     # the judges learn passing verdicts, and failing ones on mismatched pairs
     assert {("question_score", 1), ("pair_score", 2), ("faithful", "YES"), ("relevance_score", 2)} <= verdicts
     assert verdicts & {("question_score", 0), ("pair_score", 1), ("faithful", "NO"), ("relevance_score", 0)}
@@ -328,8 +354,16 @@ def test_models_export_random_llama_agrees(tiny_models, tmp_path, shape):
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tok) + 16,  # padded vocab: extra rows become unused tokens
-        hidden_size=64, intermediate_size=96, num_hidden_layers=2, max_position_embeddings=512,
-        rope_theta=50000.0, rms_norm_eps=1e-6, eos_token_id=0, pad_token_id=1, bos_token_id=0, **shape,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        max_position_embeddings=512,
+        rope_theta=50000.0,
+        rms_norm_eps=1e-6,
+        eos_token_id=0,
+        pad_token_id=1,
+        bos_token_id=0,
+        **shape,
     )
     model = LlamaForCausalLM(config).eval()
     hf_dir = tmp_path / "random-llama"
@@ -377,7 +411,8 @@ def test_models_export_rejects_what_it_cannot_convert(tiny_models, tmp_path):
 def _hashes(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 

@@ -16,8 +16,13 @@ KESTREL = "knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml"
 
 
 def git(*args, cwd):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t.invalid",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
@@ -37,9 +42,18 @@ def run_cli(args, capsys):
 
 @pytest.fixture
 def common(tiny_models, tmp_path, example_docs_repo):
-    return ["--teacher", str(tiny_models["teacher"]), "--samples", "2", "--max-tokens", "32",
-            "--document-cache", str(tmp_path / "doc-cache"),
-            "--document-mirror", f"{EXAMPLE_DOCS_URL}={example_docs_repo}"]
+    return [
+        "--teacher",
+        str(tiny_models["teacher"]),
+        "--samples",
+        "2",
+        "--max-tokens",
+        "32",
+        "--document-cache",
+        str(tmp_path / "doc-cache"),
+        "--document-mirror",
+        f"{EXAMPLE_DOCS_URL}={example_docs_repo}",
+    ]
 
 
 def test_preview_only_the_changed_leaf(example_taxonomy_repo, common, capsys):
@@ -71,8 +85,9 @@ def test_json_output_to_file_and_determinism(example_taxonomy_repo, common, caps
     outs = []
     for i in range(2):
         target = tmp_path / f"preview{i}.json"
-        code, out, err = run_cli(["--taxonomy", str(repo), "--base", "main", "--format", "json",
-                                  "--output", str(target), *common], capsys)
+        code, out, err = run_cli(
+            ["--taxonomy", str(repo), "--base", "main", "--format", "json", "--output", str(target), *common], capsys
+        )
         assert code == 0, err
         assert out == ""
         outs.append(json.loads(target.read_text()))
@@ -89,8 +104,9 @@ def test_json_output_to_file_and_determinism(example_taxonomy_repo, common, caps
 def test_precheck_compares_seed_answers(example_taxonomy_repo, common, tiny_models, capsys):
     repo = example_taxonomy_repo
     branch_with(repo, {ANTONYMS: "+\n# more\n"})
-    code, out, err = run_cli(["--taxonomy", str(repo), "--base", "main", "--precheck-model",
-                              str(tiny_models["teacher"]), *common], capsys)
+    code, out, err = run_cli(
+        ["--taxonomy", str(repo), "--base", "main", "--precheck-model", str(tiny_models["teacher"]), *common], capsys
+    )
     assert code == 0, err
     assert "Precheck: what" in out and "| Seed | Question | F1 | ROUGE-L |" in out
     assert "Your answer:" in out and "Current model:" in out
@@ -102,10 +118,13 @@ def test_missing_teacher_is_a_clear_error(example_taxonomy_repo, capsys, monkeyp
     code, out, err = run_cli(["--taxonomy", str(example_taxonomy_repo)], capsys)
     assert code == 2
     assert "lab-ci: error: no teacher model" in err and "build_tiny_models.py" in err
-    code, out, err = run_cli(["--taxonomy", str(example_taxonomy_repo), "--teacher", str(tmp_path / "nope.gguf")], capsys)
+    code, out, err = run_cli(
+        ["--taxonomy", str(example_taxonomy_repo), "--teacher", str(tmp_path / "nope.gguf")], capsys
+    )
     assert code == 2 and "lab-ci: error: cannot load model" in err
-    code, out, err = run_cli(["--taxonomy", str(example_taxonomy_repo), "--teacher", "x.gguf",
-                              "--document-mirror", "nonsense"], capsys)
+    code, out, err = run_cli(
+        ["--taxonomy", str(example_taxonomy_repo), "--teacher", "x.gguf", "--document-mirror", "nonsense"], capsys
+    )
     assert code == 2 and "URL=PATH" in err
 
 

@@ -6,12 +6,21 @@ from lab_ci.sdg.seeds import LeafSeeds, SeedExample
 
 
 def seeds(questions, answer="An answer.", kind="skill"):
-    return LeafSeeds("compositional_skills/x/qna.yaml", kind, "task",
-                     tuple(SeedExample(str(i), q, answer) for i, q in enumerate(questions)))
+    return LeafSeeds(
+        "compositional_skills/x/qna.yaml",
+        kind,
+        "task",
+        tuple(SeedExample(str(i), q, answer) for i, q in enumerate(questions)),
+    )
 
 
-GOOD = ["How do volcanoes form?", "Name three primary colours.", "Why is the sea salty?",
-        "What causes thunder?", "How do bees make honey?"]
+GOOD = [
+    "How do volcanoes form?",
+    "Name three primary colours.",
+    "Why is the sea salty?",
+    "What causes thunder?",
+    "How do bees make honey?",
+]
 
 
 def test_a_healthy_leaf_gets_no_hints():
@@ -26,8 +35,7 @@ def test_few_similar_long_seeds():
 
 
 def test_rejection_patterns_and_precheck():
-    stats = {"candidates": 4, "accepted": 0,
-             "by_reason": {"duplicate": 2, "truncated": 2, "unparseable": 0}}
+    stats = {"candidates": 4, "accepted": 0, "by_reason": {"duplicate": 2, "truncated": 2, "unparseable": 0}}
     pc = [PrecheckItem("0", "q", "a b", "a b", 1.0, 1.0)]
     text = " ".join(hints_for(seeds(GOOD), stats, [], [], pc))
     assert "repeat each other" in text and "cut off" in text and "No sample was accepted" in text

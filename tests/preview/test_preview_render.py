@@ -21,20 +21,33 @@ HOSTILE = [
 
 
 def result_with(text):
-    rec = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": text},
-                        {"role": "assistant", "content": text}],
-           "metadata": {"seed_ids": [text], "judge_scores": {"score": text}}}
-    rej = {"reason": text, "block": text, "detail": text, "fields": {"question": text, "gen_raw": text},
-           "metadata": {}}
-    leaf = LeafPreview(path="compositional_skills/x/qna.yaml", status="previewed", pipeline=text,
-                       pipeline_version=text, accepted=[rec], rejected=[rej],
-                       stats={"accepted": 1, "rejected": 1, "candidates": 2, "by_reason": {text: 1}},
-                       timings={"total_s": 1.5}, hints=[text],
-                       precheck=[PrecheckItem(text, text, text, text, 0.5, 0.25)])
-    bad = LeafPreview(path=text, status="invalid", reason=text,
-                      diagnostics=[{"line": 1, "column": 2, "message": text, "rule": text}])
-    return PreviewResult(leaves=[leaf, bad], teacher={"id": text, "name": text},
-                         precheck_model={"name": text}, base="main", head=text)
+    rec = {
+        "messages": [
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": text},
+        ],
+        "metadata": {"seed_ids": [text], "judge_scores": {"score": text}},
+    }
+    rej = {"reason": text, "block": text, "detail": text, "fields": {"question": text, "gen_raw": text}, "metadata": {}}
+    leaf = LeafPreview(
+        path="compositional_skills/x/qna.yaml",
+        status="previewed",
+        pipeline=text,
+        pipeline_version=text,
+        accepted=[rec],
+        rejected=[rej],
+        stats={"accepted": 1, "rejected": 1, "candidates": 2, "by_reason": {text: 1}},
+        timings={"total_s": 1.5},
+        hints=[text],
+        precheck=[PrecheckItem(text, text, text, text, 0.5, 0.25)],
+    )
+    bad = LeafPreview(
+        path=text, status="invalid", reason=text, diagnostics=[{"line": 1, "column": 2, "message": text, "rule": text}]
+    )
+    return PreviewResult(
+        leaves=[leaf, bad], teacher={"id": text, "name": text}, precheck_model={"name": text}, base="main", head=text
+    )
 
 
 def outside_code(md: str) -> str:
@@ -73,7 +86,7 @@ def test_hostile_text_cannot_mention_inject_html_or_break_out():
 
 def test_code_block_fence_is_longer_than_any_backtick_run():
     block = code_block("a ````` b\n```\nc")
-    fence = block.split("\n")[0].rstrip("text")
+    fence = block.split("\n")[0].removesuffix("text")
     assert len(fence) == 6
     assert block.endswith("\n" + fence)
     inner = block.split("\n")[1:-1]

@@ -29,17 +29,21 @@ def test_every_candidate_is_accepted_or_rejected_with_a_reason():
 
     def question(prompt):
         i = next(counter)
-        return ["[Start of Question] What is the opposite of wet? [End of Question]",  # accepted path
-                "garbage with no words that matter",  # fallback whole -> judged 0
-                "[Start of Question] What is the opposite of hot? [End of Question]",  # copies a seed
-                "[Start of Question] What is the opposite of wet? [End of Question]"][i % 4]  # duplicate of 0
+        return [
+            "[Start of Question] What is the opposite of wet? [End of Question]",  # accepted path
+            "garbage with no words that matter",  # fallback whole -> judged 0
+            "[Start of Question] What is the opposite of hot? [End of Question]",  # copies a seed
+            "[Start of Question] What is the opposite of wet? [End of Question]",
+        ][i % 4]  # duplicate of 0
 
-    t = ScriptedTeacher([
-        ("Write ONE new question", question),
-        ("Judge whether the question below", lambda p: "Score: 0" if "garbage" in p else "ok. Score: 1"),
-        ("Answer the next question", "[Start of Response] Dry. [End of Response]"),
-        ("Rate the answer", "not parseable at all"),
-    ])
+    t = ScriptedTeacher(
+        [
+            ("Write ONE new question", question),
+            ("Judge whether the question below", lambda p: "Score: 0" if "garbage" in p else "ok. Score: 1"),
+            ("Answer the next question", "[Start of Response] Dry. [End of Response]"),
+            ("Rate the answer", "not parseable at all"),
+        ]
+    )
     g = generate_leaf(leaf(), t, samples=4, seed=1)
     reasons = sorted(r["reason"] for r in g.rejected)
     assert reasons == ["copies-seed", "duplicate", "question-judged-poor", "unparseable"]
@@ -56,12 +60,17 @@ def test_every_candidate_is_accepted_or_rejected_with_a_reason():
 
 def test_accepted_records_have_the_training_shape():
     words = iter(["north", "light"])
-    t = ScriptedTeacher([
-        ("Write ONE new question", lambda p: f"[Start of Question] Which word means the reverse of {next(words)}? [End of Question]"),
-        ("Judge whether the question below", "Score: 1"),
-        ("Answer the next question", "[Start of Response] A word. [End of Response]"),
-        ("Rate the answer", "Score: 3"),
-    ])
+    t = ScriptedTeacher(
+        [
+            (
+                "Write ONE new question",
+                lambda p: f"[Start of Question] Which word means the reverse of {next(words)}? [End of Question]",
+            ),
+            ("Judge whether the question below", "Score: 1"),
+            ("Answer the next question", "[Start of Response] A word. [End of Response]"),
+            ("Rate the answer", "Score: 3"),
+        ]
+    )
     g = generate_leaf(leaf(), t, samples=2, seed=0)
     assert g.pipeline_name == "freeform_skills"
     for rec in g.accepted:
@@ -98,7 +107,9 @@ def test_samples_per_set_share_one_draw_of_examples():
     for block in (rows[:4], rows[4:]):
         assert len({(tuple(r["seed_ids"]), r["examples"]) for r in block}) == 1
     assert rows[0]["seed_ids"] != rows[4]["seed_ids"]
-    single = SampleSeedsBlock("seeds", {"k": 3}, RunContext(teacher=None, seeds=ctx.seeds, samples=8, seed=1)).generate([])
+    single = SampleSeedsBlock("seeds", {"k": 3}, RunContext(teacher=None, seeds=ctx.seeds, samples=8, seed=1)).generate(
+        []
+    )
     assert len({tuple(r["seed_ids"]) for r in single}) > 2
 
 
@@ -112,8 +123,13 @@ def test_truncated_answers_are_rejected_as_truncated():
                 return [[Completion(c.text, finish_reason="length") for c in cs] for cs in out]
             return out
 
-    t = Truncating([("Write ONE new question", "[Start of Question] Opposite of tall? [End of Question]"),
-                    ("Judge whether the question below", "Score: 1"), ("Answer the next question", "[Start of Response] Sho")])
+    t = Truncating(
+        [
+            ("Write ONE new question", "[Start of Question] Opposite of tall? [End of Question]"),
+            ("Judge whether the question below", "Score: 1"),
+            ("Answer the next question", "[Start of Response] Sho"),
+        ]
+    )
     g = generate_leaf(leaf(), t, samples=1)
     assert [r["reason"] for r in g.rejected] == ["truncated"]
 

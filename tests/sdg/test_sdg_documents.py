@@ -9,9 +9,15 @@ import pytest
 from lab_ci.sdg.documents import DocumentFetcher, glob_match, parse_mirrors
 from lab_ci.sdg.errors import DocumentError
 
+
 def run_git(*args, cwd):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t.invalid",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -67,8 +73,9 @@ def test_bad_repo_urls_are_refused_without_git(tmp_path, url):
     assert f.git_calls == 0
 
 
-@pytest.mark.parametrize("commit", ["main", "HEAD", "-1", "--all", "abc", "0123456789abcdefg", "a" * 41, "", None,
-                                    "deadbeef^{tree}"])
+@pytest.mark.parametrize(
+    "commit", ["main", "HEAD", "-1", "--all", "abc", "0123456789abcdefg", "a" * 41, "", None, "deadbeef^{tree}"]
+)
 def test_bad_commits_are_refused_without_git(tmp_path, commit):
     f = DocumentFetcher(cache_dir=tmp_path / "cache")
     with pytest.raises(DocumentError, match="hex commit SHA") as e:
@@ -76,8 +83,10 @@ def test_bad_commits_are_refused_without_git(tmp_path, commit):
     assert e.value.field == "document.commit" and f.git_calls == 0
 
 
-@pytest.mark.parametrize("patterns", [[], ["../secret.md"], ["/etc/passwd"], ["a/../../b.md"], ["--output=x"],
-                                      ["docs\\x.md"], [""], ["a\x00b"]])
+@pytest.mark.parametrize(
+    "patterns",
+    [[], ["../secret.md"], ["/etc/passwd"], ["a/../../b.md"], ["--output=x"], ["docs\\x.md"], [""], ["a\x00b"]],
+)
 def test_bad_patterns_are_refused_without_git(tmp_path, patterns):
     f = DocumentFetcher(cache_dir=tmp_path / "cache")
     with pytest.raises(DocumentError) as e:

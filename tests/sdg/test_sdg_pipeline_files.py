@@ -27,13 +27,16 @@ def test_builtin_pipelines_load_and_have_versions():
 
 
 def test_unknown_block_type_names_file_and_block(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: seeds, type: sample_seeds, config: {}}
           - {name: magic, type: teleport, config: {}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError) as e:
         load_pipeline_file(p)
     msg = str(e.value)
@@ -41,7 +44,9 @@ def test_unknown_block_type_names_file_and_block(tmp_path):
 
 
 def test_missing_config_key_names_block(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
@@ -49,56 +54,74 @@ def test_missing_config_key_names_block(tmp_path):
           - name: ask
             type: llm
             config: {fields: {question: {start: "[Q]"}}}
-    """)
-    with pytest.raises(PipelineError, match=r"mine\.yaml: block 'ask' \(blocks\[1\]\).*'prompt' is a required property"):
+    """,
+    )
+    with pytest.raises(
+        PipelineError, match=r"mine\.yaml: block 'ask' \(blocks\[1\]\).*'prompt' is a required property"
+    ):
         load_pipeline_file(p)
 
 
 def test_missing_config_section_and_bad_option(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: seeds, type: sample_seeds}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match=r"block 'seeds'.*'config' is a required property"):
         load_pipeline_file(p)
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: keep, type: filter_value, config: {column: s, op: approx, value: 1}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match=r"block 'keep'.*config\.op"):
         load_pipeline_file(p)
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: seeds, type: sample_seeds, config: {samples_per_set: 0}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match=r"block 'seeds'.*samples_per_set"):
         load_pipeline_file(p)
 
 
 def test_missing_prompt_file_and_duplicate_names(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: ask, type: llm, config: {prompt: nowhere.txt, fields: {q: {fallback: whole}}}}
           - {name: out, type: to_messages, config: {user: "{{q}}", assistant: "{{q}}"}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match=r"block 'ask': prompt file 'nowhere.txt' not found"):
         load_pipeline_file(p)
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: a, type: sample_seeds, config: {}}
           - {name: a, type: sample_seeds, config: {}}
           - {name: out, type: to_messages, config: {user: "x", assistant: "y"}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match="block 'a': block names must be unique"):
         load_pipeline_file(p)
 
@@ -123,11 +146,14 @@ def test_pipeline_dir_overrides_builtin_and_prompts_change_version(tmp_path):
 
 
 def test_a_pipeline_must_produce_records(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         version: "1"
         name: mine
         blocks:
           - {name: seeds, type: sample_seeds, config: {}}
-    """)
+    """,
+    )
     with pytest.raises(PipelineError, match="needs a to_messages block"):
         load_pipeline_file(p)

@@ -95,16 +95,19 @@ def test_user_pipeline_without_judges_accepts_real_generations(teacher, tmp_path
     """A pipeline from --pipeline-dir (no judges) on the real teacher: records are accepted
     and carry the override's name and version."""
     (tmp_path / "prompts").mkdir()
-    (tmp_path / "prompts" / "ask.txt").write_text("{{examples}}\n\n[Start of Question]\n{{seed_question}}\n[End of Question]\n")
+    (tmp_path / "prompts" / "ask.txt").write_text(
+        "{{examples}}\n\n[Start of Question]\n{{seed_question}}\n[End of Question]\n"
+    )
     (tmp_path / "quick.yaml").write_text(
         'version: "0.1"\nname: quick\nblocks:\n'
-        '  - {name: seeds, type: sample_seeds, config: {k: 2}}\n'
-        '  - name: answer\n    type: llm\n'
+        "  - {name: seeds, type: sample_seeds, config: {k: 2}}\n"
+        "  - name: answer\n    type: llm\n"
         '    config: {prompt: ask.txt, fields: {answer: {start: "[Start of Response]", end: "[End of Response]", fallback: whole}}}\n'
         '  - {name: out, type: to_messages, config: {user: "{{seed_question}}", assistant: "{{answer}}"}}\n'
     )
-    gen = generate_leaf(leaf(FREEFORM), teacher, samples=2, seed=0, pipeline="quick",
-                        pipeline_dirs=[tmp_path], max_tokens=24)
+    gen = generate_leaf(
+        leaf(FREEFORM), teacher, samples=2, seed=0, pipeline="quick", pipeline_dirs=[tmp_path], max_tokens=24
+    )
     assert gen.pipeline_name == "quick" and gen.pipeline_version.startswith("0.1+")
     assert len(gen.accepted) + len(gen.rejected) == 2
     assert gen.accepted, gen.rejected  # 'fallback: whole' takes any non-empty text
@@ -114,10 +117,13 @@ def test_user_pipeline_without_judges_accepts_real_generations(teacher, tmp_path
         assert rec["metadata"]["pipeline"] == "quick"
 
 
-@pytest.mark.parametrize("path, pipeline, shared", [
-    (FREEFORM, "freeform_skills", "examples"),
-    (GROUNDED, "grounded_skills", "context"),
-])
+@pytest.mark.parametrize(
+    "path, pipeline, shared",
+    [
+        (FREEFORM, "freeform_skills", "examples"),
+        (GROUNDED, "grounded_skills", "context"),
+    ],
+)
 def test_answer_prompts_reuse_the_question_prompts_kv_cells(teacher, path, pipeline, shared):
     """The answer prompt repeats the question prompt's first part on purpose (task,
     seed examples and, grounded, the new context): the local teacher keeps the
@@ -139,8 +145,10 @@ def test_answer_prompts_reuse_the_question_prompts_kv_cells(teacher, path, pipel
     rows = [{**r, "question": seeds.examples[0].question, "context": seeds.examples[0].context or ""} for r in rows]
     q_prompt = blocks["gen_questions"].template
     a_prompt = blocks["gen_answers"].template
-    head = q_prompt[: q_prompt.index("{{%s}}" % shared) + len("{{%s}}" % shared)]
-    assert a_prompt.startswith(head), f"{pipeline}: the answer prompt must start like the question prompt up to {{{{{shared}}}}}"
+    head = q_prompt[: q_prompt.index(f"{{{{{shared}}}}}") + len(f"{{{{{shared}}}}}")]
+    assert a_prompt.startswith(head), (
+        f"{pipeline}: the answer prompt must start like the question prompt up to {{{{{shared}}}}}"
+    )
 
     teacher.forget_prompts()
     blocks["gen_questions"].generate(rows)
@@ -149,7 +157,9 @@ def test_answer_prompts_reuse_the_question_prompts_kv_cells(teacher, path, pipel
     stats = teacher.last_stats
     # every row reuses at least its question prompt's chat text up to the end of {{shared}}
     system = blocks["gen_questions"].system
-    heads = [format_chat([Message("system", system), Message("user", render(head, r))], teacher.chat_format) for r in rows]
+    heads = [
+        format_chat([Message("system", system), Message("user", render(head, r))], teacher.chat_format) for r in rows
+    ]
     heads = [h[: h.index(render(head, r)) + len(render(head, r))] for h, r in zip(heads, rows)]
     assert stats["reused_tokens"] >= sum(len(teacher.tokenize(h)) - 2 for h in heads), stats
     assert stats["evaluated_tokens"] + stats["reused_tokens"] <= stats["prompt_tokens"]

@@ -12,7 +12,10 @@ def leaf(path, text):
 
 
 def test_v3_knowledge_seeds_and_document():
-    s = parse_leaf(leaf("knowledge/a/b/qna.yaml", """
+    s = parse_leaf(
+        leaf(
+            "knowledge/a/b/qna.yaml",
+            """
         version: 3
         domain: Birds
         document_outline: All about birds.
@@ -22,7 +25,9 @@ def test_v3_knowledge_seeds_and_document():
               - {question: "Do birds fly?", answer: Yes.}
               - {question: "What flies?", answer: Birds.}
         document: {repo: "https://example.com/d.git", commit: abcdef1, patterns: ["*.md"]}
-    """))
+    """,
+        )
+    )
     assert s.kind == "knowledge" and s.default_pipeline == "knowledge"
     assert [e.id for e in s.examples] == ["0.0", "0.1"]
     assert s.examples[0].context == "Birds fly."
@@ -31,29 +36,46 @@ def test_v3_knowledge_seeds_and_document():
 
 
 def test_v1_knowledge_and_skill_kinds():
-    v1 = parse_leaf(leaf("knowledge/x/qna.yaml", """
+    v1 = parse_leaf(
+        leaf(
+            "knowledge/x/qna.yaml",
+            """
         task_description: Old style.
         seed_examples:
           - {question: "Q1?", answer: A1}
         document: {repo: "https://example.com/d.git", commit: abcdef1, patterns: "*.md"}
-    """))
+    """,
+        )
+    )
     assert [e.id for e in v1.examples] == ["0"] and v1.document.patterns == ("*.md",)
-    grounded = parse_leaf(leaf("compositional_skills/x/qna.yaml", """
+    grounded = parse_leaf(
+        leaf(
+            "compositional_skills/x/qna.yaml",
+            """
         task_description: Summarise.
         seed_examples:
           - {context: Some text., question: Summarise it., answer: Text.}
-    """))
+    """,
+        )
+    )
     assert grounded.grounded and grounded.default_pipeline == "grounded_skills"
-    free = parse_leaf(leaf("foundational_skills/x/qna.yaml", """
+    free = parse_leaf(
+        leaf(
+            "foundational_skills/x/qna.yaml",
+            """
         task_description: Rhymes.
         seed_examples:
           - {question: "A rhyme for cat?", answer: Hat.}
-    """))
+    """,
+        )
+    )
     assert not free.grounded and free.default_pipeline == "freeform_skills"
 
 
-@pytest.mark.parametrize("text", ["a: [", "- just a list", "version: 3\nseed_examples: []\n",
-                                  "seed_examples:\n  - {question: only a question}\n"])
+@pytest.mark.parametrize(
+    "text",
+    ["a: [", "- just a list", "version: 3\nseed_examples: []\n", "seed_examples:\n  - {question: only a question}\n"],
+)
 def test_leaves_without_usable_seeds_name_the_file(text):
     with pytest.raises(SeedError, match=r"^compositional_skills/bad/qna\.yaml: "):
         parse_leaf(LeafFile("compositional_skills/bad/qna.yaml", text.encode()))

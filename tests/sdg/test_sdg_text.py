@@ -19,13 +19,16 @@ def test_render_replaces_variables_and_names_missing_ones():
 
 def test_markers_cut_fields_and_stop_at_other_markers():
     text = "junk [QUESTION]\n What is 2+2? \n[ANSWER] four [END] trailing"
-    got = parse_fields(text, [spec("question", start="[QUESTION]", end=["[ANSWER]"]),
-                              spec("answer", start="[ANSWER]", end="[END]")])
+    got = parse_fields(
+        text, [spec("question", start="[QUESTION]", end=["[ANSWER]"]), spec("answer", start="[ANSWER]", end="[END]")]
+    )
     assert got == {"question": "What is 2+2?", "answer": "four"}
 
 
 def test_missing_start_marker_takes_text_before_end_marker():
-    got = parse_fields("Why is the sky blue?\n[ANSWER] Rayleigh.", [spec("question", start="[QUESTION]", end="[ANSWER]")])
+    got = parse_fields(
+        "Why is the sky blue?\n[ANSWER] Rayleigh.", [spec("question", start="[QUESTION]", end="[ANSWER]")]
+    )
     assert got["question"] == "Why is the sky blue?"
 
 

@@ -47,7 +47,8 @@ def test_parse_ls_tree_modes_and_odd_names():
         + f"160000 commit {B}\tk/sm/qna.yaml\0".encode()
         + f"120000 blob {A}\tk/ln/qna.yaml\0".encode()
         + f"100755 blob {A}\tk/tab\there/qna.yaml\0".encode()
-        + f"100644 blob {A}\t".encode() + b"k/\xff/qna.yaml\0"
+        + f"100644 blob {A}\t".encode()
+        + b"k/\xff/qna.yaml\0"
     )
     entries = parse_ls_tree(out)
     assert [e.kind for e in entries] == ["file", "directory", "submodule", "symlink", "file", "file"]
@@ -77,7 +78,9 @@ def test_changed_leaves_rules():
     assert changes([d("A", new="k/a/qna.yaml")], {"k/a/qna.yaml"}) == [("k/a/qna.yaml", "added", None)]
     assert changes([d("M", "k/a/qna.yaml", "k/a/qna.yaml")], {"k/a/qna.yaml"}) == [("k/a/qna.yaml", "modified", None)]
     assert changes([d("D", old="k/a/qna.yaml")]) == [("k/a/qna.yaml", "deleted", None)]
-    assert changes([d("R", "k/a/qna.yaml", "k/b/qna.yaml")], {"k/b/qna.yaml"}) == [("k/b/qna.yaml", "renamed", "k/a/qna.yaml")]
+    assert changes([d("R", "k/a/qna.yaml", "k/b/qna.yaml")], {"k/b/qna.yaml"}) == [
+        ("k/b/qna.yaml", "renamed", "k/a/qna.yaml")
+    ]
     # Renamed to a name that is no leaf: the leaf is gone.
     assert changes([d("R", "k/a/qna.yaml", "k/a/qna.yml")]) == [("k/a/qna.yaml", "deleted", None)]
     # Renamed from a non-leaf name to qna.yaml: a new leaf.
@@ -88,11 +91,15 @@ def test_changed_leaves_rules():
 
 def test_attribution_changes_recheck_the_leaf():
     present = {"k/a/qna.yaml", "k/a/attribution.txt"}
-    assert changes([d("M", "k/a/attribution.txt", "k/a/attribution.txt")], present) == [("k/a/qna.yaml", "modified", None)]
+    assert changes([d("M", "k/a/attribution.txt", "k/a/attribution.txt")], present) == [
+        ("k/a/qna.yaml", "modified", None)
+    ]
     # Removed attribution next to a leaf that stays: re-check (it may now be missing one).
     assert changes([d("D", old="k/a/attribution.txt")], {"k/a/qna.yaml"}) == [("k/a/qna.yaml", "modified", None)]
     # Leaf and attribution both deleted: one deleted leaf.
-    assert changes([d("D", old="k/a/attribution.txt"), d("D", old="k/a/qna.yaml")]) == [("k/a/qna.yaml", "deleted", None)]
+    assert changes([d("D", old="k/a/attribution.txt"), d("D", old="k/a/qna.yaml")]) == [
+        ("k/a/qna.yaml", "deleted", None)
+    ]
     # A qna.yaml change wins over the attribution's label.
     both = [d("A", new="k/a/attribution.txt"), d("A", new="k/a/qna.yaml")]
     assert changes(both, present) == [("k/a/qna.yaml", "added", None)]

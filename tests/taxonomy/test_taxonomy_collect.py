@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from labtest import commit_all as commit
-from labtest import run_git
-from labtest import write_file as write
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.collect import collect_leaves
 from lab_ci.taxonomy.gitrepo import GitTaxonomy
 from lab_ci.taxonomy.leaf import git_blob_id
+from labtest import commit_all as commit
+from labtest import run_git
+from labtest import write_file as write
 
 QNA_A = b"version: 3\ntask_description: a\ncreated_by: me\n"
 QNA_B = b"version: 3\ntask_description: b\ncreated_by: me\n"
@@ -21,7 +21,7 @@ QNA_B = b"version: 3\ntask_description: b\ncreated_by: me\n"
 
 def leaf(name: str) -> bytes:
     """Distinct contents per leaf, so git pairs renames unambiguously."""
-    return QNA_A + f"document_outline: {name} " .encode() + name.encode() * 40 + b"\n"
+    return QNA_A + f"document_outline: {name} ".encode() + name.encode() * 40 + b"\n"
 
 
 @pytest.fixture
@@ -77,7 +77,9 @@ def test_symlink_directory_and_submodule_leaves(repo: Path, tmp_path: Path):
     os.makedirs(repo / "knowledge/link")
     os.symlink("../a/qna.yaml", repo / "knowledge/link/qna.yaml")
     write(repo, "knowledge/dir/qna.yaml/inner.yaml", QNA_A)
-    run_git("-c", "protocol.file.allow=always", "submodule", "--quiet", "add", str(sub), "knowledge/sm/qna.yaml", cwd=repo)
+    run_git(
+        "-c", "protocol.file.allow=always", "submodule", "--quiet", "add", str(sub), "knowledge/sm/qna.yaml", cwd=repo
+    )
     commit(repo, "odd kinds")
     for head in ("pr", None):  # committed tree, and the same state on disk
         leaves = by_path(collect_leaves(repo, base="main", head=head))

@@ -13,8 +13,35 @@ from lab_ci.taxonomy.collect import collect_leaves
 
 #: Renames (1306, 259, 275, 329, 561), a mass deletion (1215), attribution-only (1009,
 #: 1015, 1019), many modifications (11), and ordinary additions.
-PRS = [1, 11, 100, 102, 259, 275, 329, 561, 1000, 1009, 1015, 1019, 1095, 1215, 1306,
-       20, 50, 200, 300, 400, 500, 600, 700, 800, 900, 1100, 1200]
+PRS = [
+    1,
+    11,
+    100,
+    102,
+    259,
+    275,
+    329,
+    561,
+    1000,
+    1009,
+    1015,
+    1019,
+    1095,
+    1215,
+    1306,
+    20,
+    50,
+    200,
+    300,
+    400,
+    500,
+    600,
+    700,
+    800,
+    900,
+    1100,
+    1200,
+]
 
 
 def git(mirror, *args: str) -> str:
@@ -22,7 +49,10 @@ def git(mirror, *args: str) -> str:
 
 
 def exists(mirror, rev: str, path: str) -> bool:
-    return subprocess.run(["git", "-C", str(mirror), "cat-file", "-e", f"{rev}:{path}"], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["git", "-C", str(mirror), "cat-file", "-e", f"{rev}:{path}"], capture_output=True).returncode
+        == 0
+    )
 
 
 def expected_changes(mirror, pr: str) -> dict[str, tuple[str, str | None]]:
@@ -48,7 +78,9 @@ def test_changed_leaves_match_plain_git_on_real_pull_requests(corpus_mirror):
     checked = 0
     for n in PRS:
         pr = f"pr/{n}"
-        if subprocess.run(["git", "-C", str(corpus_mirror), "rev-parse", "--verify", "--quiet", pr], capture_output=True).returncode:
+        if subprocess.run(
+            ["git", "-C", str(corpus_mirror), "rev-parse", "--verify", "--quiet", pr], capture_output=True
+        ).returncode:
             continue
         want = expected_changes(corpus_mirror, pr)
         leaves = collect_leaves(corpus_mirror, base="main", head=pr)
@@ -60,10 +92,14 @@ def test_changed_leaves_match_plain_git_on_real_pull_requests(corpus_mirror):
             if x.change == "deleted":
                 assert x.data is None and not exists(corpus_mirror, pr, x.path)
             elif exists(corpus_mirror, pr, x.path):
-                assert x.data == subprocess.run(
-                    ["git", "-C", str(corpus_mirror), "cat-file", "blob", f"{pr}:{x.path}"],
-                    check=True, capture_output=True,
-                ).stdout
+                assert (
+                    x.data
+                    == subprocess.run(
+                        ["git", "-C", str(corpus_mirror), "cat-file", "blob", f"{pr}:{x.path}"],
+                        check=True,
+                        capture_output=True,
+                    ).stdout
+                )
             else:  # an attribution.txt added without its qna.yaml
                 assert x.kind == "missing" and x.attribution is not None
         checked += 1
@@ -72,7 +108,11 @@ def test_changed_leaves_match_plain_git_on_real_pull_requests(corpus_mirror):
 
 @pytest.mark.parametrize("rev", ["main", "pr/1306"])
 def test_whole_tree_matches_ls_tree(corpus_mirror, rev):
-    names = [p for p in git(corpus_mirror, "ls-tree", "-r", "--name-only", rev).splitlines() if p == "qna.yaml" or p.endswith("/qna.yaml")]
+    names = [
+        p
+        for p in git(corpus_mirror, "ls-tree", "-r", "--name-only", rev).splitlines()
+        if p == "qna.yaml" or p.endswith("/qna.yaml")
+    ]
     leaves = collect_leaves(corpus_mirror, head=rev)
     assert [x.path for x in leaves] == sorted(names)
     assert all(x.kind == "file" and x.data for x in leaves)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from labtest import commit_all as commit
-from labtest import run_git
-from labtest import write_file as write
 from lab_ci.check.api import check_taxonomy
 from lab_ci.check.options import CheckOptions
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.collect import collect_leaves
 from lab_ci.taxonomy.gitrepo import GitTaxonomy, leaf_pathspecs
 from lab_ci.taxonomy.leaf import git_blob_id
+from labtest import commit_all as commit
+from labtest import run_git
+from labtest import write_file as write
 
 QNA = b"version: 3\ntask_description: a\ncreated_by: me\n"
 LIMIT = 4096
@@ -78,7 +78,11 @@ def test_huge_blobs_are_read_only_up_to_the_limit(repo: Path, tmp_path: Path):
 def test_read_blob_head_stops_the_reader(repo: Path):
     big = huge_bytes()
     p = write(repo, "big.bin", big)
-    sha = subprocess.run(["git", "hash-object", "-w", str(p)], cwd=repo, capture_output=True, check=True).stdout.decode().strip()
+    sha = (
+        subprocess.run(["git", "hash-object", "-w", str(p)], cwd=repo, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
     with GitTaxonomy.open(repo) as gt:
         assert gt.blob_sizes([sha]) == {sha: len(big)}
         assert gt.read_blob_head(sha, 10) == big[:10]
@@ -99,7 +103,10 @@ def test_bare_repository_without_a_revision_is_an_error(repo: Path, tmp_path: Pa
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     p = subprocess.run(
         [sys.executable, "-m", "lab_ci", "check", "--taxonomy", str(bare)],
-        cwd=tmp_path, env=env, capture_output=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert p.returncode == 2 and p.stdout == b""
     err = p.stderr.decode().strip()
@@ -109,7 +116,7 @@ def test_bare_repository_without_a_revision_is_an_error(repo: Path, tmp_path: Pa
 def test_working_tree_snapshot_hashes_only_leaf_files(repo: Path, tmp_path: Path):
     # A clean filter runs whenever git hashes a file: it logs what was hashed.
     log = tmp_path / "hashed.log"
-    run_git("config", "filter.spy.clean", f"sh -c 'printf \"%s\\n\" \"$1\" >> {log}; cat' -- %f", cwd=repo)
+    run_git("config", "filter.spy.clean", f'sh -c \'printf "%s\\n" "$1" >> {log}; cat\' -- %f', cwd=repo)
     write(repo, ".gitattributes", b"* filter=spy\n")
     commit(repo, "attributes")
     log.unlink(missing_ok=True)
@@ -119,7 +126,10 @@ def test_working_tree_snapshot_hashes_only_leaf_files(repo: Path, tmp_path: Path
     write(repo, "knowledge/new/big-data.bin", b"\0" * 200_000)  # untracked non-leaf files
     write(repo, "scratch/notes.txt", b"notes\n")
     leaves = collect_leaves(repo, base="main")
-    assert [(x.path, x.change) for x in leaves] == [("knowledge/a/qna.yaml", "modified"), ("knowledge/new/qna.yaml", "added")]
+    assert [(x.path, x.change) for x in leaves] == [
+        ("knowledge/a/qna.yaml", "modified"),
+        ("knowledge/new/qna.yaml", "added"),
+    ]
     hashed = set(log.read_text().split())
     # The new leaf files were hashed; the untracked non-leaf files never were (a
     # multi-GB file there costs nothing). Tracked files git finds racily clean may be
@@ -128,7 +138,11 @@ def test_working_tree_snapshot_hashes_only_leaf_files(repo: Path, tmp_path: Path
     assert not hashed & {"knowledge/new/big-data.bin", "scratch/notes.txt"}
     # The user's index is untouched.
     assert run_git("status", "--porcelain", cwd=repo).count("??") == 2
-    assert leaf_pathspecs("sub/") == [":(glob)sub/**/qna.yaml", ":(glob)sub/**/qna.yaml/**", ":(glob)sub/**/attribution.txt"]
+    assert leaf_pathspecs("sub/") == [
+        ":(glob)sub/**/qna.yaml",
+        ":(glob)sub/**/qna.yaml/**",
+        ":(glob)sub/**/attribution.txt",
+    ]
 
 
 def _no_hang(fn, timeout: float = 60):
@@ -164,7 +178,7 @@ def test_fifo_leaf_and_attribution_are_per_file_errors(repo: Path):
     fifo_leaf.parent.mkdir(parents=True)
     os.mkfifo(fifo_leaf)
     for kwargs in ({}, {"paths": ["knowledge/f/qna.yaml"]}, {"base": "main"}):
-        leaves = {x.path: x for x in _no_hang(lambda: collect_leaves(repo, **kwargs))}
+        leaves = {x.path: x for x in _no_hang(lambda kw=kwargs: collect_leaves(repo, **kw))}
         if "paths" not in kwargs:
             a = leaves["knowledge/a/qna.yaml"]
             assert a.kind == "file" and a.attribution is None and a.attribution_kind == "fifo"

@@ -20,7 +20,17 @@ CHATML = (
 
 def make_gguf(out: Path, quant: str, *extra: str) -> Path:
     subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "make_bench_gguf.py"), "--shape", "tiny", "--quant", quant, "--out", str(out), *extra],
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "make_bench_gguf.py"),
+            "--shape",
+            "tiny",
+            "--quant",
+            quant,
+            "--out",
+            str(out),
+            *extra,
+        ],
         check=True,
         capture_output=True,
     )

@@ -7,15 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from labtest import REPO_ROOT, commit_all, run_git, write_file
-
 from lab_ci.teacher.base import Message, SamplingParams
 from lab_ci.teacher.llamacpp import LlamaCppTeacher
 from lab_ci.teacher.templates import format_chat
+from labtest import REPO_ROOT, commit_all, run_git, write_file
 
 SCRIPT = REPO_ROOT / "scripts" / "make_bench_gguf.py"
-TEXT = ("The lighthouse on the island was built of stone. Its keeper wrote the weather in a log "
-        "every evening, and the log says when the lamp was lit and when ships passed the rocks.\n")
+TEXT = (
+    "The lighthouse on the island was built of stone. Its keeper wrote the weather in a log "
+    "every evening, and the log says when the lamp was lit and when ships passed the rocks.\n"
+)
 
 
 def qna(question: str) -> bytes:
@@ -24,8 +25,22 @@ def qna(question: str) -> bytes:
 
 
 def make(out, corpus, shape="tiny"):
-    return subprocess.run([sys.executable, str(SCRIPT), "--shape", shape, "--quant", "q8_0", "--out", str(out),
-                           "--bpe-corpus", str(corpus)], capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--shape",
+            shape,
+            "--quant",
+            "q8_0",
+            "--out",
+            str(out),
+            "--bpe-corpus",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_bpe_trained_on_a_git_repository_and_bundle(tmp_path):

@@ -4,7 +4,6 @@ tiny trained teacher from scripts/build_tiny_models.py."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -62,7 +61,11 @@ def test_prompt_tree_evaluates_each_shared_prefix_once():
         mine = [(tok, pos) for tok, pos, ids, _ in tree if s in ids]
         assert mine == [(t, i) for i, t in enumerate(toks)]
     # each (prefix) is evaluated once: [1,2] for 0,1,2,4; [5] for 1,2,4; [7] for 2 and 4 apart
-    assert [(t, p, ids) for t, p, ids, _ in tree if len(ids) > 1] == [(1, 0, (0, 1, 2, 4)), (2, 1, (0, 1, 2, 4)), (5, 2, (1, 2, 4))]
+    assert [(t, p, ids) for t, p, ids, _ in tree if len(ids) > 1] == [
+        (1, 0, (0, 1, 2, 4)),
+        (2, 1, (0, 1, 2, 4)),
+        (5, 2, (1, 2, 4)),
+    ]
     # the last token of every sequence is its own and the only one with logits
     assert sorted(ids for _, _, ids, logits in tree if logits) == [(0,), (1,), (2,), (3,), (4,)]
     assert len(tree) == 2 + 2 + 1 + 1 + 2 + 1  # [1,2] [3,4] [5] [6] [7]x2 [9]
@@ -74,8 +77,10 @@ def test_layout_choice_follows_what_is_shared():
     head = list(range(100))
     same = [head + list(range(1000, 1600))] * 8
     # two sets of examples, four different questions each (the preview's answer prompts)
-    sets = [head + list(range(1000 + 1000 * (i // 4), 1600 + 1000 * (i // 4))) + [50000 + 40 * i + j for j in range(40)]
-            for i in range(8)]
+    sets = [
+        head + list(range(1000 + 1000 * (i // 4), 1600 + 1000 * (i // 4))) + [50000 + 40 * i + j for j in range(40)]
+        for i in range(8)
+    ]
     # eight prompts that share only the header (every sample its own examples)
     mixed = [head + [10000 * (i + 1) + j for j in range(700)] for i in range(8)]
     assert use_unified_cache(same, 32) and use_unified_cache(sets, 256)
@@ -344,7 +349,9 @@ def test_chat_uses_lab_template_without_gguf_template(random_ggufs):
     assert t.chat_format.name == "lab"
     conv = [Message("system", "Be brief."), Message("user", "Name a colour.")]
     [[via_chat]] = t.chat([conv], GREEDY)
-    [[via_complete]] = t.complete([format_chat(conv, t.chat_format)], SamplingParams(temperature=0.0, max_tokens=24, stop=("<|endoftext|>",)))
+    [[via_complete]] = t.complete(
+        [format_chat(conv, t.chat_format)], SamplingParams(temperature=0.0, max_tokens=24, stop=("<|endoftext|>",))
+    )
     assert via_chat == via_complete
     t.close()
 

@@ -4,7 +4,6 @@ OpenAI server running our tiny GGUF, and a scripted http.server for misbehaviour
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -43,9 +42,23 @@ def llama_server(random_ggufs, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(random_ggufs["q8_0"]),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--model_alias", "tiny-random"],
-            stdout=fh, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(random_ggufs["q8_0"]),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "512",
+                "--model_alias",
+                "tiny-random",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -85,7 +98,9 @@ def test_complete_and_chat_against_llama_cpp_server(llama_server, random_ggufs):
     from lab_ci.teacher.llamacpp import LlamaCppTeacher
 
     local = LlamaCppTeacher(random_ggufs["q8_0"], n_ctx=512)
-    assert [c.text for [c] in out] == [c.text for [c] in local.complete(["<|user|>\nHello\n<|assistant|>\n", "Once upon a time"], PARAMS)]
+    assert [c.text for [c] in out] == [
+        c.text for [c] in local.complete(["<|user|>\nHello\n<|assistant|>\n", "Once upon a time"], PARAMS)
+    ]
     local.close()
     [[chat]] = t.chat([[Message("system", "Be brief."), Message("user", "Hi")]], PARAMS)
     assert chat.text and chat.completion_tokens <= 8
@@ -103,7 +118,9 @@ def test_n_samples_fall_back_to_repeated_requests(llama_server):
 def test_server_down_fails_fast_and_clearly():
     port = free_port()  # nothing listens there
     t0 = time.monotonic()
-    with pytest.raises(TeacherError, match=rf"cannot connect to http://127.0.0.1:{port}/v1: connection refused \(after 3 attempts\)"):
+    with pytest.raises(
+        TeacherError, match=rf"cannot connect to http://127.0.0.1:{port}/v1: connection refused \(after 3 attempts\)"
+    ):
         load_teacher(f"http://127.0.0.1:{port}/v1", max_retries=2, backoff=0.05)
     assert time.monotonic() - t0 < 5
 
@@ -156,8 +173,10 @@ class Scripted:
 
 
 def completion(text="hi", n=1):
-    return {"choices": [{"index": i, "text": f"{text}{i}", "finish_reason": "length"} for i in range(n)],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n}}
+    return {
+        "choices": [{"index": i, "text": f"{text}{i}", "finish_reason": "length"} for i in range(n)],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3 * n},
+    }
 
 
 @pytest.fixture
@@ -201,7 +220,9 @@ def test_retries_exhausted_names_the_last_answer(scripted):
 
 def test_non_json_answer(scripted):
     scripted.add(200, raw=b"<html>proxy login</html>")
-    with pytest.raises(TeacherError, match=r"answered with non-JSON \(HTTP 200, text/html\): '<html>proxy login</html>'"):
+    with pytest.raises(
+        TeacherError, match=r"answered with non-JSON \(HTTP 200, text/html\): '<html>proxy login</html>'"
+    ):
         teacher_for(scripted).complete(["p"], PARAMS)
 
 
@@ -246,13 +267,24 @@ def test_no_models_listed(scripted):
 
 
 def test_chat_request_shape(scripted):
-    scripted.add(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}]})
-    [[c]] = teacher_for(scripted).chat([[Message("user", "2+2?")]], SamplingParams(temperature=0.5, max_tokens=4, seed=9, stop=("\n",)))
+    scripted.add(
+        200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}]}
+    )
+    [[c]] = teacher_for(scripted).chat(
+        [[Message("user", "2+2?")]], SamplingParams(temperature=0.5, max_tokens=4, seed=9, stop=("\n",))
+    )
     assert c.text == "4" and c.finish_reason == "stop"
     method, path, _, body = scripted.requests[-1]
     assert (method, path) == ("POST", "/v1/chat/completions")
-    assert json.loads(body) == {"model": "m", "messages": [{"role": "user", "content": "2+2?"}], "max_tokens": 4,
-                                "temperature": 0.5, "top_p": 0.95, "seed": 9, "stop": ["\n"]}
+    assert json.loads(body) == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "2+2?"}],
+        "max_tokens": 4,
+        "temperature": 0.5,
+        "top_p": 0.95,
+        "seed": 9,
+        "stop": ["\n"],
+    }
 
 
 def test_concurrent_requests_keep_prompt_order(scripted):

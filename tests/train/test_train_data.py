@@ -6,7 +6,6 @@ import json
 
 import pytest
 from train_helpers import arithmetic_records, write_jsonl
-from train_helpers import tiny_student, tiny_tokenizer  # noqa: F401  (pytest fixtures)
 
 from lab_ci.errors import LabCIError
 from lab_ci.train.data import IGNORE_INDEX, load_dataset, read_messages_jsonl, tokenize_records
@@ -28,10 +27,14 @@ def test_labels_cover_only_assistant_answer_and_eos(tmp_path, tiny_tokenizer):
 
 
 def test_multi_turn_trains_every_assistant_turn(tmp_path, tiny_tokenizer):
-    rec = {"messages": [
-        {"role": "user", "content": "What is 1 plus 1?"}, {"role": "assistant", "content": "2"},
-        {"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4"},
-    ]}
+    rec = {
+        "messages": [
+            {"role": "user", "content": "What is 1 plus 1?"},
+            {"role": "assistant", "content": "2"},
+            {"role": "user", "content": "What is 2 plus 2?"},
+            {"role": "assistant", "content": "4"},
+        ]
+    }
     data = tokenize_records(read_messages_jsonl(write_jsonl(tmp_path / "m.jsonl", [rec])), tiny_tokenizer, 256)
     labels = data.labels[0]
     spans, cur = [], []
@@ -54,7 +57,7 @@ def test_multi_turn_trains_every_assistant_turn(tmp_path, tiny_tokenizer):
         ('{"messages": [{"role": "bot", "content": "x"}]}', "role must be one of"),
         ('{"messages": [{"role": "user", "content": 3}]}', "content must be a string"),
         ('{"messages": [{"role": "user", "content": "hi"}]}', "no non-empty assistant message"),
-        ('[1, 2]', "expected a JSON object"),
+        ("[1, 2]", "expected a JSON object"),
     ],
 )
 def test_bad_record_names_file_and_line(tmp_path, line, message):

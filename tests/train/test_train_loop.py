@@ -7,9 +7,8 @@ import json
 
 import pytest
 import torch
-from train_helpers import arithmetic_records, write_jsonl
-from train_helpers import tiny_student, small_config  # noqa: F401  (pytest fixtures)
 from safetensors.torch import load_file
+from train_helpers import arithmetic_records, write_jsonl
 
 from lab_ci.errors import LabCIError
 from lab_ci.train.loop import StopTraining, TrainConfig, lr_lambda, train
@@ -159,11 +158,27 @@ def test_sigkilled_process_resumes_to_the_same_weights(tmp_path, tiny_student, s
     import time
 
     data = write_jsonl(tmp_path / "d.jsonl", arithmetic_records(64, seed=8))
-    values = {"epochs": 1, "save_every_steps": 1, "effective_batch_size": 4, "seed": 1, "device": "cpu",
-              "max_seq_len": 128, "max_tokens_per_batch": 256, "learning_rate": 3.0e-3}
+    values = {
+        "epochs": 1,
+        "save_every_steps": 1,
+        "effective_batch_size": 4,
+        "seed": 1,
+        "device": "cpu",
+        "max_seq_len": 128,
+        "max_tokens_per_batch": 256,
+        "learning_rate": 3.0e-3,
+    }
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(json.dumps({"student": str(tiny_student), "out": "killed", "train": values,
-                               "phases": [{"name": "knowledge", "data": ["d.jsonl"]}]}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "student": str(tiny_student),
+                "out": "killed",
+                "train": values,
+                "phases": [{"name": "knowledge", "data": ["d.jsonl"]}],
+            }
+        )
+    )
     cmd = [sys.executable, "-m", "lab_ci.train.run", "--config", str(cfg)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "killed" / "phase-1" / "checkpoints" / "latest.pt"
@@ -184,8 +199,10 @@ def test_sigkilled_process_resumes_to_the_same_weights(tmp_path, tiny_student, s
 
 
 def test_phase_spec_from_mapping_and_replay_sample(tmp_path):
-    spec = PhaseSpec.from_dict({"name": "skills", "data": ["a.jsonl", "b.jsonl"], "epochs": 2,
-                                "learning_rate": "1e-5", "warmup_steps": 3}, tmp_path)
+    spec = PhaseSpec.from_dict(
+        {"name": "skills", "data": ["a.jsonl", "b.jsonl"], "epochs": 2, "learning_rate": "1e-5", "warmup_steps": 3},
+        tmp_path,
+    )
     assert spec.data == (tmp_path / "a.jsonl", tmp_path / "b.jsonl")
     cfg = spec.config(TrainConfig())
     assert (cfg.epochs, cfg.learning_rate, cfg.warmup_steps) == (2, 1e-5, 3)

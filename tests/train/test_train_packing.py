@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from train_helpers import arithmetic_records, write_jsonl
-from train_helpers import tiny_student, tiny_tokenizer  # noqa: F401  (pytest fixtures)
 
 from lab_ci.train.data import IGNORE_INDEX, read_messages_jsonl, tokenize_records
 from lab_ci.train.packing import (
@@ -95,8 +94,9 @@ def test_packed_loss_equals_unpacked_per_sample_loss(tmp_path, tiny_student, tin
     register()
 
     model = AutoModelForCausalLM.from_pretrained(tiny_student, dtype=torch.float32, attn_implementation=attn).eval()
-    data = tokenize_records(read_messages_jsonl(write_jsonl(tmp_path / "d.jsonl", arithmetic_records(6))),
-                            tiny_tokenizer, 256)
+    data = tokenize_records(
+        read_messages_jsonl(write_jsonl(tmp_path / "d.jsonl", arithmetic_records(6))), tiny_tokenizer, 256
+    )
     assert len(set(data.lengths)) > 1
     with torch.no_grad():
         expected = _per_sample_losses(model, data.input_ids, data.labels)
@@ -123,9 +123,12 @@ def test_no_attention_across_packed_samples(tiny_student, attn):
     a, b = [5, 6, 7, 8, 9, 10], [20, 21, 22, 23]
     a2 = [30, 31, 32, 33, 34, 35]  # same length, different tokens before b
     with torch.no_grad():
+
         def logits_of_b(first):
             batch = collate_packed([first, b], [first, b], [0, 1])
-            return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0, len(first):]
+            return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[
+                0, len(first) :
+            ]
 
         assert torch.allclose(logits_of_b(a), logits_of_b(a2), atol=1e-6)
         alone = model(input_ids=torch.tensor([b])).logits[0]
@@ -146,8 +149,9 @@ def test_varlen_attention_gradients_match_block_mask_sdpa(tmp_path, tiny_student
     from lab_ci.train.loop import packed_loss_sum
 
     register()
-    data = tokenize_records(read_messages_jsonl(write_jsonl(tmp_path / "d.jsonl", arithmetic_records(5))),
-                            tiny_tokenizer, 256)
+    data = tokenize_records(
+        read_messages_jsonl(write_jsonl(tmp_path / "d.jsonl", arithmetic_records(5))), tiny_tokenizer, 256
+    )
     batch = collate_packed(data.input_ids, data.labels, range(5))
     grads = {}
     for attn in ("sdpa", "lab_varlen_sdpa"):

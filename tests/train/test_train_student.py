@@ -25,10 +25,18 @@ def test_real_student_tokenization_and_short_phased_run(tmp_path, tiny_models):
         assert tok.decode(ids) == tok.apply_chat_template(rec["messages"], tokenize=False)
         assert tok.decode([t for t in labels if t != IGNORE_INDEX]) == rec["messages"][-1]["content"] + "<|endoftext|>"
 
-    cfg = TrainConfig.from_dict({"max_seq_len": 256, "max_tokens_per_batch": 512, "effective_batch_size": 8,
-                                 "learning_rate": 1e-3, "device": "cpu"})
-    result = train_phases(student, [PhaseSpec("knowledge", (path,)), PhaseSpec("skills", (path,))],
-                          tmp_path / "run", cfg)
+    cfg = TrainConfig.from_dict(
+        {
+            "max_seq_len": 256,
+            "max_tokens_per_batch": 512,
+            "effective_batch_size": 8,
+            "learning_rate": 1e-3,
+            "device": "cpu",
+        }
+    )
+    result = train_phases(
+        student, [PhaseSpec("knowledge", (path,)), PhaseSpec("skills", (path,))], tmp_path / "run", cfg
+    )
     assert result.completed and [p.global_step for p in result.phases] == [2, 2]
     summary = json.loads((result.final_dir / "lab-ci-train.json").read_text())
     assert summary["data"]["samples"] == 16

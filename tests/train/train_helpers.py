@@ -21,8 +21,10 @@ def arithmetic_records(n: int, seed: int = 0, system: bool = True) -> list[dict]
     for i in range(n):
         a, b = rng.randint(0, 99), rng.randint(0, 99)
         pad = " Please answer carefully." * rng.randint(0, 4)
-        msgs = [{"role": "user", "content": f"What is {a} plus {b}?{pad}"},
-                {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]
+        msgs = [
+            {"role": "user", "content": f"What is {a} plus {b}?{pad}"},
+            {"role": "assistant", "content": f"{a} plus {b} is {a + b}."},
+        ]
         if system:
             msgs.insert(0, {"role": "system", "content": "You are a careful calculator."})
         out.append({"messages": msgs, "metadata": {"i": i}})
@@ -55,7 +57,15 @@ def tiny_tokenizer(tiny_student):
 def small_config():
     from lab_ci.train.loop import TrainConfig
 
-    return TrainConfig.from_dict(dict(
-        max_seq_len=128, max_tokens_per_batch=256, effective_batch_size=8, epochs=1,
-        learning_rate=3e-3, warmup_steps=1, seed=1, device="cpu",
-    ))
+    return TrainConfig.from_dict(
+        dict(
+            max_seq_len=128,
+            max_tokens_per_batch=256,
+            effective_batch_size=8,
+            epochs=1,
+            learning_rate=3e-3,
+            warmup_steps=1,
+            seed=1,
+            device="cpu",
+        )
+    )

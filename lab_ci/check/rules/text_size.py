@@ -51,7 +51,9 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
                 line, col = ctx.at("seed_examples", i, "context")
                 yield Problem(
                     f"context is about {ctx_tokens} tokens; keep it under {KNOWLEDGE_CONTEXT_TOKENS}",
-                    line, col, path + ".context",
+                    line,
+                    col,
+                    path + ".context",
                 )
             total = ctx_tokens + sum(
                 estimate_tokens(_s(qa.get("question"))) + estimate_tokens(_s(qa.get("answer")))
@@ -63,7 +65,9 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
                 yield Problem(
                     f"context with its questions and answers is about {total} tokens; "
                     f"keep it under {KNOWLEDGE_EXAMPLE_TOKENS}",
-                    line, col, path,
+                    line,
+                    col,
+                    path,
                 )
         else:
             total = sum(estimate_tokens(_s(ex.get(k))) for k in ("context", "question", "answer"))
@@ -72,5 +76,7 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
                 yield Problem(
                     f"seed example is about {total} tokens (context + question + answer); "
                     f"keep it under {skill_limit}, half the teacher's {ctx.options.teacher_context_tokens}-token window",
-                    line, col, path,
+                    line,
+                    col,
+                    path,
                 )
