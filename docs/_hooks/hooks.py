@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +24,12 @@ from labdocs import outline, refgen  # noqa: E402
 log = logging.getLogger("mkdocs.plugins.lab_ci_docs")
 
 
+_file_names: frozenset[str] = frozenset()
+
+
 def on_files(files, config):
+    global _file_names
+    _file_names = repository_file_names(Path(config.config_file_path).resolve().parent)
     try:
         pages = refgen.generate()
     except Exception as e:  # a generator failed: name it, do not build a site without it
@@ -36,20 +41,18 @@ def on_files(files, config):
     return files
 
 
-@functools.cache
-def _repository_file_names(root: str) -> frozenset[str]:
-    skip = {".git", ".venv", ".cache", "node_modules", "build-out"}
+def repository_file_names(root: Path) -> frozenset[str]:
+    """Names of the repository's Markdown files (for page names written in code spans)."""
+    skip = {".git", ".venv", ".cache", "node_modules", "build-out", "__pycache__"}
     names = set()
-    for path in Path(root).rglob("*.md"):
-        if not skip.intersection(path.relative_to(root).parts):
-            names.add(path.name)
+    for _, dirs, filenames in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]
+        names.update(f for f in filenames if f.endswith(".md"))
     return frozenset(names)
 
 
 def on_page_markdown(markdown, page, config, files):
-    root = str(Path(config.config_file_path).resolve().parent)
-    exists = _repository_file_names(root).__contains__
     where = page.file.src_uri if page.file.generated_by else f"docs/{page.file.src_uri}"
-    for line, message in outline.problems(markdown, exists):
+    for line, message in outline.problems(markdown, _file_names.__contains__):
         log.warning("%s:%d: %s", where, line, message)
     return markdown

@@ -45,6 +45,7 @@ def test_schema_tables_flatten_refs_arrays_maps_and_alternatives(tmp_path):
                     "items": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/item"}},
                     "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                     "end": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "env": {"type": "object", "patternProperties": {"^LAB_": {"type": "string", "examples": ["x"]}}},
                 },
                 "$defs": {
                     "item": {
@@ -59,7 +60,11 @@ def test_schema_tables_flatten_refs_arrays_maps_and_alternatives(tmp_path):
     )
     schema, resolver = schema_md.load(tmp_path / "main.json")
     rows = {r.key: r for r in schema_md.rows(schema, resolver)}
-    assert list(rows) == ["version", "name", "mode", "limit", "items", "items[].path", "labels", "end"]
+    assert list(rows) == [
+        *("version", "name", "mode", "limit", "items", "items[].path", "labels", "end", "env"),
+        "env.<name matching ^LAB_>",
+    ]
+    assert rows["env.<name matching ^LAB_>"].rules == ["Example: `x`."]
     assert rows["version"].rules == ["Must be `2`."] and rows["version"].description == "Format."
     assert rows["name"].required and rows["name"].rules == ["Not empty."]
     assert rows["mode"].type == "string" and rows["mode"].default == "fast"

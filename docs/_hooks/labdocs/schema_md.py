@@ -2,9 +2,9 @@
 
 Generic over the parts of JSON Schema (draft 2020-12) that configuration files use:
 ``properties``/``required``, nested objects and arrays of objects (``items``), maps
-(``additionalProperties`` with a schema), ``$ref`` (to ``$defs`` or to other files, also
+(``additionalProperties`` with a schema, ``patternProperties``), ``$ref`` (to ``$defs`` or to other files, also
 beside other keywords), ``allOf``, ``oneOf``/``anyOf`` (as alternative types),
-``enum``/``const``, ``default``, ``deprecated``, and the usual bounds. ``if``/``then``
+``enum``/``const``, ``default``, ``examples``, ``deprecated``, and the usual bounds. ``if``/``then``
 branches are not flattened: :func:`conditional_branches` lists them for the caller.
 
 ``$ref`` resolution is done by ``referencing`` (the library ``jsonschema`` validates
@@ -105,6 +105,8 @@ def _view(node: Any, resolver: Any, depth: int = 0) -> _View:
         closed = True
     if isinstance(node.get("additionalProperties"), Mapping):
         additional = (node["additionalProperties"], resolver)
+    for pattern, sub in (node.get("patternProperties") or {}).items():
+        props[f"<name matching {pattern}>"] = (sub, resolver)
     if isinstance(node.get("items"), Mapping):
         items = (node["items"], resolver)
     return _View(merged, props, required, closed, additional, items)
@@ -196,6 +198,8 @@ def _rules(node: Mapping, view: _View) -> list[str]:
         out.append("At least one key." if n == 1 else f"At least {n} keys.")
     if view.closed and (view.props or view.node.get("type") == "object"):
         out.append("No other keys.")
+    if node.get("examples"):
+        out.append("Example: " + ", ".join(literal(v) for v in node["examples"]) + ".")
     return out
 
 
