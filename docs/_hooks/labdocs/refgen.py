@@ -60,6 +60,14 @@ def reproducible_env() -> Iterator[None]:
         os.environ.update(saved)  # nested use: the outer call restores its own saved values
 
 
+def page(title: str, intro: str, *parts: str) -> str:
+    """A generated page: the generated-file note, the title, an introduction, the parts."""
+    return "\n\n".join([GENERATED_NOTE, f"# {title}", intro, *parts])
+
+
+table = schema_md.markdown_table
+
+
 def get(record: Any, name: str, default: Any = None) -> Any:
     """A field of a record that is a mapping or an object."""
     if isinstance(record, dict):
@@ -177,17 +185,16 @@ def parser_section(parser: argparse.ArgumentParser, title: str, *, summary: str 
         for action in group._group_actions:
             groups[id(action)] = group._group_actions
     rows = [
-        f"| {_option_name(a)} | {_option_value(a)} | {_option_default(a)} | {cell(_option_help(parser, a, groups))} |"
+        [_option_name(a), _option_value(a), _option_default(a), cell(_option_help(parser, a, groups))]
         for a in parser._actions
         if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS
     ]
     if rows:
-        parts.append("| Option | Value | Default | Description |\n|---|---|---|---|\n" + "\n".join(rows))
+        parts.append(table(["Option", "Value", "Default", "Description"], rows))
     subs = _subcommands(parser)
     if subs:
         parts.append(
-            "| Command | What it does |\n|---|---|\n"
-            + "\n".join(f"| [`{title} {n}`](#{anchor}-{n}) | {cell(h)} |" for n, h, _ in subs)
+            table(["Command", "What it does"], [[f"[`{title} {n}`](#{anchor}-{n})", cell(h)] for n, h, _ in subs])
         )
     if parser.epilog:
         parts.append(parser.epilog[:1].upper() + parser.epilog[1:] + ("" if parser.epilog.endswith(".") else "."))
@@ -212,17 +219,14 @@ def cli_parsers() -> list[tuple[str, str, argparse.ArgumentParser]]:
 def cli_reference() -> str:
     with reproducible_env():  # argparse reads the terminal width when it formats usage
         sections = [parser_section(p, title, summary=summary) for title, summary, p in cli_parsers()]
-    return "\n\n".join(
-        [
-            GENERATED_NOTE,
-            "# Command line",
-            "Every command and option of `lab-ci`, read from its argparse parsers when this site "
-            "was built (`lab-ci COMMAND --help` prints the same). Options that read an environment "
-            "variable say so; the bot's variables are in [bot settings](bot-settings.md). "
-            "Commands print `lab-ci: error: ...` and exit 2 on a usage error, never a traceback "
-            "(`LAB_CI_DEBUG=1` shows one for an internal error).",
-            *sections,
-        ]
+    return page(
+        "Command line",
+        "Every command and option of `lab-ci`, read from its argparse parsers when this site "
+        "was built (`lab-ci COMMAND --help` prints the same). Options that read an environment "
+        "variable say so; the bot's variables are in [bot settings](bot-settings.md). "
+        "Commands print `lab-ci: error: ...` and exit 2 on a usage error, never a traceback "
+        "(`LAB_CI_DEBUG=1` shows one for an internal error).",
+        *sections,
     )
 
 
@@ -281,30 +285,27 @@ def rules_reference(records: Iterable[Any] | None = None) -> str:
     by_source: dict[str, list[RuleDoc]] = {}
     for r in rules:
         by_source.setdefault(r.source, []).append(r)
-    index = ["| Rule | Level | What it catches |", "|---|---|---|"]
+    index = []
     body = []
     for source, items in by_source.items():
         body.append(f"## Source `{source}`")
         for r in items:
             full = _full_id(r)
             anchor = full.replace("/", "-")
-            index.append(f"| [`{full}`](#{anchor}) | {r.level} | {cell(r.summary)} |")
+            index.append([f"[`{full}`](#{anchor})", r.level, cell(r.summary)])
             body += [f"### `{full}` {{ #{anchor} }}", f"**Level:** {r.level}. {r.summary[:1].upper() + r.summary[1:]}"]
             if r.description:
                 body.append(r.description)
             body += _examples("Passes", r.passing) + _examples("Fails", r.failing)
-    return "\n\n".join(
-        [
-            GENERATED_NOTE,
-            "# Check rules",
-            "Every rule `lab-ci check` applies, with its id (`source/rule`, as printed in every "
-            "report), its level, and what it catches, read from the checker's code when this site "
-            "was built. Warnings never change the verdict unless `--strict` is given. How a leaf "
-            "is checked, and how lab-ci differs from the reference validator: "
-            "[what is checked](../contributors/what-is-checked.md).",
-            "\n".join(index),
-            *body,
-        ]
+    return page(
+        "Check rules",
+        "Every rule `lab-ci check` applies, with its id (`source/rule`, as printed in every "
+        "report), its level, and what it catches, read from the checker's code when this site "
+        "was built. Warnings never change the verdict unless `--strict` is given. How a leaf "
+        "is checked, and how lab-ci differs from the reference validator: "
+        "[what is checked](../contributors/what-is-checked.md).",
+        table(["Rule", "Level", "What it catches"], index),
+        *body,
     )
 
 
@@ -326,8 +327,6 @@ def qna_reference() -> str:
     root = schema_dir()
     versions = sorted((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.is_dir()), reverse=True)
     parts = [
-        GENERATED_NOTE,
-        "# Taxonomy format: `qna.yaml`",
         "The keys a leaf's `qna.yaml` may hold, for every format version, generated from the "
         "JSON Schemas `lab-ci check` validates against (`schemas/v<N>/`). A file under "
         "`knowledge/` is a knowledge leaf, any other a skill leaf (a skill whose seed examples "
@@ -351,13 +350,13 @@ def qna_reference() -> str:
                     f'??? example "Example: `{example.relative_to(REPO)}`"\n\n'
                     + textwrap.indent(f"```yaml\n{text}\n```", "    ")
                 )
-    return "\n\n".join(parts)
+    return page("Taxonomy format: `qna.yaml`", *parts)
 
 
 def schema_page(title: str, intro: str, schema_path: str | Path) -> str:
     """A reference page for any configuration file described by a JSON Schema."""
     schema, resolver = schema_md.load(schema_path)
-    return "\n\n".join([GENERATED_NOTE, f"# {title}", intro, schema_md.to_markdown(schema, resolver)])
+    return page(title, intro, schema_md.to_markdown(schema, resolver))
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -374,8 +373,6 @@ def pipeline_blocks_reference() -> str:
         block_type = cond.get("properties", {}).get("type", {}).get("const")
         configs[block_type] = (then.get("properties", {}).get("config", {}), res)
     parts = [
-        GENERATED_NOTE,
-        "# Pipeline blocks",
         "A generation pipeline is a YAML file: a list of small blocks, each a type from the "
         "registry below with its `config`. Files are validated against "
         "`lab_ci/sdg/pipeline.schema.json` when loaded. This page is generated from the block "
@@ -394,18 +391,18 @@ def pipeline_blocks_reference() -> str:
     parts.append("## Packaged pipelines")
     for name in P.BUILTIN_NAMES:
         pipe = P.load_pipeline_file(P.BUILTIN_PIPELINES / f"{name}.yaml")
-        rows = ["| # | Block | Type | Settings |", "|---:|---|---|---|"]
+        rows = []
         for i, b in enumerate(pipe.blocks, 1):
             settings = ", ".join(f"`{k}`: {_short(v)}" for k, v in b.config.items() if k != "fields")
             if "fields" in b.config:
                 settings += (", " if settings else "") + "fields " + ", ".join(f"`{f}`" for f in b.config["fields"])
-            rows.append(f"| {i} | `{b.name}` | [`{b.type}`](#block-{b.type}) | {cell(settings)} |")
+            rows.append([str(i), f"`{b.name}`", f"[`{b.type}`](#block-{b.type})", cell(settings)])
         parts += [
             f"### `{name}` {{ #pipeline-{name} }}",
             f"{pipe.description} Version `{pipe.version}` (`lab_ci/sdg/pipelines/{name}.yaml`).",
-            "\n".join(rows),
+            table(["#", "Block", "Type", "Settings"], rows, align="|---:|---|---|---|"),
         ]
-    return "\n\n".join(parts)
+    return page("Pipeline blocks", *parts)
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -502,27 +499,22 @@ def bot_setting_records() -> list[Setting]:
 
 def bot_settings_reference(records: Iterable[Any] | None = None) -> str:
     records = bot_setting_records() if records is None else list(records)
-    rows = ["| Variable | `lab-ci serve` flag | Default | Description |", "|---|---|---|---|"]
+    rows = []
     for r in records:
         env, flag = get(r, "env"), get(r, "flag")
         text = get(r, "description") or ""
         if get(r, "secret"):
             text = "**Secret.** " + text
-        rows.append(
-            f"| {f'`{env}`' if env else ''} | {f'`{flag}`' if flag else ''} | {cell(display(get(r, 'default')))} | {cell(text)} |"
-        )
-    return "\n\n".join(
-        [
-            GENERATED_NOTE,
-            "# Bot settings",
-            "Every setting of `lab-ci serve`, read from the settings objects of the bot's code "
-            "when this site was built. Each is an environment variable; a `lab-ci serve` flag, "
-            "where there is one, overrides it. Secrets are never logged: the start-up log line "
-            "only says whether each is set. How to deploy the bot: [deploying the bot]"
-            "(../operators/deploy.md); a repository's own `.github/lab-ci.yaml`: "
-            "[approvals and configuration](../maintainers/approvals.md).",
-            "\n".join(rows),
-        ]
+        rows.append([f"`{env}`" if env else "", f"`{flag}`" if flag else "", display(get(r, "default")), text])
+    return page(
+        "Bot settings",
+        "Every setting of `lab-ci serve`, read from the settings objects of the bot's code "
+        "when this site was built. Each is an environment variable; a `lab-ci serve` flag, "
+        "where there is one, overrides it. Secrets are never logged: the start-up log line "
+        "only says whether each is set. How to deploy the bot: [deploying the bot]"
+        "(../operators/deploy.md); a repository's own `.github/lab-ci.yaml`: "
+        "[approvals and configuration](../maintainers/approvals.md).",
+        table(["Variable", "`lab-ci serve` flag", "Default", "Description"], [[cell(c) for c in r] for r in rows]),
     )
 
 
@@ -575,22 +567,19 @@ def metric_records() -> list[MetricDoc]:
 
 def metrics_reference(records: Iterable[Any] | None = None) -> str:
     records = metric_records() if records is None else list(records)
-    rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    rows = []
     for r in records:
         name, kind = get(r, "name"), get(r, "type")
         shown = f"{name}_total" if kind == "counter" and not name.endswith("_total") else name
         labels = ", ".join(f"`{label}`" for label in get(r, "labels") or ())
-        rows.append(f"| `{shown}` | {kind} | {labels} | {cell(get(r, 'help') or '')} |")
-    return "\n\n".join(
-        [
-            GENERATED_NOTE,
-            "# Metrics",
-            "Every metric `lab-ci serve` exports on `GET /metrics` (Prometheus text format), read "
-            "from the bot's code when this site was built. Histograms also export `_bucket`, "
-            "`_sum` and `_count` series. What to watch and alert on: "
-            "[metrics and alerts](../operators/metrics.md).",
-            "\n".join(rows),
-        ]
+        rows.append([f"`{shown}`", kind, labels, cell(get(r, "help") or "")])
+    return page(
+        "Metrics",
+        "Every metric `lab-ci serve` exports on `GET /metrics` (Prometheus text format), read "
+        "from the bot's code when this site was built. Histograms also export `_bucket`, "
+        "`_sum` and `_count` series. What to watch and alert on: "
+        "[metrics and alerts](../operators/metrics.md).",
+        table(["Metric", "Type", "Labels", "Meaning"], rows),
     )
 
 

@@ -251,16 +251,20 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def markdown_table(header: list[str], rows: list[list[str]], align: str = "") -> str:
+    """A Markdown table of ready cells (code spans, links and escapes kept as given)."""
+    lines = ["| " + " | ".join(header) + " |", align or "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def table(row_list: list[Row]) -> str:
     """The rows as one Markdown table (Key, Type, Required, Default, Description)."""
-    lines = ["| Key | Type | Required | Default | Description |", "|---|---|---|---|---|"]
+    cells = []
     for r in row_list:
         default = "" if r.default is MISSING else literal(r.default)
         text = " ".join(p for p in (r.description.rstrip(".") + "." if r.description else "", *r.rules) if p)
-        lines.append(
-            f"| `{_cell(r.key)}` | {_cell(r.type)} | {'yes' if r.required else 'no'} | {_cell(default)} | {_cell(text)} |"
-        )
-    return "\n".join(lines)
+        cells.append([f"`{_cell(r.key)}`", _cell(r.type), "yes" if r.required else "no", _cell(default), _cell(text)])
+    return markdown_table(["Key", "Type", "Required", "Default", "Description"], cells)
 
 
 def to_markdown(schema: Any, resolver: Any = None) -> str:
