@@ -86,14 +86,19 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m lab_ci.train.run`` (also read by the docs' CLI reference)."""
     parser = argparse.ArgumentParser(prog="python -m lab_ci.train.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="run YAML (student, out, train, phases)")
     parser.add_argument("--strategy", choices=("ddp", "fsdp"), help="multi-process strategy (overrides train.strategy)")
     parser.add_argument("--out", type=Path, help="output dir (overrides the file's 'out')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a train option")
     parser.add_argument("--result-json", type=Path, help="write the TrainResult as JSON here (rank 0)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     from lab_ci.train import distributed as D
