@@ -320,7 +320,10 @@ def _communicate(
     proc: subprocess.Popen, input: bytes | None, deadline: float, cap: int, watch
 ) -> tuple[bytearray, bytearray, str | None]:
     """Feed stdin, drain stdout (at most ``cap`` bytes) and stderr (its tail) without
-    threads; return ``(stdout, stderr, why_stopped)``, the process reaped."""
+    threads, and notice the exit through a pidfd; return ``(stdout, stderr,
+    why_stopped)``, the process reaped. When git exits, what is left of its session
+    (a child still holding a pipe) is killed before the leader is reaped, while its id
+    cannot be reused."""
     out, err = bytearray(), bytearray()
     stopped: str | None = None
     sel = selectors.DefaultSelector()
@@ -333,14 +336,26 @@ def _communicate(
             proc.stdin.close()
     sel.register(proc.stdout, selectors.EVENT_READ)
     sel.register(proc.stderr, selectors.EVENT_READ)
+    pidfd = _pidfd_open(proc.pid)
+    if pidfd is not None:
+        sel.register(pidfd, selectors.EVENT_READ, "exit")
+    exited = False
+    next_watch = time.monotonic() + 0.1
     try:
-        while sel.get_map() and stopped is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while stopped is None:
+            pipes = [k for k in sel.get_map().values() if k.data != "exit"]
+            if not pipes and (exited or pidfd is None):
+                break
+            now = time.monotonic()
+            if now >= deadline:
                 stopped = TIMED_OUT
                 break
-            for key, _ in sel.select(min(remaining, 0.1)):
-                if key.fileobj is proc.stdin:
+            for key, _ in sel.select(min(deadline - now, 0.1)):
+                if key.data == "exit":
+                    exited = True
+                    sel.unregister(pidfd)
+                    _signal_group(proc)
+                elif key.fileobj is proc.stdin:
                     try:
                         n = os.write(key.fd, pending[:65536])
                     except BrokenPipeError:
@@ -349,12 +364,9 @@ def _communicate(
                     if not pending:
                         sel.unregister(proc.stdin)
                         proc.stdin.close()
-                    continue
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
+                elif not (chunk := os.read(key.fd, 65536)):
                     sel.unregister(key.fileobj)
-                    continue
-                if key.fileobj is proc.stdout:
+                elif key.fileobj is proc.stdout:
                     room = cap - len(out)
                     out += chunk[: max(room, 0)]
                     if len(chunk) > room:
@@ -364,12 +376,15 @@ def _communicate(
                     err += chunk
                     if len(err) > STDERR_KEEP:
                         del err[: len(err) - STDERR_KEEP]
-            if stopped is None and watch is not None:
+            if stopped is None and watch is not None and time.monotonic() >= next_watch:
                 stopped = watch() or None
-        if stopped is None:
+                next_watch = time.monotonic() + 0.1
+        if stopped is None and not exited:
             stopped = _wait_exit(proc, deadline)
     finally:
         sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
         for f in (proc.stdin, proc.stdout, proc.stderr):
             if f is not None and not f.closed:
                 f.close()
@@ -380,30 +395,40 @@ def _communicate(
     return out, err, stopped
 
 
+def _pidfd_open(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: _wait_exit polls instead
+        return None
+
+
+def _signal_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _wait_exit(proc: subprocess.Popen, deadline: float) -> str | None:
-    """Wait (not reaping) for the process to exit by ``deadline``; leftover children in
-    its session are killed while the leader's id cannot yet be reused."""
+    """Without a pidfd: poll (not reaping) for the exit by ``deadline``, then kill
+    leftovers of the session as above."""
+    pause = 0.0001
     while True:
         try:
             info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:  # already reaped elsewhere
             return None
         if info is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal_group(proc)
             return None
         if time.monotonic() >= deadline:
             return TIMED_OUT
-        time.sleep(0.005)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _signal_group(proc)
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - a process in D state
