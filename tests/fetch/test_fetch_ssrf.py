@@ -71,3 +71,37 @@ def test_preview_never_connects_to_a_loopback_document_repo(example_taxonomy_rep
     for leak in ("unable to access", "SSL", "TLS", "Connection", "connect", "OpenSSH", "fatal", str(probe.port)):
         assert leak not in out, f"{leak!r} leaked into the comment:\n{out}"
     assert elapsed < 60
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
+        "0x7f000001",  # the forms inet_aton accepts: hex, decimal, octal, short
+        "2130706433",
+        "017700000001",
+        "127.1",
+        "localhost",  # /etc/hosts
+    ],
+)
+def test_every_spelling_of_loopback_is_refused_even_with_an_open_allow_list(tmp_path, host):
+    """Even an operator's ``*`` cannot open the bot host: the address check runs on what
+    the name resolves to (the system resolver; numeric forms and /etc/hosts never reach
+    DNS)."""
+    from lab_ci.taxonomy.documents import ADDRESS_NOT_ALLOWED, DocumentError, DocumentFetcher, FetchPolicy
+
+    try:
+        listener = Listener("::1" if host == "[::1]" else "127.0.0.1", mode="banner")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with listener as probe:
+        f = DocumentFetcher(
+            cache_dir=tmp_path / "cache", policy=FetchPolicy(allowed_hosts=(f"*:{probe.port}",), timeout=10)
+        )
+        with pytest.raises(DocumentError) as e:
+            f.fetch(f"https://{host}:{probe.port}/x.git", "a" * 40, ["*.md"])
+        time.sleep(0.2)
+        assert probe.accepted == [] and f.git_calls == 0
+    assert e.value.category == ADDRESS_NOT_ALLOWED, e.value.detail
