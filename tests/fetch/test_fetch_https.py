@@ -45,16 +45,26 @@ class Resolver:
         return self.first if len(self.calls) == 1 else self.later
 
 
-def policy(server, tls, resolver, **kw) -> FetchPolicy:
+def policy(port, resolver, tls=None, **kw) -> FetchPolicy:
+    """The test-only policy: HOST on ``port`` allowed, 127.0.0.1 permitted, names
+    resolved by ``resolver``, the test CA trusted."""
     base = dict(
-        allowed_hosts=(f"{HOST}:{server.port}",),
-        ca_file=str(tls["ca"]),
+        allowed_hosts=(f"{HOST}:{port}",),
+        ca_file=str(tls["ca"]) if tls else None,
         resolver=resolver,
         permitted_addresses=frozenset({"127.0.0.1"}),
         timeout=60,
         connect_timeout=5,
     )
     return FetchPolicy(**{**base, **kw})
+
+
+def failing(f: DocumentFetcher, url: str) -> tuple[DocumentError, float]:
+    """The error a fetch of ``url`` raises, and how long it took."""
+    t0 = time.monotonic()
+    with pytest.raises(DocumentError) as e:
+        f.fetch(url, "a" * 40, ["*.md"])
+    return e.value, time.monotonic() - t0
 
 
 def fetcher(tmp_path, pol, **kw) -> DocumentFetcher:
@@ -70,7 +80,7 @@ def test_pinned_fetch_works_and_a_second_resolution_is_never_used(site, tmp_path
     rebound.listen(8)
     rebound.settimeout(0.3)
     try:
-        f = fetcher(tmp_path, policy(server, tls, resolver))
+        f = fetcher(tmp_path, policy(server.port, resolver, tls))
         docs = f.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["guide/**/*.md"])
         try:
             rebound.accept()[0].close()
@@ -88,14 +98,14 @@ def test_pinned_fetch_works_and_a_second_resolution_is_never_used(site, tmp_path
     assert not list((tmp_path / "cache" / "tmp").iterdir())  # the scratch repository is gone
     # a second fetch is answered from the cache: no resolution, no git, no request
     seen = len(server.requests)
-    again = fetcher(tmp_path, policy(server, tls, Resolver(["10.0.0.1"])))
+    again = fetcher(tmp_path, policy(server.port, Resolver(["10.0.0.1"]), tls))
     assert again.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["guide/**/*.md"]) == docs
     assert again.git_calls == 0 and len(server.requests) == seen
 
 
 def test_abbreviated_sha_fetches_branches_through_the_same_pin(site, tmp_path):
     server, sha, tls, _ = site
-    f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+    f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
     docs = f.fetch(f"https://{HOST}:{server.port}/docs.git", sha[:10], ["*.txt"])
     assert [d.path for d in docs] == ["notes.txt"]
 
@@ -112,7 +122,7 @@ def test_abbreviated_sha_fetches_branches_through_the_same_pin(site, tmp_path):
 )
 def test_a_name_resolving_to_a_refused_address_is_never_contacted(site, tmp_path, caplog, answer, why):
     server, sha, tls, _ = site
-    f = fetcher(tmp_path, policy(server, tls, Resolver(answer)))
+    f = fetcher(tmp_path, policy(server.port, Resolver(answer), tls))
     with pytest.raises(DocumentError) as e:
         f.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.md"])
     assert e.value.category == ADDRESS_NOT_ALLOWED and e.value.field == "document.repo"
@@ -124,7 +134,7 @@ def test_a_name_resolving_to_a_refused_address_is_never_contacted(site, tmp_path
 def test_hosts_off_the_allow_list_are_not_even_resolved(site, tmp_path):
     server, sha, tls, _ = site
     resolver = Resolver(["127.0.0.1"])
-    f = fetcher(tmp_path, policy(server, tls, resolver))
+    f = fetcher(tmp_path, policy(server.port, resolver, tls))
     for url in (
         f"https://evil.lab-ci.test:{server.port}/docs.git",
         f"https://{HOST}/docs.git",  # the allowed host, on another port
@@ -134,7 +144,7 @@ def test_hosts_off_the_allow_list_are_not_even_resolved(site, tmp_path):
             f.fetch(url, sha, ["*.md"])
         assert e.value.category == HOST_NOT_ALLOWED
     assert resolver.calls == [] and server.requests == []
-    wildcard = fetcher(tmp_path, policy(server, tls, resolver, allowed_hosts=(f"*.lab-ci.test:{server.port}",)))
+    wildcard = fetcher(tmp_path, policy(server.port, resolver, tls, allowed_hosts=(f"*.lab-ci.test:{server.port}",)))
     assert wildcard.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.txt"])[0].path == "notes.txt"
 
 
@@ -144,7 +154,7 @@ def test_unknown_name_and_slow_resolver(site, tmp_path):
     def nxdomain(host, port):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    f = fetcher(tmp_path, policy(server, tls, nxdomain))
+    f = fetcher(tmp_path, policy(server.port, nxdomain, tls))
     with pytest.raises(DocumentError) as e:
         f.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.md"])
     assert e.value.category == gitrun.HOST_NOT_FOUND
@@ -153,7 +163,7 @@ def test_unknown_name_and_slow_resolver(site, tmp_path):
         time.sleep(5)
         return ["127.0.0.1"]
 
-    f = fetcher(tmp_path, policy(server, tls, slow, connect_timeout=0.5))
+    f = fetcher(tmp_path, policy(server.port, slow, tls, connect_timeout=0.5))
     t0 = time.monotonic()
     with pytest.raises(DocumentError) as e:
         f.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.md"])
@@ -164,7 +174,7 @@ def test_redirects_are_refused_and_never_followed(site, tmp_path):
     server, sha, tls, _ = site
     with Listener("127.0.0.1", mode="close") as target:
         server.redirects["/moved.git/info/refs"] = f"https://127.0.0.1:{target.port}/docs.git/info/refs"
-        f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+        f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
         with pytest.raises(DocumentError) as e:
             f.fetch(f"https://{HOST}:{server.port}/moved.git", sha, ["*.md"])
         time.sleep(0.3)
@@ -176,11 +186,11 @@ def test_redirects_are_refused_and_never_followed(site, tmp_path):
 def test_tls_verifies_the_real_host_name(site, tmp_path):
     server, sha, tls, _ = site
     other = "other.lab-ci.test"  # pinned to the same server, whose certificate does not name it
-    pol = policy(server, tls, Resolver(["127.0.0.1"]), allowed_hosts=(f"{other}:{server.port}",))
+    pol = policy(server.port, Resolver(["127.0.0.1"]), tls, allowed_hosts=(f"{other}:{server.port}",))
     with pytest.raises(DocumentError) as e:
         fetcher(tmp_path, pol).fetch(f"https://{other}:{server.port}/docs.git", sha, ["*.md"])
     assert e.value.category == gitrun.TLS_FAILED
-    untrusted = policy(server, tls, Resolver(["127.0.0.1"]), ca_file=None)  # the system store lacks our CA
+    untrusted = policy(server.port, Resolver(["127.0.0.1"]), tls, ca_file=None)  # the system store lacks our CA
     with pytest.raises(DocumentError) as e:
         fetcher(tmp_path / "b", untrusted).fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.md"])
     assert e.value.category == gitrun.TLS_FAILED
@@ -188,11 +198,11 @@ def test_tls_verifies_the_real_host_name(site, tmp_path):
 
 def test_missing_repository_and_missing_commit(site, tmp_path):
     server, sha, tls, _ = site
-    f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+    f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
     with pytest.raises(DocumentError) as e:
         f.fetch(f"https://{HOST}:{server.port}/nope.git", sha, ["*.md"])
     assert e.value.category == gitrun.NOT_FOUND and e.value.field == "document.repo"
-    f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+    f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
     with pytest.raises(DocumentError) as e:
         f.fetch(f"https://{HOST}:{server.port}/docs.git", "f" * 40, ["*.md"])
     assert e.value.category == gitrun.COMMIT_NOT_FOUND and e.value.field == "document.commit"
@@ -207,30 +217,21 @@ def test_a_fetch_that_writes_too_much_is_stopped_and_cleaned_up(tmp_path):
     sha = publish_docs(root, "big.git", {"a.md": b"# A\n", "blob.bin": os.urandom(6 * 1024 * 1024)})
     tls = make_tls(tmp_path / "tls", [HOST])
     with GitHttpsServer(root, tls) as server:
-        pol = policy(server, tls, Resolver(["127.0.0.1"]), max_fetch_bytes=512 * 1024)
+        pol = policy(server.port, Resolver(["127.0.0.1"]), tls, max_fetch_bytes=512 * 1024)
         f = fetcher(tmp_path, pol)
         with pytest.raises(DocumentError) as e:
             f.fetch(f"https://{HOST}:{server.port}/big.git", sha, ["*.md"])
         assert e.value.category == gitrun.TOO_LARGE
         assert not list((tmp_path / "cache" / "tmp").iterdir())
-        roomy = fetcher(tmp_path / "roomy", policy(server, tls, Resolver(["127.0.0.1"])))
+        roomy = fetcher(tmp_path / "roomy", policy(server.port, Resolver(["127.0.0.1"]), tls))
         assert roomy.fetch(f"https://{HOST}:{server.port}/big.git", sha, ["*.md"])[0].text == "# A\n"
 
 
 def test_a_server_that_accepts_and_says_nothing_costs_the_timeout_only(tmp_path):
     with Listener("127.0.0.1", mode="stall") as stall:
-        pol = FetchPolicy(
-            allowed_hosts=(f"{HOST}:{stall.port}",),
-            resolver=Resolver(["127.0.0.1"]),
-            permitted_addresses=frozenset({"127.0.0.1"}),
-            timeout=3,
-        )
-        f = DocumentFetcher(cache_dir=tmp_path / "cache", policy=pol)
-        t0 = time.monotonic()
-        with pytest.raises(DocumentError) as e:
-            f.fetch(f"https://{HOST}:{stall.port}/x.git", "a" * 40, ["*.md"])
-        took = time.monotonic() - t0
-    assert e.value.category == gitrun.TIMED_OUT
+        f = DocumentFetcher(cache_dir=tmp_path / "cache", policy=policy(stall.port, Resolver(["127.0.0.1"]), timeout=3))
+        error, took = failing(f, f"https://{HOST}:{stall.port}/x.git")
+    assert error.category == gitrun.TIMED_OUT
     assert 2.5 < took < 8, took
     assert not list((tmp_path / "cache" / "tmp").iterdir())
 
@@ -250,23 +251,14 @@ def test_connect_timeout_when_nothing_answers(tmp_path):
         fillers.append(s)
     time.sleep(0.2)
     try:
-        pol = FetchPolicy(
-            allowed_hosts=(f"{HOST}:{port}",),
-            resolver=Resolver(["127.0.0.1"]),
-            permitted_addresses=frozenset({"127.0.0.1"}),
-            connect_timeout=1,
-            timeout=30,
-        )
+        pol = policy(port, Resolver(["127.0.0.1"]), connect_timeout=1, timeout=30)
         f = DocumentFetcher(cache_dir=tmp_path / "cache", policy=pol)
-        t0 = time.monotonic()
-        with pytest.raises(DocumentError) as e:
-            f.fetch(f"https://{HOST}:{port}/x.git", "a" * 40, ["*.md"])
-        took = time.monotonic() - t0
+        error, took = failing(f, f"https://{HOST}:{port}/x.git")
     finally:
         for s in fillers:
             s.close()
         full.close()
-    assert e.value.category == gitrun.TIMED_OUT and f.git_calls == 0
+    assert error.category == gitrun.TIMED_OUT and f.git_calls == 0
     assert took < 4, took
 
 
@@ -275,7 +267,7 @@ def test_proxy_variables_of_the_environment_are_ignored(site, tmp_path, monkeypa
     with Listener("127.0.0.1", mode="close") as proxy:
         for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
             monkeypatch.setenv(var, f"http://127.0.0.1:{proxy.port}")
-        f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+        f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
         assert f.fetch(f"https://{HOST}:{server.port}/docs.git", sha, ["*.txt"])[0].path == "notes.txt"
         time.sleep(0.2)
         assert proxy.accepted == []
@@ -294,7 +286,7 @@ def test_an_operator_https_mirror_is_trusted(site, tmp_path):
 
 def test_inspect_reports_what_each_pattern_matches(site, tmp_path):
     server, sha, tls, root = site
-    f = fetcher(tmp_path, policy(server, tls, Resolver(["127.0.0.1"])))
+    f = fetcher(tmp_path, policy(server.port, Resolver(["127.0.0.1"]), tls))
     tree = f.inspect(f"https://{HOST}:{server.port}/docs.git", sha[:12], ["guide/*.md", "missing/*.md", "*.txt"])
     assert tree.commit == sha
     assert [x.path for x in tree.matches("guide/*.md")] == ["guide/intro.md"]
