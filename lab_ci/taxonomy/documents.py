@@ -666,7 +666,7 @@ class DocumentFetcher:
         self.git_calls += 1
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise GitError(gitrun.TIMED_OUT, "the document fetch ran out of time", command=f"git {args[0]}")
+            raise GitError(gitrun.TIMED_OUT, "the document fetch ran out of time")
         return runner.run(args, timeout=remaining, **kw).stdout
 
     def _fail(self, category: str, detail: str, url: str, sha: str) -> DocumentError:
@@ -768,6 +768,8 @@ class DocumentFetcher:
         if pol.proxy:  # the proxy resolves and connects; nothing to pin here
             return []
         address = self._connect_one(addresses, port, url, sha, deadline)
+        if literal is not None:  # curl connects to an address in the URL as it is: no name to pin
+            return []
         pinned = f"[{address}]" if ":" in address else address
         return [("http.curloptResolve", f"{host}:{port}:{pinned}")]
 

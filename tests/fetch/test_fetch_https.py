@@ -292,3 +292,11 @@ def test_inspect_reports_what_each_pattern_matches(site, tmp_path):
     assert [x.path for x in tree.matches("guide/*.md")] == ["guide/intro.md"]
     assert tree.unmatched_patterns() == ["missing/*.md"]
     assert {x.path: x.status for x in tree.files} == {"guide/intro.md": "ok", "notes.txt": "ok"}
+
+
+def test_an_allowed_address_literal_is_fetched_without_a_name_to_pin(site, tmp_path):
+    server, sha, tls, _ = site
+    resolver = Resolver(["10.0.0.1"])
+    pol = policy(server.port, resolver, tls, allowed_hosts=(f"127.0.0.1:{server.port}",))
+    docs = fetcher(tmp_path, pol).fetch(f"https://127.0.0.1:{server.port}/docs.git", sha, ["*.txt"])
+    assert [d.path for d in docs] == ["notes.txt"] and resolver.calls == []
