@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         torchrun_args = shlex.split(args.torchrun_args)
     except ValueError as e:
         raise LabCIError(f"--torchrun-args: {e}") from None
-    from ..sdg.documents import mirrors_from_env, parse_mirrors
+    from ..taxonomy.documents import mirrors_from_env, parse_mirrors
 
     mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
     req = BuildRequest(

@@ -196,7 +196,7 @@ def leaf_pipeline(leaf: LeafFile, kind: str, config: BuildConfig) -> tuple[str |
 def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[list[dict], dict[str, list[dict]]]:
     """Bring every leaf's cache entry up to its target; returns (manifest rows, pools by kind)."""
     from ..sdg import api as sdg_api
-    from ..sdg.documents import DocumentFetcher
+    from ..taxonomy.documents import DocumentFetcher
 
     cfg = req.config
     cache_root = req.cache_dir or (req.out / "cache")

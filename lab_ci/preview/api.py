@@ -103,14 +103,14 @@ def run_preview(
     """Preview every changed valid leaf (every leaf without ``base``).
 
     ``teacher`` and ``precheck_model`` are Teacher objects or specs (a ``.gguf`` path or an
-    ``http(s)://`` URL); ``documents`` a :class:`lab_ci.sdg.documents.DocumentFetcher`.
+    ``http(s)://`` URL); ``documents`` a :class:`lab_ci.taxonomy.documents.DocumentFetcher`.
     Invalid leaves are listed with the reason and not previewed.
     """
     from ..check.api import check_taxonomy, collect_leaves
     from ..sdg.api import generate_leaf
-    from ..sdg.documents import DocumentFetcher, mirrors_from_env
     from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
     from ..sdg.seeds import parse_leaf
+    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 
     t0 = time.perf_counter()
     leaves = collect_leaves(taxonomy, base=base, head=head)

@@ -70,7 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..errors import LabCIError
-    from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .api import default_teacher_spec, run_preview
 
     if args.samples < 1 or args.samples > 1000:

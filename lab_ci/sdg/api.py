@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 from ..taxonomy.leaf import LeafFile
 from ..teacher.base import SamplingParams, Teacher
 from .blocks import RunContext
-from .documents import DocumentFetcher, mirrors_from_env
 from .errors import DocumentError, SeedError
 from .pipeline import Pipeline, builtin_versions, load_pipeline
 from .seeds import LeafSeeds, parse_leaf
