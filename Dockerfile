@@ -35,7 +35,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# git: the bot fetches pull request heads into local mirrors (GitPython needs the binary).
+# git: the bot fetches pull request heads into local mirrors (lab-ci runs the git binary).
 # libgomp1: the OpenMP runtime the compiled llama.cpp links against.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates libgomp1 \
