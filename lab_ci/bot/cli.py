@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from ..errors import LabCIError
+from .settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,8 +55,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _settings(args):
-    from .settings import Settings
-
     return Settings.from_env(
         workers=0 if args.no_workers else args.workers,
         db_path=args.db,
@@ -91,27 +90,22 @@ def check_webhook_secret(secret: bytes | None, host: str, *, insecure: bool, htt
 
 
 def build_worker(settings, queue, metrics, *, router=None, runner=None):
-    """The production worker: handlers from ``lab_ci.bot.handlers`` unless given."""
-    from .worker import Worker, WorkerContext
+    """The production worker: the services built from the settings (GitHub App client,
+    approval store, mirrors) and the handlers of :mod:`lab_ci.bot.handlers`."""
+    from .services import build_services  # the web stack (PyGithub): only when serving
+    from .worker import Worker
 
-    ctx = WorkerContext(settings=settings, queue=queue, metrics=metrics)
-    if router is None or runner is None:
-        try:
-            from . import handlers
-        except ImportError as e:
-            raise LabCIError(f"the bot's GitHub handlers cannot be loaded: {e}") from None
-        configure = getattr(handlers, "configure", None)
-        if callable(configure):
-            configure(ctx)
-    return Worker(queue, ctx, router=router, runner=runner)
+    services = build_services(settings, queue, metrics)
+    return Worker(queue, services, router=router, runner=runner)
 
 
 def run(args) -> int:
-    try:
+    try:  # the web stack (uvicorn, Starlette, PyGithub, prometheus_client): only to serve
         import uvicorn  # noqa: F401
 
         from .app import create_app
-        from .metrics import Metrics, configure_json_logging
+        from .logs import configure_json_logging
+        from .metrics import Metrics
         from .queue import SQLiteQueue
     except ImportError as e:
         raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
@@ -190,6 +184,5 @@ def _run_worker_only(worker) -> int:
 
 def _close_github(worker) -> None:
     """Close the cached GitHub HTTP sessions (one per installation)."""
-    app = worker.ctx.extras.get("github_app") if worker is not None else None
-    if app is not None:
-        app.close()
+    if worker is not None:
+        worker.services.close()

@@ -1,167 +1,78 @@
-"""Observability of the bot: Prometheus metrics and structured JSON logs.
+"""Prometheus metrics of the bot, with ``prometheus_client``.
 
-Metrics are written in the Prometheus text exposition format (version 0.0.4) by a small
-thread-safe registry (counters, gauges, histograms with labels), so the bot needs no
-extra package. Process-local counters (deliveries, job outcomes, durations) live here;
-queue gauges (jobs by kind and state, depth, dead jobs) are read from the queue at scrape
-time by :func:`render`.
+:class:`Metrics` holds one registry per service (the app and its workers share it):
+counters and histograms that the process updates (deliveries, job outcomes, durations,
+admission refusals, limits), and a custom collector (:class:`QueueCollector`) that reads
+the queue's gauges (jobs by kind and state, depth, dead jobs...) and the workers' health
+at scrape time, so the numbers are the database's, shared by every process on it.
 
-Logs: :class:`JsonFormatter` writes one JSON object per line; :func:`log_event` adds
-fields, dropping any whose name looks secret (secret, token, password, private key,
-authorization, signature, body, payload).
+Metric names (stable; ``_total`` is the counter suffix):
+
+=============================================  ==================================================
+``labci_webhook_deliveries_received_total``     requests to ``/webhook`` (before any check)
+``labci_webhook_deliveries_accepted_total``     stored deliveries, by ``event``
+``labci_webhook_deliveries_rejected_total``     refused or ignored requests, by ``reason``
+``labci_webhook_ack_seconds``                   histogram: request start to acknowledgement
+``labci_jobs_finished_total``                   job runs, by ``kind`` and ``outcome``
+``labci_job_retries_total``                     failures scheduled for a retry, by ``kind``
+``labci_job_duration_seconds``                  histogram of job runs, by ``kind``
+``labci_jobs_refused_total``                    jobs refused by a limit, by ``kind``, ``reason``
+                                                (``queue_full``, ``pr_quota``, ``user_quota``)
+``labci_jobs_coalesced_total``                  requests absorbed by an identical pending job
+``labci_job_limits_exceeded_total``             isolated jobs stopped at a limit, by ``kind``,
+                                                ``limit`` (``wall``, ``cpu``, ``memory``)
+``labci_jobs``                                  gauge: jobs in the queue by ``kind`` and ``state``
+``labci_queue_depth``, ``labci_queue_ready``    queued jobs; those ready to run now
+``labci_jobs_running``, ``labci_jobs_dead``     leased jobs; jobs that exhausted their attempts
+``labci_queue_oldest_ready_seconds``            age of the oldest ready job
+``labci_job_attempt_retries``                   extra attempts over all jobs in the queue
+``labci_deliveries_stored``                     delivery records kept for deduplication
+``labci_workers_alive``                         worker threads alive in this process
+``labci_uptime_seconds``                        seconds since this process started
+=============================================  ==================================================
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lab_ci.bot.jobs import Admission
+from lab_ci.bot.logs import log_event
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+# ``*_created`` samples (a counter's creation time) only add noise to our dashboards.
+disable_created_metrics()
+log = logging.getLogger("lab_ci.bot.metrics")
 
 
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class QueueCollector(Collector):
+    """Gauges read at scrape time from the queue (``stats()``) and the worker."""
 
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
 
-def _labels(names: tuple[str, ...], values: tuple, extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if float(v).is_integer():
-        return str(int(v))
-    return repr(float(v))
-
-
-class _Metric:
-    kind = "untyped"
-
-    def __init__(self, name: str, help: str, labels: Iterable[str] = ()):
-        self.name, self.help, self.labelnames = name, help, tuple(labels)
-        self._lock = threading.Lock()
-        self._values: dict[tuple, Any] = {}
-
-    def _key(self, labels: dict) -> tuple:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def inc(self, amount: float = 1.0, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_num(v)}" for k, v in items]
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, value: float, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(self, name: str, help: str, labels: Iterable[str] = (), buckets=DEFAULT_BUCKETS):
-        super().__init__(name, help, labels)
-        self.buckets = tuple(sorted(buckets)) + (math.inf,)
-
-    def observe(self, value: float, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            counts, total = self._values.get(key, ([0] * len(self.buckets), 0.0))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[i] += 1
-            self._values[key] = (counts, total + value)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, (list(c), s)) for k, (c, s) in self._values.items())
-        lines = self.header()
-        for key, (counts, total) in items:
-            for bound, n in zip(self.buckets, counts):
-                le = 'le="' + _num(bound) + '"'
-                lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {n}")
-            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_num(total)}")
-            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {counts[-1]}")
-        return lines
-
-
-class Metrics:
-    """The bot's process-local metrics (one instance shared by the app and the workers)."""
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.deliveries_received = Counter(
-            "labci_webhook_deliveries_received_total", "Webhook requests received (before any check)."
-        )
-        self.deliveries_accepted = Counter(
-            "labci_webhook_deliveries_accepted_total", "Deliveries stored with their delivery job.", ["event"]
-        )
-        self.deliveries_rejected = Counter(
-            "labci_webhook_deliveries_rejected_total", "Webhook requests refused or ignored, by reason.", ["reason"]
-        )
-        self.ack_seconds = Histogram(
-            "labci_webhook_ack_seconds",
-            "Time from request start to acknowledgement.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-        )
-        self.jobs_finished = Counter(
-            "labci_jobs_finished_total", "Job runs finished by this process, by kind and outcome.", ["kind", "outcome"]
-        )
-        self.job_retries = Counter("labci_job_retries_total", "Job failures scheduled for a retry.", ["kind"])
-        self.job_seconds = Histogram("labci_job_duration_seconds", "Job run durations.", ["kind"])
-
-    def local(self) -> list[_Metric]:
-        return [
-            self.deliveries_received,
-            self.deliveries_accepted,
-            self.deliveries_rejected,
-            self.ack_seconds,
-            self.jobs_finished,
-            self.job_retries,
-            self.job_seconds,
-        ]
-
-    def render(self, queue_stats: dict[str, Any] | None = None, workers_alive: int | None = None) -> str:
-        """The exposition text: local metrics plus queue gauges from ``queue_stats``."""
-        lines: list[str] = []
-        for m in self.local():
-            lines += m.render()
-        if queue_stats is not None:
-            jobs = Gauge("labci_jobs", "Jobs in the queue by kind and state.", ["kind", "state"])
-            for (kind, state), n in queue_stats["jobs"].items():
-                jobs.set(n, kind=kind, state=state)
-            lines += jobs.render()
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = None
+        if self.metrics.stats is not None:
+            try:
+                stats = self.metrics.stats()
+            except Exception as e:  # still serve the process metrics
+                log_event(log, "stats_error", logging.WARNING, error=f"{type(e).__name__}: {e}")
+        if stats is not None:
+            jobs = GaugeMetricFamily("labci_jobs", "Jobs in the queue by kind and state.", labels=["kind", "state"])
+            for (kind, state), n in sorted(stats["jobs"].items()):
+                jobs.add_metric([kind, state], n)
+            yield jobs
             for name, key, help in (
                 ("labci_queue_depth", "queued", "Queued jobs (ready or waiting for a retry)."),
                 ("labci_queue_ready", "ready", "Queued jobs ready to run now."),
@@ -171,58 +82,83 @@ class Metrics:
                 ("labci_job_attempt_retries", "retries", "Extra attempts over all jobs in the queue."),
                 ("labci_deliveries_stored", "deliveries", "Delivery records kept for deduplication."),
             ):
-                g = Gauge(name, help)
-                g.set(queue_stats[key])
-                lines += g.render()
+                yield GaugeMetricFamily(name, help, value=stats[key])
+        if self.metrics.workers_alive is not None:
+            yield GaugeMetricFamily(
+                "labci_workers_alive", "Job worker threads alive in this process.", value=self.metrics.workers_alive()
+            )
+        yield GaugeMetricFamily(
+            "labci_uptime_seconds",
+            "Seconds since this process started.",
+            value=round(time.time() - self.metrics.started, 3),
+        )
+
+
+class Metrics:
+    """The bot's metrics (one instance shared by the app and the workers)."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.stats: Callable[[], dict[str, Any]] | None = None
+        self.workers_alive: Callable[[], int] | None = None
+        r = self.registry
+        self.deliveries_received = Counter(
+            "labci_webhook_deliveries_received", "Webhook requests received (before any check).", registry=r
+        )
+        self.deliveries_accepted = Counter(
+            "labci_webhook_deliveries_accepted", "Deliveries stored with their delivery job.", ["event"], registry=r
+        )
+        self.deliveries_rejected = Counter(
+            "labci_webhook_deliveries_rejected",
+            "Webhook requests refused or ignored, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.ack_seconds = Histogram(
+            "labci_webhook_ack_seconds", "Time from request start to acknowledgement.", buckets=ACK_BUCKETS, registry=r
+        )
+        self.jobs_finished = Counter(
+            "labci_jobs_finished",
+            "Job runs finished by this process, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.job_retries = Counter("labci_job_retries", "Job failures scheduled for a retry.", ["kind"], registry=r)
+        self.job_seconds = Histogram(
+            "labci_job_duration_seconds", "Job run durations.", ["kind"], buckets=DEFAULT_BUCKETS, registry=r
+        )
+        self.jobs_refused = Counter(
+            "labci_jobs_refused",
+            "Jobs refused by a limit (queue_full, pr_quota, user_quota), by kind and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.jobs_coalesced = Counter(
+            "labci_jobs_coalesced", "Requests absorbed by an identical queued or running job.", ["kind"], registry=r
+        )
+        self.job_limits = Counter(
+            "labci_job_limits_exceeded",
+            "Isolated jobs stopped at a limit (wall, cpu, memory), by kind.",
+            ["kind", "limit"],
+            registry=r,
+        )
+        r.register(QueueCollector(self))
+
+    def bind(self, *, stats: Callable[[], dict] | None = None, workers_alive: Callable[[], int] | None = None) -> None:
+        """Where the scrape-time gauges come from (the queue's ``stats``, the worker)."""
+        if stats is not None:
+            self.stats = stats
         if workers_alive is not None:
-            g = Gauge("labci_workers_alive", "Job worker threads alive in this process.")
-            g.set(workers_alive)
-            lines += g.render()
-        up = Gauge("labci_uptime_seconds", "Seconds since this process started.")
-        up.set(round(time.time() - self.started, 3))
-        lines += up.render()
-        return "\n".join(lines) + "\n"
+            self.workers_alive = workers_alive
 
+    def admitted(self, kind: str, admission: Admission) -> None:
+        """Count what the queue did with a submitted job (refusals, coalescing)."""
+        if admission.refused:
+            self.jobs_refused.labels(kind=kind, reason=admission.reason or "refused").inc()
+        elif admission.outcome == "coalesced":
+            self.jobs_coalesced.labels(kind=kind).inc()
 
-# -- structured logs ---------------------------------------------------------------
-_SECRET_WORDS = ("secret", "token", "password", "private_key", "authorization", "signature", "body", "payload")
-
-
-def _safe(name: str) -> bool:
-    lowered = name.lower()
-    return not any(w in lowered for w in _SECRET_WORDS)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, event/message and safe extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update({k: v for k, v in fields.items() if _safe(k)})
-        if record.exc_info and record.exc_info[0] is not None:
-            out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(out, default=str, separators=(",", ":"))
-
-
-def log_event(logger: logging.Logger, message: str, level: int = logging.INFO, /, **fields) -> None:
-    """Log ``message`` (an event name) with ``fields`` (secret-looking names dropped)."""
-    if logger.isEnabledFor(level):
-        logger.log(level, message, extra={"fields": {k: v for k, v in fields.items() if _safe(k)}})
-
-
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Send the ``lab_ci`` and ``uvicorn`` loggers to stderr as JSON lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    for name in ("lab_ci", "uvicorn", "uvicorn.error"):
-        lg = logging.getLogger(name)
-        lg.handlers[:] = [handler]
-        lg.setLevel(level)
-        lg.propagate = False
+    def render(self) -> bytes:
+        """The exposition text (reads the queue: call it off the event loop)."""
+        return generate_latest(self.registry)

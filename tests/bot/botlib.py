@@ -219,8 +219,8 @@ class BotServer:
         self._n = 0
 
     @property
-    def ctx(self):
-        return self.worker.ctx
+    def services(self):
+        return self.worker.services
 
     def start(self) -> BotServer:
         self.http = UvicornThread(self.app, lifespan="on").start()
@@ -273,14 +273,12 @@ class BotServer:
 
 
 @pytest.fixture
-def bot_settings(tmp_path, app_key, ghdouble, monkeypatch):
+def bot_settings(tmp_path, app_key, ghdouble):
     from lab_ci.bot.settings import Settings
 
-    monkeypatch.setenv("LAB_CI_GITHUB_TIMEOUT", "2")
-    monkeypatch.setenv("LAB_CI_GITHUB_RETRIES", "2")
-    monkeypatch.delenv("LAB_CI_GIT_URL", raising=False)
-    monkeypatch.delenv("LAB_CI_TEACHER", raising=False)
     return Settings(
+        github_timeout=2,
+        github_retries=2,
         webhook_secret=WEBHOOK_SECRET,
         app_id=str(APP_ID),
         private_key=app_key[0],

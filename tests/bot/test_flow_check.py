@@ -166,11 +166,11 @@ def test_rerunning_a_check_job_does_not_duplicate_side_effects(bot, ghdouble, gi
     # annotations fails (not retried by the client: it may have appended them)
     ghdouble.fail("PATCH", r"/check-runs/\d+$", 500, times=1)
     with pytest.raises(GitHubError):
-        run_job(Job(1, spec.kind, spec.payload, spec.key, 1, spec.supersede_token), bot.ctx)
+        run_job(Job(1, spec.kind, spec.payload, spec.key, 1, spec.supersede_token), bot.services)
     assert [c.status for c in ghdouble.calls_to("PATCH", r"/check-runs/\d+$")] == [500]
     assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head)[0]["status"] == "in_progress"
-    run_job(Job(1, spec.kind, spec.payload, spec.key, 2, spec.supersede_token), bot.ctx)  # the retry
-    run_job(Job(1, spec.kind, spec.payload, spec.key, 3, spec.supersede_token), bot.ctx)  # a duplicate run
+    run_job(Job(1, spec.kind, spec.payload, spec.key, 2, spec.supersede_token), bot.services)  # the retry
+    run_job(Job(1, spec.kind, spec.payload, spec.key, 3, spec.supersede_token), bot.services)  # a duplicate run
     runs = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert len(runs) == 1
     anns = ghdouble.annotations[runs[0]["id"]]

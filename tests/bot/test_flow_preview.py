@@ -48,11 +48,12 @@ def pr_event(bare, head, base, action):
 
 
 @pytest.fixture
-def preview_bot(bot_settings, tiny_models, monkeypatch):
+def preview_bot(bot_settings, tiny_models):
+    from dataclasses import replace
+
     from botlib import BotServer
 
-    monkeypatch.setenv("LAB_CI_TEACHER", str(tiny_models["teacher"]))
-    server = BotServer(bot_settings).start()
+    server = BotServer(replace(bot_settings, teacher=str(tiny_models["teacher"]))).start()
     yield server
     server.stop()
 
