@@ -96,7 +96,7 @@ def test_broken_repo_config_is_reported_not_a_crash(bot, ghdouble, github_side_r
     assert [(j["kind"], j["state"]) for j in jobs] == [("delivery", "done"), ("check", "done")]
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert run["conclusion"] == "failure" and "Broken .github/lab-ci.yaml" in run["output"]["title"]
-    assert ".github/lab-ci.yaml:2: preview.samples: must be a whole number" in run["output"]["summary"]
+    assert '.github/lab-ci.yaml:2:12: preview.samples: must be a whole number, got "lots"' in run["output"]["summary"]
 
 
 def test_duplicate_and_forged_deliveries(bot, ghdouble, github_side_repo):

@@ -24,8 +24,8 @@ WF = ROOT / "examples" / "workflows"
 @pytest.mark.parametrize(
     "text,fragment",
     [
-        ("1: x\n", ":1: 1: unknown key"),
-        ("check: {}\n1: x\nb: 2\n", ":2: 1: unknown key"),  # mixed key types: no TypeError
+        ("1: x\n", ":1:1: 1: unknown key"),
+        ("check: {}\n1: x\nb: 2\n", ":2:1: 1: unknown key"),  # mixed key types: no TypeError
         ("check:\n  1: x\n  strict: true\n", "check.1: unknown key"),
         ("preview:\n  true: 1\n", "preview.True: unknown key"),
         ("build:\n  approvers:\n    1: a\n    b: c\n", "build.approvers.1: unknown key"),
