@@ -10,10 +10,15 @@ such processes on the same queue file; the file must be on a local disk).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import signal
+import threading
 from pathlib import Path
 
 from ..errors import LabCIError
+from .logs import configure_json_logging
+from .queue import SQLiteQueue
 from .settings import Settings
 
 
@@ -68,8 +73,6 @@ def _settings(args):
 
 def is_loopback(host: str) -> bool:
     """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
     if host.strip("[]").lower() == "localhost":
         return True
     try:
@@ -92,7 +95,8 @@ def check_webhook_secret(secret: bytes | None, host: str, *, insecure: bool, htt
 def build_worker(settings, queue, metrics, *, router=None, runner=None):
     """The production worker: the services built from the settings (GitHub App client,
     approval store, mirrors) and the handlers of :mod:`lab_ci.bot.handlers`."""
-    from .services import build_services  # the web stack (PyGithub): only when serving
+    # the web stack (PyGithub, prometheus_client): imported only when serving
+    from .services import build_services
     from .worker import Worker
 
     services = build_services(settings, queue, metrics)
@@ -104,9 +108,7 @@ def run(args) -> int:
         import uvicorn  # noqa: F401
 
         from .app import create_app
-        from .logs import configure_json_logging
         from .metrics import Metrics
-        from .queue import SQLiteQueue
     except ImportError as e:
         raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
 
@@ -148,8 +150,6 @@ def run(args) -> int:
     # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
     # to the handler that was there before; make that one a no-op so a graceful stop
     # exits 0 (what systemd, Docker and Kubernetes expect).
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
@@ -165,9 +165,6 @@ def run(args) -> int:
 
 
 def _run_worker_only(worker) -> int:
-    import signal
-    import threading
-
     if worker is None:
         raise LabCIError("--worker-only needs at least one worker (--workers N, N > 0)")
     done = threading.Event()

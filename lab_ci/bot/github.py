@@ -38,6 +38,7 @@ import requests
 import urllib3
 from github import Auth, GithubException, GithubIntegration, GithubRetry
 
+from lab_ci.bot.render import batches
 from lab_ci.errors import LabCIError
 
 log = logging.getLogger("lab_ci.bot.github")
@@ -348,8 +349,6 @@ class GitHubClient:
         digest is kept in ``external_id`` so a re-run of the same job resumes after the
         annotations already added instead of duplicating them; a new result on a run
         that already has annotations gets a fresh run (GitHub shows the newest)."""
-        from lab_ci.bot.render import batches
-
         annotations = annotations or []
         digest = output_digest(title, summary, text, annotations)
         existing = self.find_check_run(repo, head_sha, name)
