@@ -329,7 +329,7 @@ class Settings:
         for f in fields(cls):
             meta = f.metadata
             raw = meta["read"](env) if meta.get("read") else env.get(meta["env"])
-            if raw is None or raw == "":
+            if raw is None or not raw.strip():  # blank: unset
                 continue
             try:
                 values[f.name] = meta["parse"](raw)
