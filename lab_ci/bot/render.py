@@ -157,8 +157,9 @@ def check_title(report) -> str:
 
 
 def check_summary(report, *, markdown: str | None = None) -> str:
-    """The check run summary: counts, then the per-file Markdown (CHECK-IO's renderer
-    output when given, otherwise our own table), truncated to GitHub's limit."""
+    """The check run summary: counts, then the per-file Markdown (the output of the
+    renderer behind ``lab-ci check --format markdown`` when given, otherwise our own
+    table), truncated to GitHub's limit."""
     s = report.summary()
     head = (
         f"**{s['files']}** file(s) checked: **{s['valid']}** valid, **{s['invalid']}** invalid "

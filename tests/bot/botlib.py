@@ -196,7 +196,7 @@ def adapt(
 
 
 # ---------------------------------------------------------------------------------------
-# The real bot: BOT-SERVER's app + SQLite queue + workers, with our handlers, on loopback
+# The real bot: the webhook app + SQLite queue + workers, with our handlers, on loopback
 # ---------------------------------------------------------------------------------------
 WEBHOOK_SECRET = b"webhook-secret-for-tests"
 

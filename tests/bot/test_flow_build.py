@@ -193,7 +193,7 @@ def test_approvals_survive_a_restart(bot_settings, ghdouble, github_side_repo):
 def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_side_repo, tmp_path):
     """executor: local -> `<build command> --taxonomy <mirror> --commit SHA --out DIR`."""
     sha = main_commits(github_side_repo)[0]
-    script = tmp_path / "fake_build.py"  # stands in for `lab-ci build` (BUILD's): checks its inputs for real
+    script = tmp_path / "fake_build.py"  # stands in for `lab-ci build`: checks its inputs for real
     script.write_text(
         textwrap.dedent("""
         import argparse, pathlib, subprocess, sys

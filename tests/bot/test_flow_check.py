@@ -1,4 +1,4 @@
-"""End to end on loopback: signed deliveries -> BOT-SERVER's app, queue and workers ->
+"""End to end on loopback: signed deliveries -> the webhook app, queue and workers ->
 our handlers -> a real bare mirror fetched over file:// -> the real checker -> the
 GitHub REST double. Corpus pull requests from the real taxonomy history."""
 
