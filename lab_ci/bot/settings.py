@@ -116,7 +116,7 @@ class Settings:
         None, env="LAB_CI_PRIVATE_KEY_PATH", help="file holding the App's PEM private key", parse=Path
     )
     app_slug: str = setting(
-        "lab-ci", env="LAB_CI_APP_SLUG", help="the App's slug: comments by <slug>[bot] are the sticky ones"
+        "lab-ci", env="LAB_CI_APP_SLUG", help="the App's slug: the bot's comments are by SLUG[bot]"
     )
     github_api_url: str = setting(
         DEFAULT_API_URL, env="LAB_CI_GITHUB_API_URL", help="REST API root (GitHub Enterprise: https://HOST/api/v3)"
@@ -356,6 +356,7 @@ class SettingField:
     default: str
     help: str
     secret: bool
+    literal: bool = True  # ``default`` is the value itself (not a description of it)
 
 
 def settings_fields() -> list[SettingField]:
@@ -364,11 +365,21 @@ def settings_fields() -> list[SettingField]:
     out = []
     for f in fields(Settings):
         meta = f.metadata
+        value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        literal = meta.get("doc_default") is None and value is not None
         if meta.get("doc_default") is not None:
             default = meta["doc_default"]
         else:
-            value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             default = "unset" if value is None else str(value)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        out.append(SettingField(f.name, meta["env"], kind, default, meta["help"], bool(meta.get("secret"))))
+        out.append(SettingField(f.name, meta["env"], kind, default, meta["help"], bool(meta.get("secret")), literal))
     return out
+
+
+def settings_markdown() -> str:
+    """The settings as a Markdown table (variable, default, meaning), for the docs."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for f in settings_fields():
+        default = "unset (secret)" if f.secret else (f"`{f.default}`" if f.literal else f.default)
+        rows.append(f"| `{f.env}` | {default} | {f.help} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,27 @@
+"""The operator pages say what the code says: the settings table of
+docs/operators/configuration.md is settings_markdown(), and every bot variable the
+deploy and security pages name exists."""
+
+from __future__ import annotations
+
+import re
+
+from botlib import REPO_ROOT
+
+from lab_ci.bot.settings import settings_fields, settings_markdown
+
+DOCS = REPO_ROOT / "docs" / "operators"
+#: variables of other stages that the operator pages may name
+OTHER = {"LAB_CI_STUDENT", "LAB_CI_DOCUMENT_MIRRORS", "LAB_CI_PIPELINE_DIR", "LAB_CI_DEBUG"}
+OTHER |= {"LAB_CI_TEACHER_API_KEY", "LAB_CI_TEACHER_MODEL", "LAB_CI_SHARED", "LAB_CI_LLAMA_REPACK"}
+
+
+def test_configuration_page_lists_every_setting_as_the_code_does():
+    assert settings_markdown() in (DOCS / "configuration.md").read_text()
+
+
+def test_the_operator_pages_name_only_real_variables():
+    known = {f.env for f in settings_fields()} | OTHER
+    for page in ("deploy.md", "security.md", "configuration.md", "local-bot.md"):
+        named = {v for v in re.findall(r"LAB_CI_[A-Z_]+", (DOCS / page).read_text()) if not v.endswith("_")}
+        assert named <= known, f"{page} names unknown variables: {sorted(named - known)}"
