@@ -115,9 +115,7 @@ class Settings:
     private_key_path: Path | None = setting(
         None, env="LAB_CI_PRIVATE_KEY_PATH", help="file holding the App's PEM private key", parse=Path
     )
-    app_slug: str = setting(
-        "lab-ci", env="LAB_CI_APP_SLUG", help="the App's slug: the bot's comments are by SLUG[bot]"
-    )
+    app_slug: str = setting("lab-ci", env="LAB_CI_APP_SLUG", help="the App's slug: the bot's comments are by SLUG[bot]")
     github_api_url: str = setting(
         DEFAULT_API_URL, env="LAB_CI_GITHUB_API_URL", help="REST API root (GitHub Enterprise: https://HOST/api/v3)"
     )
