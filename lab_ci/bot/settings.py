@@ -76,20 +76,26 @@ def _float(raw: str) -> float:
         raise ValueError("is not a valid float") from None
 
 
+_PARSERS: dict[type, Callable[[str], Any]] = {bool: _bool, int: _int, float: _float, Path: Path}
+
+
 def setting(
     default: Any = MISSING,
     *,
     env: str,
     help: str,
-    parse: Callable[[str], Any] = str,
+    parse: Callable[[str], Any] | None = None,
     read: Callable[[Mapping[str, str]], str | None] | None = None,
     secret: bool = False,
     doc_default: str | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     """A settings field: its environment variable ``env``, a one-line ``help``, how to
-    ``parse`` the variable's text, and (rarely) a ``read`` function that fetches the raw
-    value itself (for a variable another module owns)."""
+    ``parse`` the variable's text (default: by the default's type: bool, int, float,
+    Path or str), and (rarely) a ``read`` function that fetches the raw value itself (for
+    a variable another module owns)."""
+    if parse is None:
+        parse = _PARSERS.get(type(default), str)
     meta = {"env": env, "help": help, "parse": parse, "read": read, "secret": secret, "doc_default": doc_default}
     if default_factory is not None:
         return field(default_factory=default_factory, repr=not secret, metadata=meta)
@@ -119,9 +125,9 @@ class Settings:
     github_api_url: str = setting(
         DEFAULT_API_URL, env="LAB_CI_GITHUB_API_URL", help="REST API root (GitHub Enterprise: https://HOST/api/v3)"
     )
-    github_timeout: int = setting(15, env="LAB_CI_GITHUB_TIMEOUT", help="seconds per GitHub API request", parse=_int)
+    github_timeout: int = setting(15, env="LAB_CI_GITHUB_TIMEOUT", help="seconds per GitHub API request")
     github_retries: int = setting(
-        4, env="LAB_CI_GITHUB_RETRIES", help="retries of a GitHub API read (writes are retried by the job)", parse=_int
+        4, env="LAB_CI_GITHUB_RETRIES", help="retries of a GitHub API read (writes are retried by the job)"
     )
     git_url_template: str | None = setting(
         None,
@@ -144,61 +150,53 @@ class Settings:
         parse=str.upper,
     )
     retention_days: float = setting(
-        7.0, env="LAB_CI_RETENTION_DAYS", help="days finished jobs and delivery ids are kept", parse=_float
+        7.0, env="LAB_CI_RETENTION_DAYS", help="days finished jobs and delivery ids are kept"
     )
     max_delivery_age: float = setting(
         0.0,
         env="LAB_CI_MAX_DELIVERY_AGE",
         help="reject deliveries whose signed event time is older, in seconds (0 = off)",
-        parse=_float,
     )
     max_body_bytes: int = setting(
-        GITHUB_MAX_PAYLOAD, env="LAB_CI_MAX_BODY_BYTES", help="largest webhook body accepted (413 above)", parse=_int
+        GITHUB_MAX_PAYLOAD, env="LAB_CI_MAX_BODY_BYTES", help="largest webhook body accepted (413 above)"
     )
     workers: int = setting(
-        2, env="LAB_CI_WORKERS", help="worker threads that run any job, checks and previews included", parse=_int
+        2, env="LAB_CI_WORKERS", help="worker threads that run any job, checks and previews included"
     )
     light_workers: int = setting(
         1,
         env="LAB_CI_LIGHT_WORKERS",
         help="extra worker threads that run only light jobs (deliveries, commands, builds)",
-        parse=_int,
     )
     lease_seconds: float = setting(
-        60.0, env="LAB_CI_LEASE_SECONDS", help="job lease, renewed every lease/3 while the job runs", parse=_float
+        60.0, env="LAB_CI_LEASE_SECONDS", help="job lease, renewed every lease/3 while the job runs"
     )
     backoff_base: float = setting(
-        10.0, env="LAB_CI_RETRY_BACKOFF", help="first retry delay of a failed job, doubled each attempt", parse=_float
+        10.0, env="LAB_CI_RETRY_BACKOFF", help="first retry delay of a failed job, doubled each attempt"
     )
-    backoff_max: float = setting(900.0, env="LAB_CI_RETRY_BACKOFF_MAX", help="longest retry delay", parse=_float)
+    backoff_max: float = setting(900.0, env="LAB_CI_RETRY_BACKOFF_MAX", help="longest retry delay")
 
     # -- isolated job execution (work on untrusted input runs in a child process) ---------
-    check_timeout: float = setting(
-        120.0, env="LAB_CI_CHECK_TIMEOUT", help="wall-time limit of a check, in seconds", parse=_float
-    )
+    check_timeout: float = setting(120.0, env="LAB_CI_CHECK_TIMEOUT", help="wall-time limit of a check, in seconds")
     check_cpu_seconds: float = setting(
-        60.0, env="LAB_CI_CHECK_CPU_SECONDS", help="CPU-time limit of a check, in seconds", parse=_float
+        60.0, env="LAB_CI_CHECK_CPU_SECONDS", help="CPU-time limit of a check, in seconds"
     )
-    check_memory_mb: int = setting(
-        2048, env="LAB_CI_CHECK_MEMORY_MB", help="address-space limit of a check, in MiB", parse=_int
-    )
+    check_memory_mb: int = setting(2048, env="LAB_CI_CHECK_MEMORY_MB", help="address-space limit of a check, in MiB")
     preview_timeout: float = setting(
-        1800.0, env="LAB_CI_PREVIEW_TIMEOUT", help="wall-time limit of a preview, in seconds", parse=_float
+        1800.0, env="LAB_CI_PREVIEW_TIMEOUT", help="wall-time limit of a preview, in seconds"
     )
     preview_cpu_seconds: float = setting(
         7200.0,
         env="LAB_CI_PREVIEW_CPU_SECONDS",
         help="CPU-time limit of a preview, in seconds (all its threads)",
-        parse=_float,
     )
     preview_memory_mb: int = setting(
         16384,
         env="LAB_CI_PREVIEW_MEMORY_MB",
         help="address-space limit of a preview, in MiB (a GGUF teacher is mapped into it)",
-        parse=_int,
     )
     job_nice: int = setting(
-        10, env="LAB_CI_JOB_NICE", help="niceness of job processes (the webhook keeps the CPU first)", parse=_int
+        10, env="LAB_CI_JOB_NICE", help="niceness of job processes (the webhook keeps the CPU first)"
     )
 
     # -- quotas -----------------------------------------------------------------------
@@ -206,19 +204,16 @@ class Settings:
         6,
         env="LAB_CI_PREVIEWS_PER_PR_HOUR",
         help="previews one pull request may get per hour (0 = no limit)",
-        parse=_int,
     )
     previews_per_user_hour: int = setting(
         10,
         env="LAB_CI_PREVIEWS_PER_USER_HOUR",
         help="previews one user may cause per hour, over all pull requests (0 = no limit)",
-        parse=_int,
     )
     max_queued_per_installation: int = setting(
         50,
         env="LAB_CI_MAX_QUEUED_PER_INSTALLATION",
         help="checks and previews one installation may have waiting (0 = no limit)",
-        parse=_int,
     )
 
     # -- previews ---------------------------------------------------------------------
@@ -235,11 +230,11 @@ class Settings:
         parse=_teachers,
         doc_default="none",
     )
-    preview_seed: int = setting(0, env="LAB_CI_PREVIEW_SEED", help="random seed of previews", parse=_int)
+    preview_seed: int = setting(0, env="LAB_CI_PREVIEW_SEED", help="random seed of previews")
 
     # -- builds -------------------------------------------------------------------------
     allow_local_executor: bool = setting(
-        False, env="LAB_CI_LOCAL_EXECUTOR", help="1 lets repositories choose executor: local", parse=_bool
+        False, env="LAB_CI_LOCAL_EXECUTOR", help="1 lets repositories choose executor: local"
     )
     build_command: tuple[str, ...] = setting(
         env="LAB_CI_BUILD_COMMAND",

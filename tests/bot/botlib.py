@@ -201,6 +201,27 @@ def adapt(
 WEBHOOK_SECRET = b"webhook-secret-for-tests"
 
 
+def signed_headers(event: str, body: bytes, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET):
+    """The headers GitHub sends with a delivery of ``body`` to our App (signed with
+    ``secret``; unsigned when None)."""
+    import uuid
+
+    from lab_ci.bot.webhooks import sign
+
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "1",
+        "X-GitHub-Hook-Installation-Target-Type": "integration",
+        "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/test",
+    }
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return headers
+
+
 class BotServer:
     """``lab-ci serve`` in-process: create_app + build_worker (which calls
     ``lab_ci.bot.handlers.configure``), uvicorn on 127.0.0.1, real signed deliveries."""
@@ -234,24 +255,10 @@ class BotServer:
     def deliver(
         self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET
     ):
-        import uuid
-
         import httpx
 
-        from lab_ci.bot.webhooks import sign
-
         body = json.dumps(payload).encode()
-        headers = {
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-            "X-GitHub-Hook-ID": "1",
-            "X-GitHub-Hook-Installation-Target-Type": "integration",
-            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-            "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/test",
-        }
-        if secret is not None:
-            headers["X-Hub-Signature-256"] = sign(secret, body)
+        headers = signed_headers(event, body, delivery_id=delivery_id, secret=secret)
         return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=10)
 
     def wait_idle(self, timeout: float = 120.0) -> list[dict]:
@@ -425,22 +432,10 @@ class ServeProcess:
 
     def deliver(self, event: str, payload: dict, *, timeout: float = 10.0):
         """POST one signed delivery; GitHub gives up after 10 s, and so do we."""
-        import uuid
-
         import httpx
 
-        from lab_ci.bot.webhooks import sign
-
         body = json.dumps(payload).encode()
-        headers = {
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-GitHub-Hook-Installation-Target-Type": "integration",
-            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-            "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-            "Content-Type": "application/json",
-        }
-        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=timeout)
+        return httpx.post(f"{self.url}/webhook", content=body, headers=signed_headers(event, body), timeout=timeout)
 
     def jobs(self, kind: str | None = None) -> list[dict]:
         """The queue's job rows, read from the server's database file (read-only)."""
@@ -462,3 +457,28 @@ class ServeProcess:
             self.proc.wait(30)
         if getattr(self, "_log", None):
             self._log.close()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def corpus_pr_payload(github_side_repo: Path, n: int, *, action: str = "opened", draft: bool = False) -> dict:
+    """A real ``pull_request`` payload for corpus pull request ``n`` (head and base from
+    the GitHub-side repository)."""
+    head = run_git("rev-parse", f"refs/pull/{n}/head", cwd=github_side_repo)
+    base = run_git("rev-parse", "refs/heads/main", cwd=github_side_repo)
+    name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
+    p = adapt(
+        load_payload(f"pull_request/{name}"),
+        clone_url=f"file://{github_side_repo}",
+        number=n,
+        head_sha=head,
+        base_sha=base,
+        draft=draft,
+    )
+    p["action"] = action
+    p["pull_request"]["state"] = "open"
+    return p

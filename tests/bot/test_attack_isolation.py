@@ -46,13 +46,8 @@ def run_state(ghdouble, sha: str) -> str | None:
 
 def test_alias_bomb_prs_neither_stall_the_bot_nor_run_unbounded(tmp_path, ghdouble, app_key, hostile):
     clone_url, main, heads = hostile
-    serve = ServeProcess(
-        tmp_path,
-        ghdouble,
-        app_key[0],
-        env={"LAB_CI_WORKERS": "2", "LAB_CI_CHECK_TIMEOUT": "20", "LAB_CI_CHECK_CPU_SECONDS": "60"},
-    ).start()
-    try:
+    env = {"LAB_CI_WORKERS": "2", "LAB_CI_CHECK_TIMEOUT": "20", "LAB_CI_CHECK_CPU_SECONDS": "60"}
+    with ServeProcess(tmp_path, ghdouble, app_key[0], env=env) as serve:
         for n in BOMBS:
             assert (
                 serve.deliver("pull_request", pr_opened(clone_url, n, heads[n], main, user="mallory")).status_code
@@ -96,8 +91,6 @@ def test_alias_bomb_prs_neither_stall_the_bot_nor_run_unbounded(tmp_path, ghdoub
         r = serve.deliver("issue_comment", pr_comment(clone_url, OTHER, "/lab check", "contributor", cid=7001))
         assert r.status_code == 202
         assert wait_for(lambda: run_state(ghdouble, heads[OTHER]) == "completed", 60), serve.log()[-3000:]
-    finally:
-        serve.stop()
 
 
 def test_a_bomb_that_reaches_the_memory_limit_says_so(tmp_path, ghdouble, app_key, hostile):
@@ -105,13 +98,8 @@ def test_a_bomb_that_reaches_the_memory_limit_says_so(tmp_path, ghdouble, app_ke
     limit (not a wall-time one), says so, and is not retried."""
     clone_url, main, heads = hostile
     n = BOMBS[0]
-    serve = ServeProcess(
-        tmp_path,
-        ghdouble,
-        app_key[0],
-        env={"LAB_CI_WORKERS": "1", "LAB_CI_CHECK_TIMEOUT": "120", "LAB_CI_CHECK_MEMORY_MB": "300"},
-    ).start()
-    try:
+    env = {"LAB_CI_WORKERS": "1", "LAB_CI_CHECK_TIMEOUT": "120", "LAB_CI_CHECK_MEMORY_MB": "300"}
+    with ServeProcess(tmp_path, ghdouble, app_key[0], env=env) as serve:
         assert serve.deliver("pull_request", pr_opened(clone_url, n, heads[n], main, user="mallory")).status_code == 202
         assert wait_for(lambda: run_state(ghdouble, heads[n]) == "completed", 90), serve.log()[-3000:]
         [run] = ghdouble.runs_named(REPO, SCHEMA, heads[n])
@@ -120,5 +108,3 @@ def test_a_bomb_that_reaches_the_memory_limit_says_so(tmp_path, ghdouble, app_ke
         assert "LAB_CI_CHECK_MEMORY_MB" in text
         [job] = serve.jobs("check")
         assert (job["state"], job["attempts"]) == ("done", 1)
-    finally:
-        serve.stop()

@@ -70,8 +70,7 @@ def test_six_identical_preview_requests_make_one_job(tmp_path, ghdouble, app_key
     # the first preview is slow to start (its first check-run write takes 4 s), so the
     # other five requests arrive while it is running
     ghdouble.fail("POST", r"/check-runs$", 0, delay=4.0, times=1)
-    serve = ServeProcess(tmp_path, ghdouble, app_key[0], env={"LAB_CI_WORKERS": "2"}).start()
-    try:
+    with ServeProcess(tmp_path, ghdouble, app_key[0], env={"LAB_CI_WORKERS": "2"}) as serve:
         comment_all(serve, clone_url, [("/lab preview", "contributor")] * 6)
         assert wait_for(lambda: len(bot_replies(ghdouble, PR)) >= 5, 60), serve.log()[-3000:]
         assert wait_for(lambda: all(j["state"] not in ("queued", "running") for j in serve.jobs()), 60)
@@ -79,51 +78,42 @@ def test_six_identical_preview_requests_make_one_job(tmp_path, ghdouble, app_key
         replies = bot_replies(ghdouble, PR)
         assert sum("already" in r and head[:12] in r for r in replies) == 5, replies
         assert metric(serve.url, "labci_jobs_coalesced_total", kind="preview") == 5
-    finally:
-        serve.stop()
 
 
-def test_per_user_preview_limit_refuses_politely(tmp_path, ghdouble, app_key, valid_pr):
+QUOTAS = {
+    # quota: (setting, the three requests, what the refusal says, the refusal's metric reason)
+    "per-user": (
+        "LAB_CI_PREVIEWS_PER_USER_HOUR",
+        [(f"/lab preview samples={n}", "contributor") for n in (1, 2, 3)],
+        ["2 previews per hour", "`contributor`"],
+        "user_quota",
+    ),
+    "per-pull-request": (  # counts every user's previews of the pull request
+        "LAB_CI_PREVIEWS_PER_PR_HOUR",
+        [
+            ("/lab preview samples=1", "contributor"),
+            ("/lab preview samples=2", "writer"),
+            ("/lab preview samples=3", "contributor"),
+        ],
+        ["2 previews per hour", "this pull request"],
+        "pr_quota",
+    ),
+}
+
+
+@pytest.mark.parametrize("quota", QUOTAS, ids=list(QUOTAS))
+def test_preview_limits_refuse_politely(tmp_path, ghdouble, app_key, valid_pr, quota):
+    setting, requests, says, reason = QUOTAS[quota]
     clone_url, main, head = valid_pr
-    serve = ServeProcess(
-        tmp_path, ghdouble, app_key[0], env={"LAB_CI_WORKERS": "1", "LAB_CI_PREVIEWS_PER_USER_HOUR": "2"}
-    ).start()
-    try:
-        comment_all(serve, clone_url, [(f"/lab preview samples={n}", "contributor") for n in (1, 2, 3)])
+    with ServeProcess(tmp_path, ghdouble, app_key[0], env={"LAB_CI_WORKERS": "1", setting: "2"}) as serve:
+        comment_all(serve, clone_url, requests)
         assert wait_for(lambda: any("limit" in r for r in bot_replies(ghdouble, PR)), 60), serve.log()[-3000:]
         assert wait_for(lambda: all(j["state"] not in ("queued", "running") for j in serve.jobs()), 60)
         assert sorted(json.loads(j["payload"])["samples"] for j in preview_jobs(serve)) == [1, 2]
         [refusal] = [r for r in bot_replies(ghdouble, PR) if "limit" in r]
-        assert "2 previews per hour" in refusal and "`contributor`" in refusal
-        assert "LAB_CI_PREVIEWS_PER_USER_HOUR" not in refusal  # users get the rule, operators the setting
-        assert metric(serve.url, "labci_jobs_refused_total", kind="preview", reason="user_quota") == 1
-    finally:
-        serve.stop()
-
-
-def test_per_pull_request_preview_limit_counts_every_user(tmp_path, ghdouble, app_key, valid_pr):
-    clone_url, main, head = valid_pr
-    serve = ServeProcess(
-        tmp_path, ghdouble, app_key[0], env={"LAB_CI_WORKERS": "1", "LAB_CI_PREVIEWS_PER_PR_HOUR": "2"}
-    ).start()
-    try:
-        comment_all(
-            serve,
-            clone_url,
-            [
-                ("/lab preview samples=1", "contributor"),
-                ("/lab preview samples=2", "writer"),
-                ("/lab preview samples=3", "contributor"),
-            ],
-        )
-        assert wait_for(lambda: any("limit" in r for r in bot_replies(ghdouble, PR)), 60), serve.log()[-3000:]
-        assert wait_for(lambda: all(j["state"] not in ("queued", "running") for j in serve.jobs()), 60)
-        assert len(preview_jobs(serve)) == 2
-        [refusal] = [r for r in bot_replies(ghdouble, PR) if "limit" in r]
-        assert "this pull request" in refusal and "2 previews per hour" in refusal
-        assert metric(serve.url, "labci_jobs_refused_total", kind="preview", reason="pr_quota") == 1
-    finally:
-        serve.stop()
+        assert all(s in refusal for s in says), refusal
+        assert setting not in refusal  # users get the rule, operators the setting
+        assert metric(serve.url, "labci_jobs_refused_total", kind="preview", reason=reason) == 1
 
 
 def test_installation_queue_depth_refuses_checks_with_a_failed_check_run(tmp_path, ghdouble, app_key):
@@ -134,13 +124,8 @@ def test_installation_queue_depth_refuses_checks_with_a_failed_check_run(tmp_pat
     for n, h in heads.items():
         ghdouble.add_pull(REPO, n, head_sha=h, base_sha=main)
     clone_url = f"file://{bare}"
-    serve = ServeProcess(
-        tmp_path,
-        ghdouble,
-        app_key[0],
-        env={"LAB_CI_WORKERS": "1", "LAB_CI_MAX_QUEUED_PER_INSTALLATION": "2", "LAB_CI_CHECK_TIMEOUT": "120"},
-    ).start()
-    try:
+    env = {"LAB_CI_WORKERS": "1", "LAB_CI_MAX_QUEUED_PER_INSTALLATION": "2", "LAB_CI_CHECK_TIMEOUT": "120"}
+    with ServeProcess(tmp_path, ghdouble, app_key[0], env=env) as serve:
         assert serve.deliver("pull_request", pr_opened(clone_url, 41, heads[41], main)).status_code == 202
         # the bomb occupies the only general worker
         assert wait_for(lambda: [j["state"] for j in serve.jobs("check")] == ["running"], 60), serve.log()[-3000:]
@@ -157,5 +142,3 @@ def test_installation_queue_depth_refuses_checks_with_a_failed_check_run(tmp_pat
             assert "/lab check" in run["output"]["summary"]
         assert [j["state"] for j in serve.jobs("check")] == ["running", "queued", "queued"]
         assert metric(serve.url, "labci_jobs_refused_total", kind="check", reason="queue_full") == 2
-    finally:
-        serve.stop()

@@ -8,13 +8,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
-from botlib import APP_ID, REPO, WEBHOOK_SECRET, adapt, load_payload, run_git
-
-from lab_ci.bot.webhooks import sign
+from botlib import REPO, corpus_pr_payload, run_git, signed_headers
 
 SCHEMA = "lab-ci/schema"
 PR = 100  # corpus PR with an invalid leaf
@@ -23,16 +19,7 @@ PR = 100  # corpus PR with an invalid leaf
 def pr_payload(github_side_repo):
     head = run_git("rev-parse", f"refs/pull/{PR}/head", cwd=github_side_repo)
     base = run_git("rev-parse", "refs/heads/main", cwd=github_side_repo)
-    p = adapt(
-        load_payload("pull_request/opened.with-organization.payload.json"),
-        clone_url=f"file://{github_side_repo}",
-        number=PR,
-        head_sha=head,
-        base_sha=base,
-        draft=True,
-    )
-    p["pull_request"]["state"] = "open"
-    return head, base, p
+    return head, base, corpus_pr_payload(github_side_repo, PR, draft=True)
 
 
 PROXY_ANSWERS = {
@@ -92,19 +79,7 @@ def nested(depth: int) -> bytes:
 @pytest.mark.parametrize("depth", [1000, 5000, 100_000])
 def test_deeply_nested_signed_body_is_a_400(bot, depth):
     body = nested(depth)
-    r = httpx.post(
-        f"{bot.url}/webhook",
-        content=body,
-        headers={
-            "X-GitHub-Event": "pull_request",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-GitHub-Hook-Installation-Target-Type": "integration",
-            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-            "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-            "Content-Type": "application/json",
-        },
-        timeout=10,
-    )
+    r = httpx.post(f"{bot.url}/webhook", content=body, headers=signed_headers("pull_request", body), timeout=10)
     assert r.status_code == 400, r.text
     assert r.json()["reason"] == "malformed_json" and "deep" in r.json()["error"]
     assert bot.queue.jobs() == []  # nothing stored

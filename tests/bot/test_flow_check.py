@@ -5,7 +5,7 @@ GitHub REST double. Corpus pull requests from the real taxonomy history."""
 import json
 
 import pytest
-from botlib import REPO, adapt, load_payload, run_git
+from botlib import REPO, corpus_pr_payload, run_git
 
 from lab_ci.bot.github import GitHubError
 from lab_ci.bot.handlers import PREVIEW_CHECK, SCHEMA_CHECK, route, run_job
@@ -22,19 +22,7 @@ def shas(repo, n):
 
 
 def pr_payload(github_side_repo, n, *, action="opened", draft=False):
-    head, base = shas(github_side_repo, n)
-    name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
-    p = adapt(
-        load_payload(f"pull_request/{name}"),
-        clone_url=f"file://{github_side_repo}",
-        number=n,
-        head_sha=head,
-        base_sha=base,
-        draft=draft,
-    )
-    p["action"] = action
-    p["pull_request"]["state"] = "open"
-    return p
+    return corpus_pr_payload(github_side_repo, n, action=action, draft=draft)
 
 
 def setup_pull(ghdouble, github_side_repo, n, **kw):

@@ -8,12 +8,11 @@ from lab_ci.bot.config import CONFIG_PATH, RepoConfig
 from lab_ci.bot.handlers.common import (
     SCHEMA_CHECK,
     fetch_pull_or_skip,
-    limit_summary,
     load_repo_config,
     notify_refused,
+    run_or_report,
 )
 from lab_ci.bot.handlers.preview import preview_spec
-from lab_ci.bot.isolation import Cancelled, JobFailed, LimitExceeded
 from lab_ci.bot.jobs import Job, JobSpec
 from lab_ci.bot.payloads import CheckPayload, RepoPayload
 from lab_ci.bot.services import Services
@@ -59,15 +58,14 @@ def check_spec(
 def job_check(job: Job, p: CheckPayload, services: Services) -> None:
     gh = services.github_for(p.installation_id)
     repo, sha, number = p.repo, p.head_sha, p.number
-    ext = f"pr={number}"
+
+    def publish(**kw) -> dict:
+        return gh.publish_check_run(repo, name=SCHEMA_CHECK, head_sha=sha, external_id=f"pr={number}", **kw)
+
     cfg, cfg_error = load_repo_config(gh, repo, p.default_branch)
     if cfg_error:
-        gh.publish_check_run(
-            repo,
-            name=SCHEMA_CHECK,
-            head_sha=sha,
+        publish(
             conclusion="failure",
-            external_id=ext,
             title=f"Broken {CONFIG_PATH} on {p.default_branch}",
             summary=f"The repository configuration could not be read, so nothing was checked:\n\n{render.fence(cfg_error)}\n\nFix {render.code(CONFIG_PATH)} on the default branch, then comment `/lab check`.",
         )
@@ -84,14 +82,10 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         is_head = pr["head"]["sha"] == sha
         base_ref, draft = pr["base"]["ref"], bool(pr.get("draft"))
         author = (pr.get("user") or {}).get("login") or author
-    gh.publish_check_run(
-        repo,
-        name=SCHEMA_CHECK,
-        head_sha=sha,
+    publish(
         status="in_progress",
         title="Checking changed leaves",
         summary="Fetching the pull request and checking its changed `qna.yaml` files…",
-        external_id=ext,
     )
     fetched = fetch_pull_or_skip(services, gh, job, p, sha, SCHEMA_CHECK, base_ref=base_ref)
     if fetched is None:
@@ -104,35 +98,15 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         strict=cfg.strict,
         paths=list(cfg.paths),
     )
-    try:
-        report = work.report_from_dict(services.isolated("check", work.CHECK_TARGET, request.to_dict(), job))
-    except Cancelled:
+    result = run_or_report(
+        services, job, "check", work.CHECK_TARGET, request.to_dict(), publish, failed_title="The check could not run"
+    )
+    if result is None:
         return
-    except LimitExceeded as e:
-        title, summary = limit_summary("check", e)
-        gh.publish_check_run(
-            repo, name=SCHEMA_CHECK, head_sha=sha, conclusion="failure", external_id=ext, title=title, summary=summary
-        )
-        services.log.warning("check %s#%d@%s stopped: %s", repo, number, sha[:12], e)
-        return
-    except JobFailed as e:
-        gh.publish_check_run(
-            repo,
-            name=SCHEMA_CHECK,
-            head_sha=sha,
-            conclusion="failure",
-            external_id=ext,
-            title="The check could not run",
-            summary=render.text(str(e)),
-        )
-        return
+    report = work.report_from_dict(result)
     conclusion = "success" if report.valid else "failure"
-    gh.publish_check_run(
-        repo,
-        name=SCHEMA_CHECK,
-        head_sha=sha,
+    publish(
         conclusion=conclusion,
-        external_id=ext,
         title=render.check_title(report),
         summary=render.check_summary(report, markdown=markdown_report(report)),
         annotations=render.annotations(report),

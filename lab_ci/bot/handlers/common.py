@@ -8,6 +8,7 @@ import math
 from lab_ci.bot import render
 from lab_ci.bot.config import CONFIG_PATH, ConfigError, RepoConfig
 from lab_ci.bot.config import parse as parse_config
+from lab_ci.bot.isolation import Cancelled, JobFailed, LimitExceeded
 from lab_ci.bot.jobs import Admission, Job, JobSpec
 from lab_ci.bot.mirror import StaleHeadError
 from lab_ci.bot.payloads import PullPayload, RepoPayload
@@ -161,3 +162,22 @@ def limit_summary(what: str, error) -> tuple[str, str]:
         "expands enormously, or is very large. Simplify the changed files and push again."
     )
     return title, summary
+
+
+def run_or_report(
+    services: Services, job: Job, kind: str, target: str, request: dict, publish, *, failed_title: str
+) -> dict | None:
+    """Run the isolated work of a check or preview; None when it did not finish (the
+    job was cancelled, or the check run now says which limit stopped it or what failed)."""
+    try:
+        return services.isolated(kind, target, request, job)
+    except Cancelled:
+        return None
+    except LimitExceeded as e:
+        title, summary = limit_summary(kind, e)
+        publish(conclusion="failure", title=title, summary=summary)
+        services.log.warning("%s %s stopped: %s", kind, job.key, e)
+        return None
+    except JobFailed as e:
+        publish(conclusion="failure", title=failed_title, summary=render.text(str(e)))
+        return None

@@ -13,10 +13,9 @@ from lab_ci.bot.handlers.common import (
     PREVIEW_CHECK,
     PREVIEW_MARKER,
     fetch_pull_or_skip,
-    limit_summary,
     load_repo_config,
+    run_or_report,
 )
-from lab_ci.bot.isolation import Cancelled, JobFailed, LimitExceeded
 from lab_ci.bot.jobs import Job, JobSpec, Quota
 from lab_ci.bot.payloads import PreviewPayload, PullPayload
 from lab_ci.bot.services import Services
@@ -125,17 +124,10 @@ def job_preview(job: Job, p: PreviewPayload, services: Services) -> None:
         samples=samples,
         seed=settings.preview_seed,
     )
-    try:
-        result = services.isolated("preview", work.PREVIEW_TARGET, request.to_dict(), job)
-    except Cancelled:
-        return
-    except LimitExceeded as e:
-        title, summary = limit_summary("preview", e)
-        publish(conclusion="failure", title=title, summary=summary)
-        services.log.warning("preview %s#%d@%s stopped: %s", repo, number, sha[:12], e)
-        return
-    except JobFailed as e:
-        publish(conclusion="failure", title="The preview failed", summary=render.text(str(e)))
+    result = run_or_report(
+        services, job, "preview", work.PREVIEW_TARGET, request.to_dict(), publish, failed_title="The preview failed"
+    )
+    if result is None:
         return
     if job.is_cancelled():
         return
