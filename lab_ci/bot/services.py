@@ -20,6 +20,8 @@ limited child process (:mod:`lab_ci.bot.isolation`) with the limits of its kind.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +84,7 @@ class Services:
         """Run ``target(request)`` in a child process with the limits of ``kind``
         (see :func:`lab_ci.bot.isolation.run_isolated` for its errors). A breached limit
         is counted in ``labci_job_limits_exceeded_total``."""
-        workdir = self.data_dir / "jobs" / f"{job.id}-{job.attempts}"
+        workdir = self.data_dir / "jobs" / f"{os.getpid()}-{job.id}-{job.attempts}"
         try:
             return run_isolated(target, request, self.limits(kind), workdir=workdir, cancelled=job.is_cancelled)
         except LimitExceeded as e:
@@ -93,6 +95,27 @@ class Services:
         """Close the cached GitHub HTTP sessions (one per installation)."""
         if self.github_app is not None:
             self.github_app.close()
+
+
+def prune_job_folders(data_dir: Path) -> int:
+    """Remove the working folders that job processes of dead bot processes left behind
+    (``DATA_DIR/jobs/<pid>-<job>-<attempt>``; a bot killed mid-job cannot remove its
+    own). Folders of live processes, other bots on the same data folder included, stay."""
+    removed = 0
+    for folder in (Path(data_dir) / "jobs").glob("*-*-*"):
+        pid = folder.name.split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def build_services(settings: Settings, queue: Queue, metrics: Metrics | None = None, *, github=None) -> Services:
@@ -114,4 +137,5 @@ def build_services(settings: Settings, queue: Queue, metrics: Metrics | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     services.approvals = ApprovalStore(path)
     services.mirrors = Mirrors(services.data_dir / "mirrors")
+    prune_job_folders(services.data_dir)
     return services

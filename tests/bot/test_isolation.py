@@ -124,3 +124,18 @@ def _ppid(proc: Path) -> int | None:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_job_folders_of_dead_bots_are_pruned_at_start_up(tmp_path):
+    from lab_ci.bot.services import prune_job_folders
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    jobs = tmp_path / "jobs"
+    left = jobs / f"{dead.pid}-7-1"
+    mine = jobs / f"{os.getpid()}-8-1"
+    for folder in (left, mine):
+        folder.mkdir(parents=True)
+        (folder / "job.log").write_text("x")
+    assert prune_job_folders(tmp_path) == 1
+    assert not left.exists() and mine.exists()
