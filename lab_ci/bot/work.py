@@ -94,12 +94,17 @@ def check(request: dict) -> dict:
     report = check_taxonomy(work.taxonomy, base=work.base, head=work.head, options=options, use_cache=False)
     if work.paths:
         report.files = [f for f in report.files if any(fnmatch.fnmatch(f.path, g) for g in work.paths)]
-    # The checker reports any exception of its own as a diagnostic of the file; in a job
-    # process a MemoryError there is this process's address-space limit, not the file.
-    for f in report.files:
-        if any(d.rule == "internal" and "MemoryError" in d.message for d in f.diagnostics):
-            raise MemoryError(f.path)
+    raise_if_out_of_memory(report)
     return report_to_dict(report)
+
+
+def raise_if_out_of_memory(report: Report) -> None:
+    """The checker reports any exception of its own as a diagnostic of the file
+    (``internal``, or ``construct`` while building YAML values); in a job process a
+    MemoryError there is this process's address-space limit, not the file: raise it."""
+    for f in report.files:
+        if any(d.rule in ("internal", "construct") and "MemoryError" in d.message for d in f.diagnostics):
+            raise MemoryError(f.path)
 
 
 def preview(request: dict) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -382,11 +383,22 @@ class ServeProcess:
     """The real ``lab-ci serve`` as a subprocess (environment-configured, as operators
     run it) against the GitHub double; killed at the end whatever it is doing."""
 
-    def __init__(self, tmp_path: Path, ghdouble: GitHubDouble, private_pem: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        ghdouble: GitHubDouble,
+        private_pem: str,
+        env: dict[str, str] | None = None,
+        *,
+        check_target: str | None = None,
+    ):
+        """``check_target``: a ``module:function`` of tests/bot that every check's job
+        process runs instead of the checker (see serve_with_target.py)."""
+        self.check_target = check_target
         self.data = tmp_path / "serve-data"
         self.log_path = tmp_path / "serve.log"
         self.env = {
-            **{k: v for k, v in __import__("os").environ.items() if not k.startswith("LAB_CI_")},
+            **{k: v for k, v in os.environ.items() if not k.startswith("LAB_CI_")},
             "LAB_CI_SHARED": str(SHARED),
             "LAB_CI_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
             "LAB_CI_APP_ID": str(APP_ID),
@@ -395,7 +407,7 @@ class ServeProcess:
             "LAB_CI_DATA_DIR": str(self.data),
             "LAB_CI_GITHUB_TIMEOUT": "5",
             "LAB_CI_GITHUB_RETRIES": "1",
-            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(Path(__file__).parent)]),
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None
@@ -407,8 +419,11 @@ class ServeProcess:
 
         port = free_port()
         self._log = open(self.log_path, "w")
+        program = ["-m", "lab_ci"]
+        if self.check_target:
+            program = [str(Path(__file__).parent / "serve_with_target.py"), self.check_target]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lab_ci", "serve", "--port", str(port), "--log-level", "info"],
+            [sys.executable, *program, "serve", "--port", str(port), "--log-level", "info"],
             env=self.env,
             cwd=REPO_ROOT,
             stdout=self._log,
