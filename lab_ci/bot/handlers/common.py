@@ -154,12 +154,18 @@ def report_giving_up(job: Job, services: Services, error: Exception) -> None:
 def limit_summary(what: str, error) -> tuple[str, str]:
     """(title, summary) of a check run for an isolated job stopped at a limit."""
     title = f"Stopped: the {what} exceeded its {error.name} limit ({error.amount})"
+    setting = f" (`{error.setting}` on the bot)" if error.setting else ""
+    if what == "check":
+        hint = (
+            "A small file that takes this much usually nests YAML anchors and aliases so that it "
+            "expands enormously, or is very large. Simplify the changed files and push again."
+        )
+    else:
+        hint = "Fewer samples may fit: comment `/lab preview samples=1`. Otherwise ask the maintainers."
     summary = (
         f"lab-ci runs every {what} of a pull request in a separate process with limits on its "
-        f"wall time, CPU time and memory. This one reached its **{error.name} limit of {error.amount}** "
-        f"(`{error.setting}` on the bot) and was stopped; it is not retried.\n\n"
-        "A small file that takes this much usually nests YAML anchors and aliases so that it "
-        "expands enormously, or is very large. Simplify the changed files and push again."
+        f"wall time, CPU time and memory. This one reached its **{error.name} limit of {error.amount}**"
+        f"{setting} and was stopped; it is not retried.\n\n{hint}"
     )
     return title, summary
 
