@@ -25,3 +25,30 @@ def test_the_operator_pages_name_only_real_variables():
     for page in ("deploy.md", "security.md", "configuration.md", "local-bot.md"):
         named = {v for v in re.findall(r"LAB_CI_[A-Z_]+", (DOCS / page).read_text()) if not v.endswith("_")}
         assert named <= known, f"{page} names unknown variables: {sorted(named - known)}"
+
+
+def test_metric_families_are_what_metrics_exports(tmp_path):
+    """metric_families() (what the metrics reference is generated from) lists exactly
+    the families of a real exposition, with their types and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lab_ci.bot.jobs import JobSpec
+    from lab_ci.bot.metrics import Metrics, metric_families
+    from lab_ci.bot.queue import SQLiteQueue
+
+    queue = SQLiteQueue(tmp_path / "q.db")
+    queue.enqueue(JobSpec("check", {}))
+    metrics = Metrics()
+    metrics.bind(stats=queue.stats, workers_alive=lambda: 3)
+    metrics.jobs_refused.labels(kind="preview", reason="user_quota").inc()
+    exported = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    queue.close()
+    declared = {f.name: f for f in metric_families()}
+    assert set(exported) == set(declared)
+    for name, family in declared.items():
+        assert exported[name].type == family.type and exported[name].documentation == family.help
+    refused = exported["labci_jobs_refused"].samples[0]
+    assert refused.name == "labci_jobs_refused_total" and set(refused.labels) == set(
+        declared["labci_jobs_refused"].labels
+    )
+    assert {s.labels["kind"] for s in exported["labci_jobs"].samples} == {"check"}
