@@ -7,6 +7,8 @@ import os
 import shlex
 from pathlib import Path
 
+from ..teacher import spec_from_env
+
 #: kept in sync with lab_ci.build.runner.STAGES (not imported: the CLI loads light)
 STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
 
@@ -25,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", metavar="REV", help="postcheck only the leaves changed since REV (e.g. the last release)")
     p.add_argument(
         "--teacher",
-        default=os.environ.get("LAB_CI_TEACHER"),
+        default=spec_from_env(),
         help="teacher: a .gguf file or an OpenAI-compatible base URL (env LAB_CI_TEACHER)",
     )
     p.add_argument(

@@ -7,12 +7,12 @@ I/O lives here (git, teacher, documents); rendering and hints are pure modules.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import LabCIError
+from ..teacher import spec_from_env
 from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
@@ -25,9 +25,8 @@ DEFAULT_TEACHER = Path(".cache/models/teacher.gguf")
 
 def default_teacher_spec(env=None) -> str:
     """``LAB_CI_TEACHER``, else ``.cache/models/teacher.gguf`` when it exists."""
-    env = os.environ if env is None else env
-    if env.get(TEACHER_ENV):
-        return env[TEACHER_ENV]
+    if spec := spec_from_env(env):
+        return spec
     if DEFAULT_TEACHER.is_file():
         return str(DEFAULT_TEACHER)
     raise LabCIError(

@@ -15,7 +15,6 @@ from today's code, so a change of where the code keeps them touches only an adap
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
 import importlib
@@ -25,7 +24,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -424,50 +422,10 @@ class Setting:
     secret: bool = False
 
 
-def _env_descriptions(text: str) -> dict[str, str]:
-    """``LAB_CI_X`` -> description, from a docstring table or list (continuation lines
-    indented under the description)."""
-    out: dict[str, str] = {}
-    current = None
-    for line in inspect.cleandoc(text or "").splitlines():
-        m = re.match(r"\s*``(LAB_CI_\w+)``\s+(\S.*)$", line)
-        if m:
-            current = m.group(1)
-            out[current] = m.group(2).strip()
-        elif current and line.startswith(" ") and line.strip() and not line.strip().startswith("="):
-            out[current] += " " + line.strip()
-        else:
-            current = None
-    return {k: rst_to_md(v) for k, v in out.items()}
-
-
-def _env_fields(method: Callable) -> dict[str, str]:
-    """field -> ``LAB_CI_*`` variable, from assignments ``kw["field"] = ...env["LAB_CI_X"]...``."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
-    out = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
-            key = node.targets[0].slice
-            names = [c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-            env = next((n for n in names if n.startswith("LAB_CI_")), None)
-            if isinstance(key, ast.Constant) and env:
-                out[key.value] = env
-    return out
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return None
-
-
 def bot_setting_records() -> list[Setting]:
-    """The settings of ``lab-ci serve``: ``lab_ci.bot.settings.Settings`` (service) and
-    ``lab_ci.bot.handlers.BotOptions`` (GitHub logic), with the ``serve`` flag that
-    overrides each, where there is one."""
-    from lab_ci.bot import settings as S
+    """The settings of ``lab-ci serve`` (``lab_ci.bot.settings.settings_fields()``), with
+    the ``serve`` flag that overrides each, where there is one."""
+    from lab_ci.bot.settings import settings_fields
 
     flags = {}
     for title, _, parser in cli_parsers():
@@ -477,24 +435,17 @@ def bot_setting_records() -> list[Setting]:
                     flags[a.dest] = a.option_strings[0]
                     for env in re.findall(r"\$(LAB_CI_\w+)", a.help or ""):
                         flags[env] = a.option_strings[0]
-    out = []
-    docs = _env_descriptions(S.__doc__)
-    secrets = getattr(S, "_SECRETS", frozenset())
-    for f in dataclasses.fields(S.Settings):
-        env = S.ENV.get(f.name)
-        if env:
-            flag = flags.get(f.name) or flags.get(env)
-            out.append(Setting(f.name, env, _field_default(f), docs.get(env, ""), flag, f.name in secrets))
-    handlers = importlib.import_module("lab_ci.bot.handlers")
-    options = getattr(handlers, "BotOptions", None)
-    if options is not None:
-        docs = _env_descriptions(options.__doc__)
-        envs = _env_fields(options.from_env)
-        for f in dataclasses.fields(options):
-            if f.name in envs:
-                env = envs[f.name]
-                out.append(Setting(f.name, env, _field_default(f), docs.get(env, ""), flags.get(env)))
-    return out
+    return [
+        Setting(
+            f.name,
+            f.env,
+            f.default if f.literal else None,
+            f.help if f.literal else f"{f.help} (default: {f.default})",
+            flags.get(f.name) or flags.get(f.env),
+            f.secret,
+        )
+        for f in settings_fields()
+    ]
 
 
 def bot_settings_reference(records: Iterable[Any] | None = None) -> str:
@@ -529,40 +480,12 @@ class MetricDoc:
     help: str
 
 
-def records_from_exposition(text: str) -> list[MetricDoc]:
-    """Metric families of a Prometheus text exposition (``prometheus_client``'s parser);
-    label names as its samples show them."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out = []
-    for family in text_string_to_metric_families(text):
-        labels = dict.fromkeys(k for s in family.samples for k in s.labels if k not in ("le", "quantile"))
-        out.append(MetricDoc(family.name, family.type, tuple(labels), family.documentation))
-    return out
-
-
 def metric_records() -> list[MetricDoc]:
-    """Every metric ``GET /metrics`` exports: a real queue (in a temporary folder, holding
-    one job so the per-kind gauges show their labels) rendered by the bot's metrics."""
-    from lab_ci.bot.jobs import JobSpec
-    from lab_ci.bot.metrics import Metrics
-    from lab_ci.bot.queue import SQLiteQueue
+    """Every metric ``GET /metrics`` exports, as the bot declares them
+    (``lab_ci.bot.metrics.metric_families()``)."""
+    from lab_ci.bot.metrics import metric_families
 
-    metrics = Metrics()
-    with tempfile.TemporaryDirectory() as tmp:
-        queue = SQLiteQueue(Path(tmp) / "queue.db")
-        queue.enqueue(JobSpec("check", {}))
-        text = metrics.render(queue.stats(), workers_alive=0)
-        close = getattr(queue, "close", None)
-        if callable(close):
-            close()
-    records = records_from_exposition(text)
-    declared = {m.name: tuple(m.labelnames) for m in metrics.local()}
-    for r in records:
-        for name in (r.name, r.name + "_total"):
-            if not r.labels and declared.get(name):
-                r.labels = declared[name]
-    return records
+    return [MetricDoc(m.name, m.type, tuple(m.labels), m.help) for m in metric_families()]
 
 
 def metrics_reference(records: Iterable[Any] | None = None) -> str:
