@@ -9,10 +9,12 @@ import re
 from botlib import REPO_ROOT
 
 from lab_ci.bot.settings import settings_fields, settings_markdown
+from lab_ci.taxonomy.documents import POLICY_ENV
 
 DOCS = REPO_ROOT / "docs" / "operators"
 #: variables of other stages that the operator pages may name
 OTHER = {"LAB_CI_STUDENT", "LAB_CI_DOCUMENT_MIRRORS", "LAB_CI_PIPELINE_DIR", "LAB_CI_DEBUG"}
+OTHER |= set(POLICY_ENV.values())  # document fetching (lab_ci.taxonomy.documents)
 OTHER |= {"LAB_CI_TEACHER_API_KEY", "LAB_CI_TEACHER_MODEL", "LAB_CI_SHARED", "LAB_CI_LLAMA_REPACK"}
 
 
