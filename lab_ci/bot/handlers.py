@@ -660,6 +660,7 @@ def job_preview(job: Job, ctx) -> None:
     if fetched is None:
         return
     from lab_ci.preview.api import run_preview
+    from lab_ci.preview.render import render_markdown
 
     try:
         result = run_preview(
@@ -678,9 +679,8 @@ def job_preview(job: Job, ctx) -> None:
         return
     if job.is_cancelled():
         return
-    body = render.truncate(
-        result.markdown if PREVIEW_MARKER in result.markdown else f"{PREVIEW_MARKER}\n{result.markdown}"
-    )
+    markdown = render_markdown(result)
+    body = render.truncate(markdown if PREVIEW_MARKER in markdown else f"{PREVIEW_MARKER}\n{markdown}")
     body = (
         body.rstrip()
         + f"\n\n<sub>Preview of {render.code(sha[:12])}. Comment `/lab preview samples=N` to regenerate.</sub>\n"

@@ -12,7 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..check.api import check_taxonomy, collect_leaves
 from ..errors import LabCIError
+from ..sdg.api import generate_leaf
+from ..sdg.documents import DocumentFetcher, mirrors_from_env
+from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
+from ..sdg.seeds import parse_leaf
+from ..sdg.text import rouge_l, token_f1
+from ..teacher import load_teacher
 from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
@@ -41,8 +48,6 @@ def _load(spec) -> tuple[Teacher, bool]:
     """A teacher object and whether we own it (and must close it)."""
     if not isinstance(spec, (str, Path)):
         return spec, False
-    from ..teacher import load_teacher
-
     try:
         return load_teacher(str(spec)), True
     except TeacherError as e:
@@ -61,8 +66,6 @@ def precheck(
 ) -> dict[str, list[PrecheckItem]]:
     """Ask the current model every seed question of every leaf (one batched call);
     score each answer against the contributor's (token F1 and ROUGE-L)."""
-    from ..sdg.text import rouge_l, token_f1
-
     asks = [(path, e) for path, seeds in seeds_by_leaf.items() for e in seeds.examples]
     if not asks:
         return {}
@@ -106,12 +109,6 @@ def run_preview(
     ``http(s)://`` URL); ``documents`` a :class:`lab_ci.sdg.documents.DocumentFetcher`.
     Invalid leaves are listed with the reason and not previewed.
     """
-    from ..check.api import check_taxonomy, collect_leaves
-    from ..sdg.api import generate_leaf
-    from ..sdg.documents import DocumentFetcher, mirrors_from_env
-    from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
-    from ..sdg.seeds import parse_leaf
-
     t0 = time.perf_counter()
     leaves = collect_leaves(taxonomy, base=base, head=head)
     report = check_taxonomy(taxonomy, base=base, head=head, use_cache=False)

@@ -8,8 +8,11 @@ failed (the output says why); 2 usage error or abnormal end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+
+from ..errors import LabCIError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -69,9 +72,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..errors import LabCIError
+    # lab_ci.cli imports every sub-command module to build its parser, so the preview
+    # stage (sdg, check, teacher: ~0.12 s measured) is imported when the command runs,
+    # not on every `lab-ci check`
     from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .api import default_teacher_spec, run_preview
+    from .render import render_markdown
 
     if args.samples < 1 or args.samples > 1000:
         raise LabCIError("--samples must be between 1 and 1000")
@@ -113,11 +119,9 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     if args.format == "json":
-        import json
-
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
     else:
-        text = result.markdown
+        text = render_markdown(result)
     if args.output:
         tmp = args.output + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:

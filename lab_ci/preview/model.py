@@ -1,4 +1,5 @@
-"""The values a preview produces (pure data; ``to_dict`` for ``--format json``)."""
+"""The values a preview produces (pure data; ``to_dict`` for ``--format json``;
+:func:`lab_ci.preview.render.render_markdown` for the comment)."""
 
 from __future__ import annotations
 
@@ -53,12 +54,6 @@ class PreviewResult:
     def exit_code(self) -> int:
         """0 when every leaf was previewed, 1 when one was invalid or failed."""
         return 0 if all(l.status in ("previewed", "deleted") for l in self.leaves) else 1
-
-    @property
-    def markdown(self) -> str:
-        from .render import render_markdown
-
-        return render_markdown(self)
 
     def to_dict(self) -> dict:
         return {

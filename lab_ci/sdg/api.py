@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,22 @@ __all__ = [
     "SeedError",
 ]
 
-#: Built-in pipeline name -> version ("<declared>+<hash of YAML and prompts>").
-PIPELINE_VERSION: dict[str, str] = builtin_versions()
+
+class _BuiltinVersions(Mapping[str, str]):
+    """Built-in pipeline name -> version (``"<declared>+<hash of YAML and prompts>"``),
+    read on first use so that importing this module reads no pipeline file."""
+
+    def __getitem__(self, name: str) -> str:
+        return builtin_versions()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(builtin_versions())
+
+    def __len__(self) -> int:
+        return len(builtin_versions())
+
+
+PIPELINE_VERSION: Mapping[str, str] = _BuiltinVersions()
 
 _FIELD_COLUMNS = ("context", "question", "answer", "document", "document_source")
 

@@ -17,14 +17,17 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
 
 from .blocks import BLOCK_TYPES, Block, RunContext, timed
 from .errors import PipelineError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUILTIN_PIPELINES = PACKAGE_DIR / "pipelines"
@@ -36,6 +39,8 @@ BUILTIN_NAMES = ("freeform_skills", "grounded_skills", "knowledge")
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # heavy (~0.1 s): only when a pipeline file is loaded
+
     schema = json.loads(SCHEMA_PATH.read_text("utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -173,5 +178,7 @@ def load_pipeline(name: str, pipeline_dirs_=None) -> Pipeline:
     return load_pipeline_file(find_pipeline(name, pipeline_dirs_))
 
 
+@cache
 def builtin_versions() -> dict[str, str]:
+    """Built-in pipeline name -> version; read once, on first use."""
     return {n: load_pipeline_file(BUILTIN_PIPELINES / f"{n}.yaml").version for n in BUILTIN_NAMES}
