@@ -25,6 +25,7 @@ import yaml
 
 from .blocks import BLOCK_TYPES, Block, RunContext, timed
 from .errors import PipelineError
+from .text import prompt_tags
 
 if TYPE_CHECKING:
     import jsonschema
@@ -63,6 +64,9 @@ class Pipeline:
     blocks: tuple[BlockSpec, ...]
     prompts: dict[str, str] = field(default_factory=dict, compare=False)
     version_hash: str = ""
+    #: every tag the pipeline shows the teacher (its prompts, example formats and field
+    #: markers): boundaries when parsing output, never part of a training record
+    tags: frozenset[str] = field(default_factory=frozenset, compare=False)
 
     @property
     def version(self) -> str:
@@ -71,6 +75,7 @@ class Pipeline:
 
     def run(self, ctx: RunContext, progress=None) -> list[dict]:
         ctx.prompts = self.prompts
+        ctx.tags = self.tags
         blocks: list[Block] = [BLOCK_TYPES[b.type](b.name, b.config, ctx) for b in self.blocks]
         samples: list[dict] = []
         for block in blocks:
@@ -141,6 +146,18 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
             text = found.read_text("utf-8")
             prompts[name] = text
             digest.update(b"\0" + name.encode() + b"\0" + text.encode())
+    tags: set[str] = set()
+    for text in prompts.values():
+        tags |= prompt_tags(text)
+    for b in doc["blocks"]:
+        cfg = b["config"]
+        if b["type"] == "sample_seeds":
+            tags |= prompt_tags(cfg.get("example_format", ""))
+        if b["type"] == "llm":
+            for f in cfg["fields"].values():
+                f = f or {}
+                ends = f.get("end") or []
+                tags |= {m for m in [f.get("start"), *([ends] if isinstance(ends, str) else ends)] if m}
     return Pipeline(
         name=doc["name"],
         path=path,
@@ -149,6 +166,7 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
         blocks=tuple(BlockSpec(b["name"], b["type"], b["config"]) for b in doc["blocks"]),
         prompts=prompts,
         version_hash=digest.hexdigest()[:12],
+        tags=frozenset(tags),
     )
 
 
