@@ -64,8 +64,8 @@ def test_preview_only_the_changed_leaf(example_taxonomy_repo, common, capsys):
     assert out.startswith(MARKER)
     assert "### compositional\\_skills\\/linguistics\\/antonyms\\/qna\\.yaml" in out
     assert "haiku" not in out and "kestrel" not in out
-    assert "1 leaf/leaves previewed" in out
-    assert "<summary>Accepted samples (" in out and "<summary>Rejected samples (" in out
+    assert "1 leaf previewed." in out
+    assert "<summary>Accepted samples (" in out or "No sample was accepted." in out
     assert "Teacher: " in out and "(gguf\\:" in out  # the teacher's name and id (':' escaped)
 
 
@@ -76,7 +76,7 @@ def test_invalid_changed_leaf_is_not_previewed(example_taxonomy_repo, common, ca
     code, out, err = run_cli(["--taxonomy", str(repo), "--base", "main", "--head", "change", *common], capsys)
     assert code == 1
     assert "**Not previewed: the leaf is invalid.**" in out
-    assert "haiku" in out and "0 leaf/leaves previewed, 1 not previewed" in out
+    assert "haiku" in out and "0 leaves previewed, 1 invalid (not previewed)" in out
 
 
 def test_json_output_to_file_and_determinism(example_taxonomy_repo, common, capsys, tmp_path):
