@@ -133,7 +133,8 @@ def run(args) -> int:
             pipeline_dirs=args.pipeline_dir or None,
             progress=progress,
             max_tokens=args.max_tokens,
-            full_output=args.full_url or args.json_output,
+            # the file's name only: the comment is public, the folder is the machine's
+            full_output=args.full_url or (os.path.basename(args.json_output) if args.json_output else None),
         )
     finally:
         if bar is not None:

@@ -130,6 +130,8 @@ def _fmt_s(seconds) -> str:
 
 def _details(summary: str, body: list[str]) -> list[str]:
     # a blank line after <summary> and before </details> so GitHub renders the Markdown inside
+    while body and body[-1] == "":
+        body = body[:-1]
     return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
