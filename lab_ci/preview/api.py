@@ -145,15 +145,19 @@ def run_preview(
     todo = []
     seeds_by_leaf = {}
     for leaf in sorted(leaves, key=lambda l: l.path):
-        if not leaf.path.endswith("qna.yaml"):
-            continue
+        # a file check rejects is listed whatever its name (a misnamed leaf, qna.yml, is
+        # an error there); only a qna.yaml is generated from
+        named_leaf = leaf.path.rsplit("/", 1)[-1] == "qna.yaml"
         if leaf.change == "deleted" or leaf.kind == "missing":
-            previews.append(LeafPreview(leaf.path, "deleted"))
+            if named_leaf:
+                previews.append(LeafPreview(leaf.path, "deleted"))
             continue
         fr = results.get(leaf.path)
         if fr is not None and not fr.valid:
             errs = [_diagnostic(d) for d in fr.diagnostics if d.severity == "error"]
             previews.append(LeafPreview(leaf.path, "invalid", diagnostics=errs))
+            continue
+        if not named_leaf:
             continue
         try:
             seeds = parse_leaf(leaf)
