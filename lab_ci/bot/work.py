@@ -19,6 +19,7 @@ from lab_ci.check.api import check_taxonomy
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.preview.api import run_preview
+from lab_ci.preview.render import render_markdown
 
 #: The job-process entry points (``module:function``) of :func:`run_isolated`.
 CHECK_TARGET = "lab_ci.bot.work:check"
@@ -113,4 +114,4 @@ def preview(request: dict) -> dict:
     result = run_preview(
         work.taxonomy, base=work.base, head=work.head, teacher=work.teacher, samples=work.samples, seed=work.seed
     )
-    return {"markdown": result.markdown}
+    return {"markdown": render_markdown(result)}

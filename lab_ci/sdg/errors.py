@@ -20,3 +20,8 @@ class BlockError(LabCIError):
 
 class SeedError(LabCIError):
     """A leaf has no usable seed examples (names the leaf file)."""
+
+
+class EmptyLeafError(SeedError):
+    """The leaf file is empty (no YAML value). ``lab-ci check`` accepts such a file with a
+    warning, as the reference validator does; there is nothing to generate from."""
