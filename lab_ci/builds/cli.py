@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-#: kept in sync with lab_ci.build.runner.STAGES (not imported: the CLI loads light)
+#: kept in sync with lab_ci.builds.runner.STAGES (not imported: the CLI loads light)
 STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
 
 

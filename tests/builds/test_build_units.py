@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lab_ci.build.config import load_config
-from lab_ci.build.generate import GenerationCache, cache_key, generate_leaf_cached, leaf_kind
-from lab_ci.build.mix import mix_phases, take
-from lab_ci.build.store import append_jsonl, read_jsonl, write_json_atomic
+from lab_ci.builds.config import load_config
+from lab_ci.builds.generate import GenerationCache, cache_key, generate_leaf_cached, leaf_kind
+from lab_ci.builds.mix import mix_phases, take
+from lab_ci.builds.store import append_jsonl, read_jsonl, write_json_atomic
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
 
@@ -178,7 +178,7 @@ def test_mix_is_deterministic_and_replays_knowledge():
 
 
 def test_torchrun_command_single_node_is_standalone():
-    from lab_ci.build.runner import torchrun_command
+    from lab_ci.builds.runner import torchrun_command
 
     cmd = torchrun_command(Path("/o/run.yaml"), Path("/o/r.json"), 2, [])
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=2"]
@@ -191,7 +191,7 @@ def test_torchrun_command_single_node_is_standalone():
 
 
 def test_invalid_tree_message_names_file_line_column():
-    from lab_ci.build.runner import invalid_tree_message
+    from lab_ci.builds.runner import invalid_tree_message
     from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 
     ok = FileResult(path="a/qna.yaml", diagnostics=[])
@@ -215,7 +215,7 @@ def test_invalid_tree_message_names_file_line_column():
 
 
 def test_model_card_groups_postcheck_by_leaf_and_escapes():
-    from lab_ci.build.release import model_card
+    from lab_ci.builds.release import model_card
 
     prov = {
         "name": "r",
