@@ -6,10 +6,17 @@ so ``from conftest import`` would be ambiguous between them.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
+import resource
 import shlex
+import signal
 import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +73,76 @@ def commit_all(repo: Path, msg: str = "c") -> str:
     run_git("add", "-A", cwd=repo)
     run_git("commit", "--quiet", "--allow-empty", "-m", msg, cwd=repo)
     return run_git("rev-parse", "HEAD", cwd=repo)
+
+
+# ------------------------------------------------------------------ real limits, real kills
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+
+
+def child_limits(file_size: int | None = None, ordinary_user: bool = False) -> Callable[[], None]:
+    """A ``preexec_fn`` that puts a child process under real limits before it starts.
+
+    ``file_size``: RLIMIT_FSIZE in bytes; a write past it fails with EFBIG ("File too
+    large"), the way a write fails on a full disk (Python ignores SIGXFSZ). No
+    privileges needed. ``ordinary_user``: file permissions apply to the child even when
+    the tests run as root (as in many CI containers): it loses CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH, so a chmod 0o555 folder is read-only to it as to any user.
+    """
+    root = os.geteuid() == 0
+
+    def apply() -> None:
+        if file_size is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        if ordinary_user and root:
+            libc = ctypes.CDLL(None, use_errno=True)
+            for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+                if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                    raise OSError(ctypes.get_errno(), "cannot drop CAP_DAC_OVERRIDE (no CAP_SETPCAP?)")
+
+    return apply
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """RLIMIT_FSIZE for this process while the block runs (writes past it: EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def kill_when(cmd: list[str], ready: Callable[[], bool], timeout: float = 300, **popen) -> str:
+    """Start ``cmd`` in a process group of its own and SIGKILL the whole group as soon as
+    ``ready()`` (observable state: a file, a manifest, a log line) holds; return its
+    stderr. Fails if the process ends before, or ``ready()`` never holds."""
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child never blocks on it
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, **popen)
+
+        def stderr() -> str:
+            err.seek(0)
+            return err.read().decode(errors="replace")
+
+        deadline = time.monotonic() + timeout
+        try:
+            while not ready():
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"the process ended (exit {proc.returncode}) before the kill point:\n{stderr()[-3000:]}"
+                    )
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the kill point was not reached in {timeout:.0f} s:\n{stderr()[-3000:]}")
+                time.sleep(0.01)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert proc.returncode == -signal.SIGKILL
+            return stderr()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 # ------------------------------------------------------------------ the collection guard
