@@ -1,21 +1,39 @@
-"""Build configuration: a recipe file (YAML) with type-checked fields.
+"""The build recipe: a YAML file checked against ``recipe.schema.json``.
 
-The packaged ``recipes/default.yaml`` is the default; ``--config FILE`` overrides any
-of its keys (a shallow merge per top-level section).
+The schema, shipped in the package, gives every key's type, range, default and meaning
+(the reference docs are generated from it); its defaults are the default recipe. A
+``--config FILE`` changes only the keys it sets: mappings are merged key by key into
+the defaults, a list (``phases``) replaces the default list. The ``train`` section is
+the training options' own schema (``lab_ci/train/config.schema.json``).
+
+A bad recipe is a user error located the way ``lab-ci check`` locates a leaf's:
+``recipe.yaml:12:7: phases[1].data[0].source: 'skils' is not one of [...]``, one line
+per problem, from the same YAML reader (the node tree keeps every position).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
 
+from ..check import yamlsrc
 from ..errors import LabCIError
+from ..sdg.pipeline import load_pipeline
+from ..train import config as train_config
+from ..train.files import describe
 
 LEAF_KINDS = ("knowledge", "grounded_skill", "freeform_skill")
+SCHEMA_FILE = "recipe.schema.json"
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class BuildConfig:
     postcheck_max_new_tokens: int = 48
     export_gguf: bool = True
     gguf_quant: str = "q8_0"
-    #: leaf kind -> SDG pipeline name or .yaml file (default: the leaf's built-in pipeline)
+    #: leaf kind -> SDG pipeline name or .yaml file
     pipelines: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -61,119 +79,154 @@ class BuildConfig:
         }
 
 
-def _default_recipe() -> dict:
-    text = resources.files(__package__).joinpath("recipes/default.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+# ------------------------------------------------------------------------------ schema
+@functools.cache
+def schema() -> dict:
+    """The recipe's JSON Schema (``lab_ci/builds/recipe.schema.json``)."""
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
-def _expect(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise LabCIError(f"{where}: {what}")
+@functools.cache
+def _validator() -> Draft202012Validator:
+    train = train_config.schema()
+    registry = Registry().with_resource(train["$id"], Resource.from_contents(train))
+    return Draft202012Validator(schema(), registry=registry)
 
 
-def parse_config(raw: dict, where: str = "build config") -> BuildConfig:
-    """Turn a recipe mapping into a BuildConfig, naming the bad key on error."""
-    _expect(isinstance(raw, dict), where, "the top level must be a mapping")
-    known = {"generate", "phases", "train", "postcheck", "export_gguf", "gguf_quant"}
-    unknown = set(raw) - known
-    _expect(not unknown, where, f"unknown key(s): {', '.join(sorted(unknown))}")
-    gen = raw.get("generate") or {}
-    _expect(isinstance(gen, dict), where, "'generate' must be a mapping")
-    spl = gen.get("samples_per_leaf") or {}
-    _expect(isinstance(spl, dict), where, "'generate.samples_per_leaf' must be a mapping")
-    for k, v in spl.items():
-        _expect(k in LEAF_KINDS, where, f"generate.samples_per_leaf: unknown leaf kind {k!r}")
-        _expect(isinstance(v, int) and v >= 0, where, f"generate.samples_per_leaf.{k} must be an integer >= 0")
-    pipes = gen.get("pipelines") or {}
-    _expect(isinstance(pipes, dict), where, "'generate.pipelines' must be a mapping of leaf kind to pipeline")
-    for k, v in pipes.items():
-        _expect(k in LEAF_KINDS, where, f"generate.pipelines: unknown leaf kind {k!r}")
-        _expect(isinstance(v, str) and v, where, f"generate.pipelines.{k} must be a pipeline name or .yaml file")
-    ints = {}
-    for key, lo in (("round_size", 1), ("max_rounds", 1), ("seed", 0)):
-        if key in gen:
-            _expect(isinstance(gen[key], int) and gen[key] >= lo, where, f"generate.{key} must be an integer >= {lo}")
-            ints[key] = gen[key]
-    phases = []
-    raw_phases = raw.get("phases") or []
-    _expect(isinstance(raw_phases, list) and raw_phases, where, "'phases' must be a non-empty list")
-    for i, p in enumerate(raw_phases):
-        pw = f"{where}: phases[{i}]"
-        _expect(isinstance(p, dict) and isinstance(p.get("name"), str), pw, "needs a 'name'")
-        data = p.get("data") or []
-        _expect(isinstance(data, list) and data, pw, "needs a non-empty 'data' list")
-        sources = []
-        for j, d in enumerate(data):
-            _expect(
-                isinstance(d, dict) and d.get("source") in LEAF_KINDS,
-                f"{pw}.data[{j}]",
-                f"'source' must be one of {', '.join(LEAF_KINDS)}",
-            )
-            w = d.get("weight", 1.0)
-            _expect(isinstance(w, (int, float)) and w >= 0, f"{pw}.data[{j}]", "'weight' must be a number >= 0")
-            sources.append(DataSource(d["source"], float(w), bool(d.get("replay", False))))
-        epochs = p.get("epochs", 1)
-        _expect(isinstance(epochs, int) and epochs >= 1, pw, "'epochs' must be an integer >= 1")
-        phases.append(PhaseRecipe(p["name"], tuple(sources), epochs))
-    train = raw.get("train") or {}
-    _expect(isinstance(train, dict), where, "'train' must be a mapping")
-    post = raw.get("postcheck") or {}
-    _expect(isinstance(post, dict), where, "'postcheck' must be a mapping")
-    mnt = post.get("max_new_tokens", 48)
-    _expect(isinstance(mnt, int) and mnt >= 1, where, "postcheck.max_new_tokens must be an integer >= 1")
-    quant = raw.get("gguf_quant", "q8_0")
-    _expect(quant in ("f32", "f16", "q8_0"), where, "'gguf_quant' must be one of f32, f16, q8_0")
-    return BuildConfig(
-        samples_per_leaf={k: int(v) for k, v in spl.items()},
-        phases=tuple(phases),
-        train=dict(train),
-        postcheck_max_new_tokens=mnt,
-        export_gguf=bool(raw.get("export_gguf", True)),
-        gguf_quant=quant,
-        pipelines=dict(pipes),
-        **ints,
-    )
+def defaults() -> dict:
+    """The default recipe: every section's default in the schema."""
+    return {key: copy.deepcopy(prop["default"]) for key, prop in schema()["properties"].items()}
 
 
-def load_config(path: Path | None = None, overrides: dict | None = None) -> BuildConfig:
-    """The default recipe, updated by a YAML file and then by ``overrides`` (per section)."""
-    raw = _default_recipe()
-    where = "default recipe"
-    if path is not None:
-        try:
-            user = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as e:
-            raise LabCIError(f"{path}: cannot read build config: {e.strerror}") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            raise LabCIError(f"{path}{pos}: invalid YAML: {getattr(e, 'problem', e)}") from None
-        _expect(isinstance(user, dict), str(path), "the top level must be a mapping")
-        user = _resolve_pipeline_files(user, Path(path).parent)
-        raw = _merge(raw, user)
-        where = str(path)
-    if overrides:
-        raw = _merge(raw, overrides)
-    return parse_config(raw, where)
+def merge(base: Mapping, over: Mapping) -> dict:
+    """``over`` on top of ``base``: mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ errors
+def _json_path(error: ValidationError) -> str:
+    return error.json_path[2:] or "(top level)"
+
+
+def _node(error: ValidationError, root):
+    """The YAML node to point at: the unexpected key itself for an unknown key."""
+    node = yamlsrc.node_at(root, error.absolute_path)
+    for key in train_config.unexpected_keys(error):
+        found = yamlsrc.find_key(node, key)
+        if found:
+            return found[0]
+    return node
+
+
+def _recipe_error(problems: list[tuple[tuple[int, int], str]], where: str) -> LabCIError:
+    """One line per problem, in file order; a count first when there are several."""
+    lines = [text for _pos, text in sorted(problems)]
+    if len(lines) == 1:
+        return LabCIError(lines[0])
+    return LabCIError(f"{where}: {len(lines)} problems in the build recipe:\n  " + "\n  ".join(lines))
+
+
+def check_recipe(data: Any, where: str, root=None) -> None:
+    """Raise a LabCIError listing every schema problem of ``data``, at ``where:line:col``
+    when the YAML node tree ``root`` is given."""
+    problems = []
+    for e in _validator().iter_errors(data):
+        if root is not None:
+            line, col = yamlsrc.position(_node(e, root))
+            problems.append(((line, col), f"{where}:{line}:{col}: {_json_path(e)}: {train_config.error_message(e)}"))
+        else:
+            problems.append(((0, 0), f"{where}: {_json_path(e)}: {train_config.error_message(e)}"))
+    if problems:
+        raise _recipe_error(problems, where)
+
+
+# ------------------------------------------------------------------------------ loading
+def _read(path: Path) -> tuple[dict, Any]:
+    """(mapping, YAML node tree) of a recipe file; an empty file is an empty recipe."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise LabCIError(f"{path}: cannot read the build recipe: {describe(e)}") from None
+    src = yamlsrc.parse(data)
+    errors = [d for d in src.diagnostics if d.severity == "error"]
+    if errors:
+        d = errors[0]
+        raise LabCIError(f"{path}:{d.line}:{d.column}: {d.message}")
+    user = {} if src.data is None else src.data
+    if isinstance(user, dict) and isinstance(user.get("train"), dict):
+        user = {**user, "train": train_config.coerce(user["train"])}  # YAML 1.1 reads 2e-5 as a string
+    check_recipe(user, str(path), src.node)
+    return user, src.node
 
 
 def _resolve_pipeline_files(user: dict, base: Path) -> dict:
     """Pipeline files named in a recipe are relative to the recipe's folder."""
-    gen = user.get("generate")
-    if not isinstance(gen, dict) or not isinstance(gen.get("pipelines"), dict):
+    pipes = (user.get("generate") or {}).get("pipelines")
+    if not pipes:
         return user
-    pipes = {
-        k: (str((base / v).resolve()) if isinstance(v, str) and v.endswith((".yaml", ".yml")) else v)
-        for k, v in gen["pipelines"].items()
-    }
-    return {**user, "generate": {**gen, "pipelines": pipes}}
+    resolved = {k: str((base / v).resolve()) if v.endswith((".yaml", ".yml")) else v for k, v in pipes.items()}
+    return merge(user, {"generate": {"pipelines": resolved}})
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = {**out[k], **v}
-        else:
-            out[k] = v
-    return out
+def load_config(path: Path | None = None, overrides: Mapping | None = None) -> BuildConfig:
+    """The build configuration of :func:`effective_recipe`."""
+    raw = effective_recipe(path, overrides)
+    gen = raw["generate"]
+    return BuildConfig(
+        samples_per_leaf=dict(gen["samples_per_leaf"]),
+        round_size=gen["round_size"],
+        max_rounds=gen["max_rounds"],
+        seed=gen["seed"],
+        phases=tuple(
+            PhaseRecipe(
+                p["name"],
+                tuple(DataSource(d["source"], float(d.get("weight", 1.0)), d.get("replay", False)) for d in p["data"]),
+                p.get("epochs", 1),
+            )
+            for p in raw["phases"]
+        ),
+        train=dict(raw["train"]),
+        postcheck_max_new_tokens=raw["postcheck"]["max_new_tokens"],
+        export_gguf=raw["export_gguf"],
+        gguf_quant=raw["gguf_quant"],
+        pipelines=dict(gen["pipelines"]),
+    )
+
+
+def effective_recipe(path: Path | None = None, overrides: Mapping | None = None) -> dict:
+    """The default recipe, updated by the YAML file ``path`` and then by ``overrides``,
+    checked: the schema, the pipelines it names (loaded), the training options together."""
+    raw, where, root = defaults(), "default build recipe", None
+    if path is not None:
+        user, root = _read(Path(path))
+        raw = merge(raw, _resolve_pipeline_files(user, Path(path).parent))
+        where = str(path)
+    if overrides:
+        raw = merge(raw, overrides)
+        check_recipe(raw, "build recipe (with overrides)")
+    gen = raw["generate"]
+    for kind, name in gen["pipelines"].items():
+        try:
+            load_pipeline(name)
+        except LabCIError as e:
+            raise LabCIError(_at(where, root, ("generate", "pipelines", kind), str(e))) from None
+    try:
+        train_config.TrainConfig.from_dict({"seed": gen["seed"], **raw["train"]})
+    except LabCIError as e:
+        raise LabCIError(_at(where, root, ("train",), str(e))) from None
+    return raw
+
+
+def _at(where: str, root, path: tuple, message: str) -> str:
+    """``where:line:col: a.b.c: message`` (the deepest node of ``path`` the file has)."""
+    dotted = ".".join(path)
+    if root is None:
+        return f"{where}: {dotted}: {message}"
+    line, col = yamlsrc.position(yamlsrc.node_at(root, path))
+    return f"{where}:{line}:{col}: {dotted}: {message}"

@@ -1,12 +1,23 @@
 """``lab-ci build``: validate → generate → mix → train → postcheck → release.
 
-Every stage writes ``<out>/<stage>/manifest.json`` when it is done, keyed by a hash
-of its inputs, so a killed build started again with the same arguments skips the
-finished stages and resumes the unfinished one where it stopped (generation per
-round of each leaf, training per checkpoint). Every artifact records the taxonomy
-commit. The side effects (git, teacher, torch, files) are called from here; the
-logic they feed (recipes, caching rules, mixing, scoring, the card) lives in the
-sibling modules and is testable without them.
+:data:`STAGES` lists the stages in order; each is a function of the :class:`Build` it
+reads from and adds to, so a new stage (an evaluation before the release) is one
+function and one line in that list. Every stage writes ``<out>/<stage>/`` and, when it
+is done, a ``manifest.json`` keyed by a hash of its inputs, so a killed build started
+again with the same arguments skips the finished stages and resumes the unfinished one
+where it stopped (generation per round of each leaf, training per checkpoint). Every
+artifact records the taxonomy commit.
+
+Crash safety: the build holds a lock on its out folder (a second build there stops
+with an error); files are written whole or not at all (:mod:`lab_ci.train.files`);
+the release is swapped in by renames that keep a complete release on disk at every
+instant, and a swap a kill interrupted is finished or undone when the next build
+starts. Disk and path problems (a full disk, an unwritable ``--out``) are user errors
+naming the path, and leave no temporary files.
+
+The side effects (git, teacher, torch, files) are called from here; the logic they
+feed (recipes, caching rules, mixing, scoring, the card) lives in the sibling modules
+and is testable without them.
 """
 
 from __future__ import annotations
@@ -20,22 +31,44 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+from tqdm import tqdm
+
 from .. import __version__
+from ..check.api import collect_leaves
+from ..check.engine import check_leaves
+from ..check.options import CheckOptions
 from ..errors import LabCIError
+from ..sdg import api as sdg_api
+from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+from ..sdg.pipeline import load_pipeline
+from ..taxonomy.gitrepo import GitTaxonomy
 from ..taxonomy.leaf import LeafFile
-from .config import BuildConfig
+from ..teacher import TeacherError, load_teacher
+from ..train.files import atomic_dir, os_error, recover_dir, writable_dir, write_text_atomic
+from ..train.gguf_export import NotExportable, export_gguf
+from .config import BuildConfig, defaults, effective_recipe, load_config
 from .generate import GenerationCache, LeafData, cache_key, generate_leaf_cached, leaf_kind
 from .mix import mix_phases
-from .store import StageManifest, read_json, read_jsonl, sha256_file, stable_hash, write_json_atomic, write_jsonl_atomic
+from .postcheck import postcheck, seed_questions
+from .release import model_card, plot_losses
+from .store import (
+    StageManifest,
+    file_lock,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    stable_hash,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 
 log = logging.getLogger(__name__)
-
-#: The stages in order; ``--until STAGE`` stops after one of them.
-STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
 
 
 class BuildInvalidTaxonomy(LabCIError):
@@ -63,15 +96,49 @@ class BuildRequest:
     torchrun_args: list[str] = field(default_factory=list)  # extra torchrun options (multi-node)
     until: str | None = None  # stop after this stage
 
+    @property
+    def cache_root(self) -> Path:
+        return self.cache_dir or (self.out / "cache")
+
+
+@dataclass
+class Build:
+    """One build in progress: the request and what each stage has made of it so far."""
+
+    req: BuildRequest
+    started: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    commit: str | None = None
+    leaves: list[LeafFile] = field(default_factory=list)
+    taxonomy: dict = field(default_factory=dict)  # commit, leaves with blob ids
+    teacher: dict = field(default_factory=dict)  # id, name, spec
+    generation: list[dict] = field(default_factory=list)  # per leaf
+    pools: dict[str, list[dict]] = field(default_factory=dict)  # leaf kind -> samples
+    datasets: list[dict] = field(default_factory=list)  # per phase
+    train: dict = field(default_factory=dict)  # the train manifest
+    postcheck: list[dict] = field(default_factory=list)
+    release: dict | None = None  # release.json
+
+    def summary(self) -> dict:
+        """The release's provenance, or what the stages that ran have made."""
+        if self.release is not None:
+            return self.release
+        parts = {
+            "taxonomy": self.taxonomy,
+            "generation": self.generation,
+            "datasets": self.datasets,
+            "train": self.train,
+            "postcheck": self.postcheck,
+        }
+        return {k: v for k, v in parts.items() if v}
+
 
 # ------------------------------------------------------------------------------ helpers
-def _stage(name: str) -> None:
-    print(f"== {name}", file=sys.stderr, flush=True)
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _bar(total: int | None, desc: str, enabled: bool, unit: str = "sample"):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
@@ -79,8 +146,6 @@ def resolve_commit(taxonomy: Path, commit: str | None) -> str | None:
     """The full commit id ``commit`` names in the taxonomy's repository (None: working tree)."""
     if commit is None:
         return None
-    from ..taxonomy.gitrepo import GitTaxonomy  # CHECK-IO's git layer
-
     with GitTaxonomy.open(taxonomy) as gt:
         return gt.resolve(commit)
 
@@ -101,12 +166,8 @@ def invalid_tree_message(report, limit: int = 20) -> str | None:
     )
 
 
-def validate(taxonomy: Path, commit: str | None) -> list[LeafFile]:
+def validate_tree(taxonomy: Path, commit: str | None) -> list[LeafFile]:
     """Every leaf of the tree at ``commit`` (or on disk), checked; raises on any invalid one."""
-    from ..check.api import collect_leaves
-    from ..check.engine import check_leaves
-    from ..check.options import CheckOptions
-
     leaves = collect_leaves(taxonomy, head=commit) if commit else collect_leaves(taxonomy)
     message = invalid_tree_message(check_leaves(leaves, CheckOptions()))
     if message:
@@ -130,28 +191,12 @@ def check_student(student: Path) -> dict:
     if not ((student / "tokenizer.json").is_file() or (student / "tokenizer_config.json").is_file()):
         raise LabCIError(f"student {str(student)!r}: no tokenizer (tokenizer.json / tokenizer_config.json)")
     try:
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # heavy: loaded when a build runs
 
         AutoConfig.from_pretrained(student)
     except (OSError, ValueError, KeyError) as e:
         raise LabCIError(f"student {str(student)!r}: transformers cannot read its config: {e}") from None
     return cfg
-
-
-def _check_recipe(cfg: BuildConfig) -> None:
-    """Load the recipe's pipelines and type-check its ``train`` section before generating."""
-    from ..sdg.pipeline import load_pipeline
-    from ..train import TrainConfig
-
-    for kind, name in cfg.pipelines.items():
-        try:
-            load_pipeline(name)
-        except LabCIError as e:
-            raise LabCIError(f"build recipe 'generate.pipelines.{kind}': {e}") from None
-    try:
-        TrainConfig.from_dict({"seed": cfg.seed, **cfg.train})
-    except LabCIError as e:
-        raise LabCIError(f"build recipe 'train': {e}") from None
 
 
 def student_fingerprint(student: Path) -> dict:
@@ -165,8 +210,6 @@ def student_fingerprint(student: Path) -> dict:
 
 
 def open_teacher(spec: str, concurrency: int):
-    from ..teacher import TeacherError, load_teacher
-
     try:
         return (
             load_teacher(spec, concurrency=concurrency)
@@ -177,35 +220,82 @@ def open_teacher(spec: str, concurrency: int):
         raise LabCIError(f"teacher {spec!r}: {e}") from None
 
 
-def leaf_pipeline(leaf: LeafFile, kind: str, config: BuildConfig) -> tuple[str | None, str]:
-    """(pipeline to pass to SDG or None for the leaf's built-in one, its name@version).
-    The version is part of the leaf's cache key: a changed pipeline regenerates."""
-    from ..sdg.api import PIPELINE_VERSION
-    from ..sdg.pipeline import load_pipeline
-    from ..sdg.seeds import parse_leaf
-
-    chosen = config.pipelines.get(kind)
-    if chosen:
-        pipe = load_pipeline(chosen)
-        return chosen, f"{pipe.name}@{pipe.version}"
-    name = parse_leaf(leaf).default_pipeline
-    return None, f"{name}@{PIPELINE_VERSION.get(name, 'unknown')}"
+def leaf_pipeline(kind: str, config: BuildConfig) -> tuple[str, str]:
+    """(pipeline for SDG, its name@version). The version is part of the leaf's cache
+    key: a changed pipeline generates again."""
+    chosen = config.pipelines.get(kind) or defaults()["generate"]["pipelines"][kind]
+    pipe = load_pipeline(chosen)
+    return chosen, f"{pipe.name}@{pipe.version}"
 
 
 # ------------------------------------------------------------------------------ stages
-def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[list[dict], dict[str, list[dict]]]:
-    """Bring every leaf's cache entry up to its target; returns (manifest rows, pools by kind)."""
-    from ..sdg import api as sdg_api
-    from ..sdg.documents import DocumentFetcher
+def stage_validate(b: Build) -> None:
+    req = b.req
+    b.commit = resolve_commit(req.taxonomy, req.commit)
+    b.leaves = validate_tree(req.taxonomy, b.commit)
+    if not b.leaves:
+        raise LabCIError(f"{req.taxonomy}: no qna.yaml leaves to build from")
+    check_student(req.student)  # fail before the expensive stages
+    b.taxonomy = {
+        "commit": b.commit or "working tree",
+        "leaves": [{"path": l.path, "blob": l.blob_id} for l in b.leaves],
+    }
+    write_json_atomic(req.out / "validate" / "manifest.json", {"complete": True, **b.taxonomy})
 
+
+def stage_generate(b: Build) -> None:
+    """Bring every leaf's cache entry up to its target; pool the samples by leaf kind."""
+    req = b.req
+    teacher = open_teacher(req.teacher, req.teacher_concurrency)
+    b.teacher = {"id": teacher.info.id, "name": teacher.info.name, "spec": req.teacher}
+    try:
+        results, targets = _generate(req, b.leaves, teacher)
+    finally:
+        teacher.close()
+    blobs = {l.path: l.blob_id for l in b.leaves}
+    for data in results:  # leaf order (sorted paths): deterministic pools
+        # each sample names the leaf version it came from: a changed leaf changes the data
+        b.pools.setdefault(data.kind, []).extend(
+            {**r, "metadata": {**r.get("metadata", {}), "leaf_blob": blobs[data.leaf]}} for r in data.samples
+        )
+        b.generation.append(
+            {
+                "leaf": data.leaf,
+                "kind": data.kind,
+                "key": data.cache_key,
+                "target": targets[data.leaf],
+                "samples": len(data.samples),
+                "generated_now": data.generated_now,
+                "rounds": data.rounds,
+                "rounds_now": data.rounds_now,
+                "rejected": data.rejected,
+            }
+        )
+        if len(data.samples) < targets[data.leaf]:
+            log.warning(
+                "%s: %d of %d samples after %d rounds (the judges rejected the rest)",
+                data.leaf,
+                len(data.samples),
+                targets[data.leaf],
+                data.rounds,
+            )
+    StageManifest(req.out, "generate").finish(
+        stable_hash(b.generation),
+        leaves=b.generation,
+        teacher=b.teacher,
+        commit=b.taxonomy["commit"],
+        generated_now=sum(r["generated_now"] for r in b.generation),
+    )
+
+
+def _generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[list[LeafData], dict[str, int]]:
     cfg = req.config
-    cache_root = req.cache_dir or (req.out / "cache")
     fetcher = DocumentFetcher(
-        cache_dir=cache_root / "documents",
+        cache_dir=req.cache_root / "documents",
         allow_file=req.allow_file_documents,
         mirrors=req.document_mirrors or {},
     )
-    gcache = GenerationCache(cache_root / "generated")
+    gcache = GenerationCache(req.cache_root / "generated")
     kinds = {l.path: leaf_kind(l) for l in leaves}
     targets = {l.path: cfg.samples_per_leaf.get(kinds[l.path], 0) for l in leaves}
     todo = [l for l in leaves if targets[l.path] > 0]
@@ -215,7 +305,7 @@ def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[
     with _bar(sum(targets.values()), "generate", req.progress) as bar:
 
         def one(leaf: LeafFile) -> LeafData:
-            pipeline, version = leaf_pipeline(leaf, kinds[leaf.path], cfg)
+            pipeline, version = leaf_pipeline(kinds[leaf.path], cfg)
             key = cache_key(leaf, version, teacher.info.id, cfg.seed, cfg.round_size)
 
             def run_round(n: int, seed: int) -> tuple[list[dict], int]:
@@ -239,41 +329,13 @@ def stage_generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[
 
         if workers > 1 and len(todo) > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lab-ci-gen") as pool:
-                results = list(pool.map(one, todo))
-        else:
-            results = [one(l) for l in todo]
-
-    rows, pools = [], {}
-    for data in results:  # leaf order (sorted paths): deterministic pools
-        pools.setdefault(data.kind, []).extend(data.samples)
-        rows.append(
-            {
-                "leaf": data.leaf,
-                "kind": data.kind,
-                "key": data.cache_key,
-                "target": targets[data.leaf],
-                "samples": len(data.samples),
-                "generated_now": data.generated_now,
-                "rounds": data.rounds,
-                "rounds_now": data.rounds_now,
-                "rejected": data.rejected,
-            }
-        )
-        if len(data.samples) < targets[data.leaf]:
-            log.warning(
-                "%s: %d of %d samples after %d rounds (the judges rejected the rest)",
-                data.leaf,
-                len(data.samples),
-                targets[data.leaf],
-                data.rounds,
-            )
-    return rows, pools
+                return list(pool.map(one, todo)), targets
+        return [one(l) for l in todo], targets
 
 
-def stage_mix(req: BuildRequest, pools: dict[str, list[dict]]) -> list[dict]:
-    cfg = req.config
-    datasets = []
-    for i, m in enumerate(mix_phases(pools, cfg.phases, cfg.seed), 1):
+def stage_mix(b: Build) -> None:
+    req, cfg = b.req, b.req.config
+    for i, m in enumerate(mix_phases(b.pools, cfg.phases, cfg.seed), 1):
         if not m.records:
             raise LabCIError(
                 f"phase {m.name!r} has no data: the teacher's samples were all rejected "
@@ -281,12 +343,15 @@ def stage_mix(req: BuildRequest, pools: dict[str, list[dict]]) -> list[dict]:
             )
         path = req.out / "mix" / f"phase-{i}-{m.name}.jsonl"
         digest = write_jsonl_atomic(path, m.records)
-        datasets.append({"phase": m.name, "file": str(path.relative_to(req.out)), "sha256": digest, "stats": m.stats})
-    return datasets
+        b.datasets.append({"phase": m.name, "file": str(path.relative_to(req.out)), "sha256": digest, "stats": m.stats})
+    # the training run file, also for other nodes of a multi-node run (docs: builds, scale-out)
+    run = train_run_config(req, b.datasets, req.out / "train")
+    write_text_atomic(req.out / "mix" / "train.yaml", yaml.safe_dump(run, sort_keys=False))
+    StageManifest(req.out, "mix").finish(stable_hash(b.datasets), datasets=b.datasets, train_run_file="mix/train.yaml")
 
 
 def train_run_config(req: BuildRequest, datasets: list[dict], train_dir: Path) -> dict:
-    """The run file of ``python -m lab_ci.train.run`` (TRAIN's torchrun entry point)."""
+    """The run file of ``python -m lab_ci.train.run`` (the training entry point)."""
     return {
         "student": str(Path(req.student).resolve()),
         "out": str(train_dir.resolve()),
@@ -341,50 +406,58 @@ def run_child(cmd: list[str], env: dict) -> int:
     return rc
 
 
-def stage_train(req: BuildRequest, datasets: list[dict]) -> dict:
-    """Phased training, in this process or under torchrun; resumes from the checkpoints
-    in ``<out>/train`` when the inputs are the ones they were made from."""
-    import yaml
-
+def stage_train(b: Build) -> None:
+    """Phased training, in a child process or under torchrun; resumes from the
+    checkpoints in ``<out>/train`` when the inputs are the ones they were made from."""
+    req = b.req
     train_dir = req.out / "train"
-    run = train_run_config(req, datasets, train_dir)
-    inputs = stable_hash(
+    run = train_run_config(req, b.datasets, train_dir)
+    inputs = stable_hash(  # no path of the out folder: a moved out folder resumes as well
         {
-            "run": {**run, "out": None},
-            "datasets": [d["sha256"] for d in datasets],
+            "train": run["train"],
+            "phases": [{"name": p["name"], "epochs": p["epochs"]} for p in run["phases"]],
+            "datasets": [d["sha256"] for d in b.datasets],
             "student": student_fingerprint(req.student),
         }
     )
     manifest = StageManifest(req.out, "train")
     done = manifest.done(inputs)
     if done and Path(done["final_dir"]).is_dir():
-        print("train: already done for these inputs", file=sys.stderr)
-        return done
+        _say("train: already done for these inputs")
+        b.train = done
+        return
     started = read_json(train_dir / "inputs.json")
     if isinstance(started, dict) and started.get("inputs") != inputs:
-        print("train: data or options changed since the last run here; starting training afresh", file=sys.stderr)
+        _say("train: data or options changed since the last run here; starting training afresh")
         shutil.rmtree(train_dir)
     write_json_atomic(train_dir / "inputs.json", {"inputs": inputs})
     run_yaml = train_dir / "run.yaml"
-    run_yaml.write_text(yaml.safe_dump(run, sort_keys=False), encoding="utf-8")
+    write_text_atomic(run_yaml, yaml.safe_dump(run, sort_keys=False))
 
     # Training runs in its own process (torchrun's workers, or one plain Python process):
     # a fresh interpreter whose state does not depend on what this process did before
     # (llama.cpp generation), so a resumed build trains exactly like an uninterrupted one.
-    result_json = train_dir / "result.json"
+    result_json, error_file = train_dir / "result.json", train_dir / "error.txt"
     result_json.unlink(missing_ok=True)
+    error_file.unlink(missing_ok=True)
     env = dict(os.environ)
     if req.nproc_per_node > 0 or req.torchrun_args:
         cmd = torchrun_command(run_yaml, result_json, req.nproc_per_node, req.torchrun_args)
         env.setdefault("OMP_NUM_THREADS", "1")
     else:
         cmd = [sys.executable, "-m", "lab_ci.train.run", "--config", str(run_yaml), "--result-json", str(result_json)]
-    print("train: " + shlex.join(cmd), file=sys.stderr, flush=True)
+    cmd += ["--error-file", str(error_file)]
+    _say("train: " + shlex.join(cmd))
     rc = run_child(cmd, env)
     result = read_json(result_json)
+    if rc == 2 and error_file.is_file():  # a user error (a full disk...): its own line
+        raise LabCIError(error_file.read_text(encoding="utf-8").strip())
     if rc == 3:  # lab_ci.train.run: stopped early by max_steps
-        result = {**(result or {}), "completed": False, "final_dir": None, "phases": (result or {}).get("phases", [])}
-    elif rc != 0 or not isinstance(result, dict):
+        raise LabCIError(
+            "training stopped before the last phase finished (train.max_steps in the recipe?); "
+            "remove max_steps and run the build again to resume"
+        )
+    if rc != 0 or not isinstance(result, dict):
         raise LabCIError(
             f"training failed (exit {rc}); its log is above. "
             f"Run the build again to resume from the last checkpoint in {train_dir}"
@@ -399,95 +472,95 @@ def stage_train(req: BuildRequest, datasets: list[dict]) -> dict:
         }
         for p in result["phases"]
     ]
-    final_dir, completed = result["final_dir"], result["completed"]
-    if not completed or final_dir is None:
-        raise LabCIError(
-            "training stopped before the last phase finished (train.max_steps in the recipe?); "
-            "remove max_steps and run the build again to resume"
-        )
-    return manifest.finish(inputs, final_dir=str(final_dir), phases=phases, config=run["train"], run_file=str(run_yaml))
+    b.train = manifest.finish(
+        inputs, final_dir=str(result["final_dir"]), phases=phases, config=run["train"], run_file=str(run_yaml)
+    )
 
 
-def stage_postcheck(
-    req: BuildRequest, leaves: list[LeafFile], commit: str | None, final_dir: Path, train_inputs: str
-) -> list[dict]:
-    from .postcheck import postcheck
-
+def stage_postcheck(b: Build) -> None:
+    req = b.req
     if req.since:
-        from ..check.api import collect_leaves
-
-        changed = {l.path for l in collect_leaves(req.taxonomy, base=req.since, head=commit)}
-        post_leaves = [l for l in leaves if l.path in changed]
+        changed = {l.path for l in collect_leaves(req.taxonomy, base=req.since, head=b.commit)}
+        leaves = [l for l in b.leaves if l.path in changed]
     else:
-        post_leaves = leaves
+        leaves = b.leaves
     inputs = stable_hash(
         {
-            "train": train_inputs,
-            "leaves": [l.blob_id for l in post_leaves],
+            "train": b.train["inputs"],
+            "leaves": [l.blob_id for l in leaves],
             "max_new_tokens": req.config.postcheck_max_new_tokens,
         }
     )
     manifest = StageManifest(req.out, "postcheck")
     results = req.out / "postcheck" / "results.json"
-    if manifest.done(inputs) and isinstance(read_json(results), list):
-        return read_json(results)
-    from .postcheck import seed_questions
-
-    total = 2 * sum(len(seed_questions(l)) for l in post_leaves)  # before and after
+    cached = read_json(results)
+    if manifest.done(inputs) and isinstance(cached, list):
+        b.postcheck = cached
+        return
+    total = 2 * sum(len(seed_questions(l)) for l in leaves)  # before and after
     with _bar(total, "postcheck", req.progress, unit="answer") as bar:
-        rows = postcheck(
-            req.student, final_dir, post_leaves, req.config.postcheck_max_new_tokens, on_answer=lambda: bar.update(1)
+        b.postcheck = postcheck(
+            req.student,
+            Path(b.train["final_dir"]),
+            leaves,
+            req.config.postcheck_max_new_tokens,
+            on_answer=lambda: bar.update(1),
         )
-    write_json_atomic(results, rows)
-    manifest.finish(inputs, leaves=[l.path for l in post_leaves], rows=len(rows))
-    return rows
+    write_json_atomic(results, b.postcheck)
+    manifest.finish(inputs, leaves=[l.path for l in leaves], rows=len(b.postcheck))
 
 
-def stage_release(req: BuildRequest, prov: dict, train: dict, post_rows: list[dict]) -> dict:
-    from .release import model_card, plot_losses
-
-    rel = req.out / "release"
-    tmp = req.out / "release.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copytree(train["final_dir"], tmp / "model")
-    metrics = {p["name"]: list(read_jsonl(Path(p["dir"]) / "metrics.jsonl")) for p in train["phases"]}
-    write_json_atomic(tmp / "metrics.json", metrics)
-    loss_png = plot_losses(metrics, tmp / "loss.png")
-    gguf_name = None
-    if req.config.export_gguf:
-        from ..train.gguf_export import export_gguf
-
-        try:
-            export_gguf(tmp / "model", tmp / "model.gguf", quant=req.config.gguf_quant, name=prov["name"])
-            gguf_name = "model.gguf"
-        except LabCIError as e:  # e.g. not a llama-architecture student: the release goes on without it
-            log.warning("GGUF export skipped: %s", e)
-            print(f"release: GGUF export skipped: {e}", file=sys.stderr)
+def stage_release(b: Build) -> None:
+    """Write the release in ``release.tmp/`` and swap it in (see :func:`replace_dir`)."""
+    req, cfg = b.req, b.req.config
+    commit = b.commit
     prov = {
-        **prov,
-        "training": [
-            {
-                "phase": p["name"],
-                "steps": p["steps"],
-                "final_loss": p["final_loss"],
-                "first_loss": (metrics[p["name"]][0]["loss"] if metrics.get(p["name"]) else None),
-                "data": p.get("data", {}),
-            }
-            for p in train["phases"]
-        ],
-        "postcheck": _postcheck_summary(post_rows),
-        "gguf": gguf_name,
-        "files": {},
+        "name": f"lab-ci-{commit[:12] if commit else 'working-tree'}",
+        "lab_ci_version": __version__,
+        "taxonomy": b.taxonomy,
+        "teacher": b.teacher,
+        "student": {"base": str(req.student), **student_fingerprint(req.student)},
+        "generation": b.generation,
+        "datasets": b.datasets,
+        "hyperparameters": {"recipe": cfg.to_dict(), "train": b.train["config"]},
     }
-    for f in sorted(tmp.rglob("*")):
-        if f.is_file():
-            prov["files"][str(f.relative_to(tmp))] = sha256_file(f)
-    (tmp / "README.md").write_text(model_card(prov, post_rows, "loss.png" if loss_png else None), encoding="utf-8")
-    write_json_atomic(tmp / "release.json", prov)
-    shutil.rmtree(rel, ignore_errors=True)
-    os.replace(tmp, rel)
-    return prov
+    phases = b.train["phases"]
+    with atomic_dir(req.out / "release", failpoints="release") as tmp:
+        shutil.copytree(b.train["final_dir"], tmp / "model")
+        metrics = {p["name"]: list(read_jsonl(Path(p["dir"]) / "metrics.jsonl")) for p in phases}
+        write_json_atomic(tmp / "metrics.json", metrics)
+        loss_png = plot_losses(metrics, tmp / "loss.png")
+        gguf_name = None
+        if cfg.export_gguf:
+            try:
+                export_gguf(tmp / "model", tmp / "model.gguf", quant=cfg.gguf_quant, name=prov["name"])
+                gguf_name = "model.gguf"
+            except NotExportable as e:  # not a llama-architecture student: released without it
+                log.warning("GGUF export skipped: %s", e)
+                _say(f"release: GGUF export skipped: {e}")
+        prov.update(
+            training=[
+                {
+                    "phase": p["name"],
+                    "steps": p["steps"],
+                    "final_loss": p["final_loss"],
+                    "first_loss": (metrics[p["name"]][0]["loss"] if metrics.get(p["name"]) else None),
+                    "data": p.get("data", {}),
+                }
+                for p in phases
+            ],
+            postcheck=_postcheck_summary(b.postcheck),
+            gguf=gguf_name,
+        )
+        (tmp / "README.md").write_text(
+            model_card(prov, b.postcheck, "loss.png" if loss_png else None), encoding="utf-8"
+        )
+        # every file but release.json itself, with its sha256: what a reader checks
+        prov["files"] = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        prov["timings_s"] = {**b.timings, "total": round(time.monotonic() - b.started, 2)}
+        write_json_atomic(tmp / "release.json", prov)
+    b.release = prov
+    _say(f"release written to {req.out / 'release'}")
 
 
 def _postcheck_summary(rows: list[dict]) -> dict:
@@ -504,99 +577,98 @@ def _postcheck_summary(rows: list[dict]) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Build], None]
+    summary: str
+
+
+#: The stages in order; ``--until STAGE`` stops after one of them.
+STAGES: tuple[Stage, ...] = (
+    Stage("validate", stage_validate, "check every leaf of the tree at the commit, the student and the recipe"),
+    Stage("generate", stage_generate, "synthetic data for every leaf, cached per leaf and round"),
+    Stage("mix", stage_mix, "the phases' datasets from the recipe (knowledge, then skills with replay)"),
+    Stage("train", stage_train, "phased training of the student, resumable per checkpoint"),
+    Stage("postcheck", stage_postcheck, "the base and the trained model answer the changed leaves' seed questions"),
+    Stage("release", stage_release, "model, GGUF export, loss plot and model card, swapped in whole"),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
 # ------------------------------------------------------------------------------ the build
+def print_recipe(path: Path | None) -> None:
+    """``lab-ci build --print-recipe``: the effective recipe as YAML on stdout."""
+    sys.stdout.write(yaml.safe_dump(effective_recipe(path), sort_keys=False, default_flow_style=None))
+
+
+def build_from_args(args, torchrun_args: list[str]) -> dict:
+    """``lab-ci build``'s options (checked by :mod:`lab_ci.builds.cli`) as a build, run."""
+    return run_build(
+        BuildRequest(
+            taxonomy=args.taxonomy,
+            out=args.out,
+            config=load_config(args.config),
+            teacher=args.teacher,
+            student=Path(args.student),
+            commit=args.commit,
+            since=args.since,
+            cache_dir=args.cache_dir,
+            document_mirrors={**mirrors_from_env(), **parse_mirrors(args.document_mirror)},
+            allow_file_documents=args.allow_file_documents,
+            progress=not args.no_progress,
+            teacher_concurrency=args.teacher_concurrency,
+            parallel_leaves=args.parallel_leaves,
+            nproc_per_node=args.nproc_per_node,
+            torchrun_args=torchrun_args,
+            until=args.until,
+        )
+    )
+
+
 def run_build(req: BuildRequest) -> dict:
     """Run (or resume) every stage up to ``req.until``; returns the release provenance
-    (or, when stopped early, the manifests written so far)."""
-    out = req.out
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = req.config
-    if req.until is not None and req.until not in STAGES:
-        raise LabCIError(f"--until {req.until!r}: choose one of {', '.join(STAGES)}")
-    stop = STAGES.index(req.until) if req.until else len(STAGES) - 1
-    t_start = time.monotonic()
-    timings: dict[str, float] = {}
+    (or, when stopped early, what the stages that ran have made)."""
+    if req.until is not None and req.until not in STAGE_NAMES:
+        raise LabCIError(f"--until {req.until!r}: choose one of {', '.join(STAGE_NAMES)}")
+    writable_dir(req.out, "--out")
+    writable_dir(req.cache_root, "--cache-dir")
+    with file_lock(req.out / ".lock", blocking=False) as locked:
+        if not locked:
+            raise LabCIError(f"--out {req.out}: another lab-ci build is running in this folder")
+        b = Build(req)
+        try:
+            note = recover_dir(req.out / "release")  # a swap a kill interrupted: finish or undo it
+            if note:
+                _say(f"release: {note}")
+            for stage in STAGES:
+                _say(f"== {stage.name}")
+                t0 = time.monotonic()
+                stage.run(b)
+                b.timings[stage.name] = round(time.monotonic() - t0, 2)
+                if stage.name == req.until:
+                    break
+        except OSError as e:  # a disk or path problem the helpers did not name: still the user's
+            raise LabCIError(with_hint(str(os_error(e)))) from None
+        except LabCIError as e:
+            hinted = with_hint(str(e))
+            if hinted != str(e):
+                raise LabCIError(hinted) from None
+            raise
+        return b.summary()
 
-    def lap(name: str, t0: float) -> None:
-        timings[name] = round(time.monotonic() - t0, 2)
 
-    t0 = time.monotonic()
-    _stage("validate")
-    commit = resolve_commit(req.taxonomy, req.commit)
-    leaves = validate(req.taxonomy, commit)
-    if not leaves:
-        raise LabCIError(f"{req.taxonomy}: no qna.yaml leaves to build from")
-    check_student(req.student)  # fail before the expensive stages
-    _check_recipe(cfg)
-    tax_info = {"commit": commit or "working tree", "leaves": [{"path": l.path, "blob": l.blob_id} for l in leaves]}
-    write_json_atomic(out / "validate" / "manifest.json", {"complete": True, **tax_info})
-    lap("validate", t0)
-    if stop == 0:
-        return {"taxonomy": tax_info}
+#: what to do about a write that failed for want of room, by the errno the message names
+_HINTS = {
+    "(ENOSPC)": "free some space and run the build again: it resumes where it stopped",
+    "(EDQUOT)": "free some space or raise the quota, and run the build again: it resumes where it stopped",
+    "(EFBIG)": "a file size limit (ulimit -f, or the file system's) stopped it; raise it and run the build again",
+}
 
-    t0 = time.monotonic()
-    _stage("generate")
-    teacher = open_teacher(req.teacher, req.teacher_concurrency)
-    teacher_info = {"id": teacher.info.id, "name": teacher.info.name, "spec": req.teacher}
-    try:
-        gen_rows, pools = stage_generate(req, leaves, teacher)
-    finally:
-        teacher.close()
-    StageManifest(out, "generate").finish(
-        stable_hash(gen_rows),
-        leaves=gen_rows,
-        teacher=teacher_info,
-        commit=tax_info["commit"],
-        generated_now=sum(r["generated_now"] for r in gen_rows),
-    )
-    lap("generate", t0)
-    if stop == 1:
-        return {"taxonomy": tax_info, "generation": gen_rows}
 
-    t0 = time.monotonic()
-    _stage("mix")
-    datasets = stage_mix(req, pools)
-    # the training run file, also for other nodes of a multi-node run (README, build section)
-    import yaml
-
-    (out / "mix" / "train.yaml").write_text(
-        yaml.safe_dump(train_run_config(req, datasets, out / "train"), sort_keys=False), encoding="utf-8"
-    )
-    StageManifest(out, "mix").finish(stable_hash(datasets), datasets=datasets, train_run_file="mix/train.yaml")
-    lap("mix", t0)
-    if stop == 2:
-        return {"taxonomy": tax_info, "generation": gen_rows, "datasets": datasets}
-
-    t0 = time.monotonic()
-    _stage("train")
-    train = stage_train(req, datasets)
-    lap("train", t0)
-    if stop == 3:
-        return {"taxonomy": tax_info, "generation": gen_rows, "datasets": datasets, "train": train}
-
-    t0 = time.monotonic()
-    _stage("postcheck")
-    post_rows = stage_postcheck(req, leaves, commit, Path(train["final_dir"]), train["inputs"])
-    lap("postcheck", t0)
-    if stop == 4:
-        return {"taxonomy": tax_info, "postcheck": post_rows}
-
-    t0 = time.monotonic()
-    _stage("release")
-    prov = {
-        "name": f"lab-ci-{commit[:12] if commit else 'working-tree'}",
-        "lab_ci_version": __version__,
-        "taxonomy": tax_info,
-        "teacher": teacher_info,
-        "student": {"base": str(req.student), **student_fingerprint(req.student)},
-        "generation": gen_rows,
-        "datasets": datasets,
-        "hyperparameters": {"recipe": cfg.to_dict(), "train": train["config"]},
-        "timings_s": timings,
-    }
-    prov = stage_release(req, prov, train, post_rows)
-    lap("release", t0)
-    prov["timings_s"] = {**timings, "total": round(time.monotonic() - t_start, 2)}
-    write_json_atomic(out / "release" / "release.json", prov)
-    print(f"release written to {out / 'release'}", file=sys.stderr)
-    return prov
+def with_hint(message: str) -> str:
+    """``message``, and what to do when it reports a full disk or a file size limit."""
+    for code, hint in _HINTS.items():
+        if message.endswith(code):
+            return f"{message}; {hint}"
+    return message
