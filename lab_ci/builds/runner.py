@@ -22,6 +22,7 @@ and is testable without them.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
@@ -374,8 +375,6 @@ def torchrun_command(run_yaml: Path, result_json: Path, nproc_per_node: int, ext
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the child gets SIGTERM when the build process dies (even by SIGKILL)."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass

@@ -37,8 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from lab_ci.errors import LabCIError
+from lab_ci.train import distributed as D
+from lab_ci.train.attention import NAME, register
+from lab_ci.train.checkpoint import LATEST, atomic_save, capture_rng, load_checkpoint, restore_rng
 from lab_ci.train.config import RESUME_KEYS, TrainConfig
+from lab_ci.train.data import load_dataset
 from lab_ci.train.files import append_line, atomic_dir, write_text_atomic
+from lab_ci.train.packing import MultipackPlanner, collate_packed
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -86,8 +91,6 @@ def seed_everything(seed: int) -> None:
 
 def resolve_attn(config: TrainConfig, device: torch.device) -> str:
     """``auto``: flash-attn varlen on GPU when installed, else our per-sample sdpa (same result)."""
-    from lab_ci.train.attention import NAME, register
-
     register()
     if config.attn_implementation == "varlen_sdpa":
         return NAME
@@ -141,12 +144,10 @@ def packed_loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def save_hf_model(model, info, config: TrainConfig, tokenizer, dest: Path, summary: dict) -> None:
     """Gather the full weights on rank 0 and write an HF dir atomically (tmp dir + rename)."""
-    from lab_ci.train.distributed import full_model_state, unwrap
-
-    state = full_model_state(model)  # collective
+    state = D.full_model_state(model)  # collective
     if not info.is_main:
         return
-    inner = unwrap(model)
+    inner = D.unwrap(model)
     if info.distributed and config.strategy == "fsdp":  # parameters are DTensors: save from a plain copy
         from transformers import AutoModelForCausalLM
 
@@ -167,10 +168,6 @@ def train(
     on_step: Callable[[int, dict], None] | None = None,
 ) -> LoopResult:
     """Train the HF causal LM in ``model_dir`` on ``data_files``; resume from ``out_dir`` if a checkpoint is there."""
-    from lab_ci.train import distributed as D
-    from lab_ci.train.checkpoint import LATEST, atomic_save, capture_rng, load_checkpoint, restore_rng
-    from lab_ci.train.data import load_dataset
-    from lab_ci.train.packing import MultipackPlanner, collate_packed
 
     config.validate()
     model_dir, out_dir = Path(model_dir), Path(out_dir)

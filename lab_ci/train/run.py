@@ -30,6 +30,7 @@ a full disk, an unwritable folder: one ``lab-ci: error: PATH: ...`` line, or wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -135,8 +136,6 @@ def _user_error(message: str, error_file: Path | None) -> int:
 
 
 def _jsonable(obj):
-    import dataclasses
-
     if dataclasses.is_dataclass(obj):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):
