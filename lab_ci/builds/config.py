@@ -25,6 +25,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from ..check import yamlsrc
 from ..errors import LabCIError
@@ -86,11 +87,25 @@ def schema() -> dict:
     return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
+#: where the two schemas sit for the validator: their places in the package, so the
+#: recipe's relative ``$ref`` to ``../train/config.schema.json`` resolves (as it does
+#: for a reader of the files, and for the docs' reference generator)
+_BASE = "https://lab-ci.invalid/lab_ci/"
+
+
 @functools.cache
 def _validator() -> Draft202012Validator:
-    train = train_config.schema()
-    registry = Registry().with_resource(train["$id"], Resource.from_contents(train))
-    return Draft202012Validator(schema(), registry=registry)
+    registry = Registry().with_resources(
+        [
+            (_BASE + "builds/" + SCHEMA_FILE, Resource.from_contents(schema(), default_specification=DRAFT202012)),
+            (
+                _BASE + "train/" + train_config.SCHEMA_FILE,
+                Resource.from_contents(train_config.schema(), default_specification=DRAFT202012),
+            ),
+        ]
+    )
+    resolver_schema = {"$ref": _BASE + "builds/" + SCHEMA_FILE}
+    return Draft202012Validator(resolver_schema, registry=registry)
 
 
 def defaults() -> dict:

@@ -119,7 +119,9 @@ def _keys(node: dict, path: str = ""):
     if "$ref" in node:
         ref = node["$ref"]
         target = (
-            train_config.schema() if ref.startswith("https://") else recipe.schema()["$defs"][ref.rsplit("/", 1)[1]]
+            train_config.schema()
+            if ref == "../train/config.schema.json"
+            else recipe.schema()["$defs"][ref.rsplit("/", 1)[1]]
         )
         yield from _keys(target, path)
     for name, prop in node.get("properties", {}).items():
