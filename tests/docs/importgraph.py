@@ -25,7 +25,7 @@ RANKS = {
     "sdg": 3,
     "preview": 4,
     "train": 4,
-    "build": 5,
+    "builds": 5,
     "eval": 5,
     "bot": 6,
     "cli": 7,

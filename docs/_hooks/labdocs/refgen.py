@@ -357,6 +357,39 @@ def schema_page(title: str, intro: str, schema_path: str | Path) -> str:
     return page(title, intro, schema_md.to_markdown(schema, resolver))
 
 
+def repo_config_reference() -> str:
+    return schema_page(
+        "Repository configuration (.github/lab-ci.yaml)",
+        "The keys of a taxonomy repository's `.github/lab-ci.yaml`, which the bot reads from "
+        "the default branch only, generated from the JSON Schema it is validated against "
+        "(`lab_ci/bot/repo-config.schema.json`). How approvals and builds use them: "
+        "[approvals and configuration](../maintainers/approvals.md).",
+        Path(str(files("lab_ci"))) / "bot" / "repo-config.schema.json",
+    )
+
+
+def build_recipe_reference() -> str:
+    return schema_page(
+        "Build recipe",
+        "The keys of a `lab-ci build --config` recipe, generated from the JSON Schema it is "
+        "validated against (`lab_ci/builds/recipe.schema.json`). A recipe is merged into the "
+        "defaults key by key; `lab-ci build --print-recipe` prints the effective one. The "
+        "`train` key takes the [training options](training-options.md). How builds run: "
+        "[building a release](../maintainers/builds.md).",
+        Path(str(files("lab_ci"))) / "builds" / "recipe.schema.json",
+    )
+
+
+def training_options_reference() -> str:
+    return schema_page(
+        "Training options",
+        "The options of a training run (a recipe's `train` key, `python -m lab_ci.train.run "
+        "--set KEY=VALUE`), generated from `lab_ci/train/config.schema.json`. How training "
+        "works: [training](../maintainers/training.md).",
+        Path(str(files("lab_ci"))) / "train" / "config.schema.json",
+    )
+
+
 # ----------------------------------------------------------------------------- pipelines
 
 
@@ -515,6 +548,9 @@ PAGES: dict[str, Callable[[], str]] = {
     "reference/rules.md": rules_reference,
     "reference/qna-yaml.md": qna_reference,
     "reference/pipeline-blocks.md": pipeline_blocks_reference,
+    "reference/repo-config.md": repo_config_reference,
+    "reference/build-recipe.md": build_recipe_reference,
+    "reference/training-options.md": training_options_reference,
     "reference/bot-settings.md": bot_settings_reference,
     "reference/metrics.md": metrics_reference,
 }

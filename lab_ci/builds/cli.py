@@ -7,9 +7,10 @@ import os
 import shlex
 from pathlib import Path
 
+from ..errors import LabCIError
 from ..teacher import spec_from_env
 
-#: kept in sync with lab_ci.build.runner.STAGES (not imported: the CLI loads light)
+#: kept in sync with lab_ci.builds.runner.STAGES (not imported: the CLI loads light)
 STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
 
 
@@ -37,7 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="student: a Hugging Face causal LM folder (safetensors) (env LAB_CI_STUDENT)",
     )
     p.add_argument("--out", type=Path, default=Path("build-out"), help="output folder (default: build-out)")
-    p.add_argument("--config", type=Path, help="build recipe YAML (overrides the packaged default recipe)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="build recipe YAML: the keys it sets replace the defaults' (see --print-recipe)",
+    )
     p.add_argument("--cache-dir", type=Path, help="generation/document cache (default: <out>/cache)")
     p.add_argument(
         "--document-mirror",
@@ -82,14 +88,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"stop after this stage ({', '.join(STAGES)}); run again without it to go on",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--print-recipe",
+        action="store_true",
+        help="print the recipe the build would use (the defaults updated by --config) as YAML, and exit",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import LabCIError
-    from .config import load_config
-    from .runner import BuildRequest, run_build
+    """Check the options that need nothing loaded, then run the build."""
+    if args.print_recipe:
+        from .runner import print_recipe  # the build itself: see the module docstring
 
+        print_recipe(args.config)
+        return 0
     if not args.teacher:
         raise LabCIError("no teacher: pass --teacher FILE.gguf|URL or set LAB_CI_TEACHER")
     if not args.student:
@@ -104,26 +117,7 @@ def run(args: argparse.Namespace) -> int:
         torchrun_args = shlex.split(args.torchrun_args)
     except ValueError as e:
         raise LabCIError(f"--torchrun-args: {e}") from None
-    from ..taxonomy.documents import mirrors_from_env, parse_mirrors
+    from .runner import build_from_args  # the build itself: see the module docstring
 
-    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
-    req = BuildRequest(
-        taxonomy=args.taxonomy,
-        out=args.out,
-        config=load_config(args.config),
-        teacher=args.teacher,
-        student=Path(args.student),
-        commit=args.commit,
-        since=args.since,
-        cache_dir=args.cache_dir,
-        document_mirrors=mirrors,
-        allow_file_documents=args.allow_file_documents,
-        progress=not args.no_progress,
-        teacher_concurrency=args.teacher_concurrency,
-        parallel_leaves=args.parallel_leaves,
-        nproc_per_node=args.nproc_per_node,
-        torchrun_args=torchrun_args,
-        until=args.until,
-    )
-    run_build(req)
+    build_from_args(args, torchrun_args)
     return 0

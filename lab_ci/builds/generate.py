@@ -6,7 +6,8 @@ leaves that changed. Within an entry, generation runs in rounds of ``round_size`
 samples (round r uses seed + r); each round's accepted samples are appended with
 fsync, then ``rounds.json`` records the round as done. A kill between the two leaves
 lines tagged with an unfinished round, which are dropped on resume: no finished
-sample is lost and none is counted twice.
+sample is lost and none is counted twice. An entry is filled under a lock
+(``.lock`` in it), so builds that share a cache folder never write one entry at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..taxonomy.leaf import LeafFile
-from .store import append_jsonl, read_json, read_jsonl, stable_hash, write_json_atomic, write_jsonl_atomic
+from .store import append_jsonl, file_lock, read_json, read_jsonl, stable_hash, write_json_atomic, write_jsonl_atomic
 
 
 def leaf_kind(leaf: LeafFile) -> str:
@@ -85,7 +86,12 @@ def generate_leaf_cached(
     number rejected). Records are tagged with their round in ``metadata``.
     """
     d = cache.entry(key)
-    d.mkdir(parents=True, exist_ok=True)
+    # one writer per entry: another build sharing the cache waits, then finds it done
+    with file_lock(d / ".lock"):
+        return _fill_entry(leaf, d, kind, target, key, round_size, max_rounds, seed, run_round, on_round)
+
+
+def _fill_entry(leaf, d, kind, target, key, round_size, max_rounds, seed, run_round, on_round) -> LeafData:
     state = read_json(d / "rounds.json", {}) or {}
     done_rounds = int(state.get("rounds", 0))
     rejected = int(state.get("rejected", 0))

@@ -1,52 +1,45 @@
 """Crash-safe files for builds: atomic JSON, append-only JSONL, stage manifests.
 
 A build can be killed at any instant. Every file it depends on to resume is either
-written whole (temp file + fsync + rename) or appended line by line with fsync, and
-every line carries enough metadata to drop a half-finished unit on resume.
+written whole (temp file + fsync + rename, :mod:`lab_ci.train.files`) or appended line
+by line with fsync, and every line carries enough metadata to drop a half-finished
+unit on resume. A write that fails (a full disk) is a user error naming the file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: mode of the files written here: what ``open()`` would give (mkstemp's is 0600)
-_FILE_MODE = 0o666 & ~_umask()
+from ..train.files import atomic_file, os_error
 
 
 @contextmanager
-def _atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file that replaces ``path`` whole on success (temp file, fsync, rename)
-    and leaves nothing behind on failure."""
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive advisory lock on ``path`` (made if missing) while the block runs.
+    Yields False instead of waiting when ``blocking`` is off and another holds it. The
+    kernel drops it when the holder dies, even by SIGKILL: no stale lock to clean."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    with _atomic_text(path) as fh:
+    with atomic_file(path, "w") as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
 
@@ -62,12 +55,15 @@ def append_jsonl(path: Path, records: Iterable[dict]) -> int:
     """Append records, one JSON per line, and fsync before returning."""
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(path, "a", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-            n += 1
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:  # a torn last line is skipped by read_jsonl
+        raise os_error(e, path, "cannot write") from None
     return n
 
 
@@ -90,7 +86,7 @@ def read_jsonl(path: Path) -> Iterator[dict]:
 def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> str:
     """Write a whole JSONL file atomically; return its sha256."""
     h = hashlib.sha256()
-    with _atomic_text(path) as fh:
+    with atomic_file(path, "w") as fh:
         for r in records:
             line = json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
             h.update(line.encode("utf-8"))

@@ -9,56 +9,13 @@ phase, short sequences, a checkpoint every step.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from build_helpers import ANTONYMS, HAIKU, RECIPE, assert_complete_release, build_cmd, env, run_build
 
-from labtest import REPO_ROOT, run_git
-
-RECIPE = Path(__file__).with_name("recipe-tiny.yaml")
-EXAMPLE_DOCS_URL = "https://github.com/lab-ci/example-documents.git"
-ANTONYMS = "compositional_skills/linguistics/antonyms/qna.yaml"
-HAIKU = "compositional_skills/writing/freeform/haiku/qna.yaml"
-
-
-def build_cmd(repo: Path, out: Path, models: dict, docs: Path, *extra: str, cache: Path | None = None) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "lab_ci",
-        "build",
-        "--taxonomy",
-        str(repo),
-        "--commit",
-        "HEAD",
-        "--teacher",
-        str(models["teacher"]),
-        "--student",
-        str(models["student"]),
-        "--out",
-        str(out),
-        "--config",
-        str(RECIPE),
-        "--document-mirror",
-        f"{EXAMPLE_DOCS_URL}={docs}",
-        "--no-progress",
-    ]
-    if cache is not None:
-        cmd += ["--cache-dir", str(cache)]
-    return cmd + list(extra)
-
-
-def env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-
-
-def run_build(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+from labtest import REPO_ROOT, kill_when, run_git
 
 
 def load_tensors(model_dir: Path) -> dict:
@@ -77,28 +34,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert ta.keys() == tb.keys() and ta
     for name in ta:
         assert torch.equal(ta[name], tb[name]), f"tensor {name} differs"
-
-
-def kill_when(cmd: list[str], ready, timeout: float = 300) -> None:
-    """Start the build, SIGKILL its whole process group as soon as ``ready()`` holds."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    t0 = time.monotonic()
-    try:
-        while not ready():
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"the build ended (exit {proc.returncode}) before the kill point:\n"
-                    f"{proc.stderr.read().decode()[-3000:]}"
-                )
-            assert time.monotonic() - t0 < timeout, "kill point never reached"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
 
 
 def done_rounds(cache: Path) -> int:
@@ -127,7 +62,8 @@ def test_build_release_then_incremental_build_under_torchrun(
     for stage in ("validate", "generate", "mix", "train", "postcheck"):
         assert f"== {stage}" in r.stderr
     rel = out / "release"
-    prov = json.loads((rel / "release.json").read_text())
+    prov = assert_complete_release(rel)
+    assert {"model/model.safetensors", "model.gguf", "loss.png", "metrics.json", "README.md"} <= set(prov["files"])
     commit = run_git("rev-parse", "HEAD", cwd=repo)
     leaves = sorted(str(p.relative_to(repo)) for p in repo.rglob("qna.yaml"))
 
@@ -208,9 +144,15 @@ def test_build_release_then_incremental_build_under_torchrun(
     now = {row["leaf"]: (row["rounds_now"], row["generated_now"]) for row in manifest["leaves"]}
     assert now[ANTONYMS][0] > 0  # the changed leaf: generated again (new blob id, new cache entry)
     assert all(n == (0, 0) for leaf, n in now.items() if leaf != ANTONYMS), now
-    prov2 = json.loads((rel / "release.json").read_text())
+    prov2 = assert_complete_release(rel)
     assert prov2["taxonomy"]["commit"] == run_git("rev-parse", "HEAD", cwd=repo)
     assert prov2["datasets"] != prov["datasets"]
+    # every sample names the leaf version it came from, so a changed leaf changes the data
+    # (here the tiny teacher writes the same text for both versions of the leaf)
+    blob = run_git("rev-parse", f"HEAD:{ANTONYMS}", cwd=repo)
+    skills = [json.loads(l) for l in (out / "mix" / "phase-2-skills.jsonl").read_text().splitlines()]
+    assert {r["metadata"]["leaf_blob"] for r in skills if r["metadata"]["leaf"] == ANTONYMS} == {blob}
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("release")) == ["release"]
     assert list(prov2["postcheck"]) == [ANTONYMS]  # --since: only the changed leaf
     result = json.loads((out / "train" / "result.json").read_text())
     assert result["completed"] and all(ph["global_step"] > 0 for ph in result["phases"])
@@ -236,7 +178,7 @@ def test_killed_build_resumes_to_the_same_weights(example_taxonomy_repo, models,
     cmd = build_cmd(repo, out, models, example_docs_repo, "--until", "train")
 
     # 1. kill during generation, once some rounds are on disk
-    kill_when(cmd, lambda: done_rounds(cache) >= 2)
+    kill_when(cmd, lambda: done_rounds(cache) >= 2, cwd=REPO_ROOT, env=env())
     assert not (out / "generate" / "manifest.json").exists()
     before = finished_rounds(cache)
     assert sum(map(len, before.values())) > 0
@@ -264,7 +206,7 @@ def test_killed_build_resumes_to_the_same_weights(example_taxonomy_repo, models,
 
     # 3. kill during training, after phase 1 has written a mid-phase checkpoint
     ckpt = out / "train" / "phase-1" / "checkpoints" / "latest.pt"
-    kill_when(cmd, ckpt.exists)
+    kill_when(cmd, ckpt.exists, cwd=REPO_ROOT, env=env())
     assert not (out / "train" / "manifest.json").exists()
     assert not (out / "train" / "phase-2" / "final").exists()
     # 4. run to the end: the same data, the same weights
@@ -305,18 +247,24 @@ def test_bad_teacher_or_student_exits_2(example_taxonomy_repo, models, example_d
     assert str(bogus) in r.stderr and which in r.stderr
 
 
-def test_bad_recipe_fails_before_generation(example_taxonomy_repo, models, example_docs_repo, tmp_path):
+def test_bad_recipe_fails_before_anything_is_written(example_taxonomy_repo, models, example_docs_repo, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     text = RECIPE.read_text().replace("pipelines/", str(RECIPE.parent / "pipelines") + "/")
-    recipe.write_text(text.replace("  save_every_steps: 1\n", "  save_every_steps: 1\n  warmup: 3\n"))
+    text = text.replace("  save_every_steps: 1\n", "  save_every_steps: 1\n  warmup: 3\n")
+    recipe.write_text(text)
+    line = text.splitlines().index("  warmup: 3") + 1
     cmd = build_cmd(example_taxonomy_repo, tmp_path / "out", models, example_docs_repo)
     cmd[cmd.index("--config") + 1] = str(recipe)
     r = run_build(cmd)
     assert r.returncode == 2, r.stderr
-    assert "lab-ci: error: build recipe 'train': unknown training option 'warmup'" in r.stderr
-    assert not (tmp_path / "out" / "generate").exists()
+    assert r.stderr.startswith(f"lab-ci: error: {recipe}:{line}:3: train: unknown key 'warmup' (known: adam_beta1, ")
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()
     recipe.write_text(RECIPE.read_text())  # its pipeline files are not next to it here
+    line = RECIPE.read_text().splitlines().index("    knowledge: pipelines/tiny_knowledge.yaml") + 1
     r = run_build(cmd)
     assert r.returncode == 2, r.stderr
-    assert "lab-ci: error: build recipe 'generate.pipelines." in r.stderr and "tiny_" in r.stderr
-    assert not (tmp_path / "out" / "generate").exists()
+    assert r.stderr.startswith(
+        f"lab-ci: error: {recipe}:{line}:16: generate.pipelines.knowledge: {tmp_path / 'pipelines' / 'tiny_knowledge.yaml'}: "
+        "cannot read pipeline file"
+    ), r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()
