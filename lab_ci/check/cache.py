@@ -23,7 +23,7 @@ from lab_ci.check.diagnostics import Diagnostic, FileResult
 from lab_ci.check.options import CheckOptions
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
 
-FORMAT = "check-v1"
+FORMAT = "check-v2"
 
 
 def default_dir() -> Path:
@@ -51,7 +51,8 @@ def checker_fingerprint() -> str:
                 h.update(f"{vdir.name}/{f.name}\0".encode())
                 h.update(f.read_bytes())
     here = Path(__file__).resolve().parent
-    for f in sorted([*here.glob("*.py"), *here.glob("rules/*.py")]):
+    reader = here.parent / "taxonomy" / "yamlsrc.py"  # the bounded leaf reader
+    for f in sorted([*here.glob("*.py"), *here.glob("rules/*.py"), reader]):
         h.update(f.name.encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()

@@ -13,10 +13,11 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lab_ci.check import lint, schema, yamlsrc
+from lab_ci.check import lint, schema
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.check.rules import RULES, RuleContext
+from lab_ci.taxonomy import yamlsrc
 from lab_ci.taxonomy.leaf import LeafFile
 
 if TYPE_CHECKING:
@@ -91,11 +92,13 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
         return [
             _err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')
         ]
-    if len(leaf.data) > options.max_file_bytes:
-        return [_err("yaml", "file-too-large", f"the file is larger than the limit of {options.max_file_bytes} bytes")]
-
-    src = yamlsrc.parse(leaf.data)
-    out.extend(src.diagnostics)
+    src = yamlsrc.parse(leaf.data, options.read_limits())
+    out.extend(
+        Diagnostic(p.severity, "yaml", p.rule, p.message, p.line, p.column, hint=p.hint, related=p.related)
+        for p in src.problems
+    )
+    if src.text is None and src.problems and src.problems[0].rule == "file-too-large":
+        return out
     data = src.data if src.ok else None
     ctx = RuleContext(options, src.node, schema_name_for(leaf.path, data, options.taxonomy_folders), None)
     if not src.ok:
@@ -168,12 +171,7 @@ def check_leaf(leaf: LeafFile, options: CheckOptions) -> FileResult:
     except Exception as e:  # noqa: BLE001 - a bug in lab-ci must not hide the file
         diags = [_err("yaml", "internal", f"lab-ci could not check this file ({type(e).__name__}: {e})"[:300])]
     if options.strict:
-        diags = [
-            Diagnostic("error", d.source, d.rule, d.message, d.line, d.column, d.yaml_path)
-            if d.severity == "warning"
-            else d
-            for d in diags
-        ]
+        diags = [d.with_severity("error") if d.severity == "warning" else d for d in diags]
     result.diagnostics = diags
     return result.sorted()
 

@@ -21,6 +21,7 @@ from .changes import ATTRIBUTION, QNA, LeafChange, attribution_leaf, changed_lea
 from .gitrepo import GitTaxonomy, TreeEntry
 from .leaf import LeafFile
 from .worktree import read_leaf, to_taxonomy_path, walk_leaves
+from .yamlsrc import DEFAULT_MAX_FILE_BYTES
 
 
 def collect_leaves(
@@ -37,13 +38,11 @@ def collect_leaves(
     missing taxonomy or path, a bad revision, a bare repository with no revision, or
     ``base``/``head`` outside a git repository.
 
-    ``max_bytes`` (default: ``CheckOptions().max_file_bytes``) bounds memory: a larger
+    ``max_bytes`` (default: the reader's ``DEFAULT_MAX_FILE_BYTES``) bounds memory: a larger
     ``qna.yaml`` or ``attribution.txt`` is read only up to ``max_bytes + 1`` bytes (sizes
     are asked of git first), so the checker reports it as too large without anyone
     loading it whole."""
     if max_bytes is None:
-        from ..check.options import DEFAULT_MAX_FILE_BYTES
-
         max_bytes = DEFAULT_MAX_FILE_BYTES
     root = Path(taxonomy)
     if base is None and head is None:

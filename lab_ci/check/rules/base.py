@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from lab_ci.check import yamlsrc
 from lab_ci.check.options import CheckOptions
+from lab_ci.taxonomy import yamlsrc
 
 
 @dataclass(frozen=True, slots=True)
