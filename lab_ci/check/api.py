@@ -39,7 +39,15 @@ def check_taxonomy(
     options = options if options is not None else CheckOptions()
     # Reading is bounded by the same limit the engine enforces: a huge blob is read
     # only far enough for the engine's "file-too-large" error.
-    leaves = collect_leaves(taxonomy, paths=paths, base=base, head=head, cwd=cwd, max_bytes=options.max_file_bytes)
+    leaves = collect_leaves(
+        taxonomy,
+        paths=paths,
+        base=base,
+        head=head,
+        cwd=cwd,
+        max_bytes=options.max_file_bytes,
+        folders=options.taxonomy_folders,
+    )
     cache = None
     if use_cache:
         try:

@@ -18,12 +18,12 @@ from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.check.rules import RULES, RuleContext
 from lab_ci.taxonomy import yamlsrc
-from lab_ci.taxonomy.leaf import LeafFile
+from lab_ci.taxonomy.leaf import QNA, LeafFile, misnamed_leaf
 
 if TYPE_CHECKING:
     from lab_ci.check.cache import ResultCache
 
-LEAF_NAME = "qna.yaml"
+LEAF_NAME = QNA
 
 
 def _err(source: str, rule: str, message: str, line: int = 1, column: int = 1, yaml_path=None) -> Diagnostic:
@@ -75,6 +75,21 @@ def _not_a_file(leaf: LeafFile) -> Diagnostic:
     return _err("taxonomy", "not-a-file", f"{leaf.path} is {what}, not a regular file")
 
 
+def _leaf_name(path: str) -> Diagnostic:
+    folder, _, name = path.rpartition("/")
+    target = f"{folder}/{LEAF_NAME}"
+    return Diagnostic(
+        "error",
+        "taxonomy",
+        "leaf-name",
+        f'this file looks like a leaf but is named "{name}"; lab-ci, the preview and data generation '
+        f'read only files named "{LEAF_NAME}"',
+        hint=f"Rename it: git mv '{path}' '{target}' (if that folder already has a {LEAF_NAME}, "
+        "give this leaf a folder of its own).",
+        reference_message=f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name',
+    )
+
+
 def _run_rules(leaf: LeafFile, data: Any, ctx: RuleContext, out: list[Diagnostic]) -> None:
     for rule_id, rule in RULES.items():
         if rule_id in ctx.options.disable:
@@ -89,9 +104,13 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
         return [_not_a_file(leaf)]
     name = leaf.path.rsplit("/", 1)[-1]
     if name != LEAF_NAME:
-        return [
-            _err("taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name')
-        ]
+        if not misnamed_leaf(leaf.path, options.taxonomy_folders):
+            return [
+                _err(
+                    "taxonomy", "file-name", f'Taxonomy file must be named "{LEAF_NAME}"; "{name}" is not a valid name'
+                )
+            ]
+        out.append(_leaf_name(leaf.path))
     src = yamlsrc.parse(leaf.data, options.read_limits())
     out.extend(
         Diagnostic(p.severity, "yaml", p.rule, p.message, p.line, p.column, hint=p.hint, related=p.related)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabCIError
-from .leaf import Kind
+from .leaf import TAXONOMY_FOLDERS, Kind
 
 #: git tree entry modes and what they are.
 MODE_KINDS: dict[str, Kind] = {
@@ -437,14 +437,17 @@ class GitTaxonomy:
         return parse_raw_diff(self._git(*args, env=env), self.prefix)
 
 
-def leaf_pathspecs(prefix: str = "") -> list[str]:
+def leaf_pathspecs(prefix: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> list[str]:
     """Pathspecs (repository-relative, under ``prefix``) for every file that can matter
-    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``, and
-    ``attribution.txt`` files."""
+    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``,
+    ``attribution.txt`` files, and in the taxonomy ``folders`` the files a contributor
+    may have meant as leaves (``*.yaml``, ``*.yml``, ``qna.*``, any case)."""
+    misnamed = [f":(glob,icase){prefix}{f}/**/{p}" for f in folders for p in ("*.yaml", "*.yml", "qna.*")]
     return [
         f":(glob){prefix}**/qna.yaml",
         f":(glob){prefix}**/qna.yaml/**",
         f":(glob){prefix}**/attribution.txt",
+        *misnamed,
     ]
 
 

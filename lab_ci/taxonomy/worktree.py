@@ -14,13 +14,13 @@ import stat
 from pathlib import Path
 
 from ..errors import LabCIError
-from .changes import ATTRIBUTION, QNA
 from .gitrepo import disk_kind
-from .leaf import LeafFile, git_blob_id
+from .leaf import ATTRIBUTION, QNA, TAXONOMY_FOLDERS, LeafFile, git_blob_id, misnamed_leaf
 
 
-def walk_leaves(root: Path, sub: str = "") -> list[str]:
+def walk_leaves(root: Path, sub: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> list[str]:
     """Every ``qna.yaml`` (file, link, folder or nested repository) under ``root/sub``,
+    and every misnamed leaf file in a taxonomy folder (``qna.yml``, ``movie_qna.yaml``),
     as taxonomy-relative posix paths, sorted. Hidden folders (``.git``, ``.venv``...)
     and nested repositories (submodules) are not entered."""
     start = root / sub if sub else root
@@ -36,6 +36,7 @@ def walk_leaves(root: Path, sub: str = "") -> list[str]:
         names = set(filenames) | set(dirnames)
         if QNA in names:
             found.append(rel + QNA)
+        found.extend(rel + f for f in filenames if misnamed_leaf(rel + f, folders))
         keep = []
         for d in dirnames:
             if d.startswith(".") or d == QNA:  # .git, .venv, .github...; a qna.yaml folder is a leaf

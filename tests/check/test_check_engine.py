@@ -77,8 +77,14 @@ def test_qna_that_is_not_a_file(kind):
 
 
 def test_wrong_file_name_and_size_limit():
-    r = check_leaf(leaf(SKILL, "compositional_skills/x/qna.yml"), LATEST)
-    assert not r.valid and find(r, "file-name")
+    r = check_leaf(leaf(SKILL, "notes/x.txt"), LATEST)
+    assert not r.valid and [d.rule for d in r.diagnostics] == ["file-name"]
+    # A misnamed leaf: its own rule, the rename in the hint, and its content checked too.
+    r = check_leaf(leaf(SKILL.replace("version: 3", "version: 3   "), "compositional_skills/x/qna.yml"), LATEST)
+    d = find(r, "leaf-name")
+    assert not r.valid and d.severity == "error" and '"qna.yml"' in d.message
+    assert "git mv 'compositional_skills/x/qna.yml' 'compositional_skills/x/qna.yaml'" in d.hint
+    assert find(r, "trailing-spaces").line == 1
     r = check_leaf(leaf(SKILL), CheckOptions(max_file_bytes=100))
     assert not r.valid and "limit of 100 bytes" in find(r, "file-too-large").message
 

@@ -82,7 +82,18 @@ def test_json_is_the_report_dict():
     assert data["files"][2]["change"] == "renamed" and data["files"][2]["old_path"] == "knowledge/old/qna.yaml"
     assert data["files"][3]["change"] == "deleted"
     d = data["files"][0]["diagnostics"][1]
-    assert set(d) == {"severity", "source", "rule", "message", "line", "column", "yaml_path"}
+    assert set(d) == {
+        "severity",
+        "source",
+        "rule",
+        "message",
+        "hint",
+        "line",
+        "column",
+        "yaml_path",
+        "reference_message",
+        "related",
+    }
 
 
 def test_text_lines():
