@@ -24,13 +24,36 @@ EXIT_ERROR = 2  # usage error or abnormal end
 
 
 @dataclass(frozen=True, slots=True)
+class Covered:
+    """A reference-validator error that a summary diagnostic stands for (e.g. the
+    per-example errors an old-format knowledge leaf causes)."""
+
+    rule: str
+    yaml_path: str | None
+    line: int
+    column: int
+    reference_message: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "yaml_path": self.yaml_path,
+            "line": self.line,
+            "column": self.column,
+            "reference_message": self.reference_message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem.
 
     ``message``: one sentence in plain words naming the field and what was found.
     ``hint``: what to change. ``reference_message``: the reference validator's wording
-    of the same problem (JSON Schema and yamllint problems; ``None`` where the
-    reference has none or crashes). ``related``: other places that explain it."""
+    of the same problem (JSON Schema and yamllint problems; for YAML syntax errors the
+    parser's own words, with which the reference crashes). ``related``: other places
+    that explain it. ``covers``: the reference's errors this one stands for, when it
+    replaces several of them (``schema/old-format``)."""
 
     severity: Severity
     source: Source
@@ -42,6 +65,7 @@ class Diagnostic:
     hint: str | None = None
     reference_message: str | None = None
     related: tuple[Related, ...] = ()
+    covers: tuple[Covered, ...] = ()
 
     def sort_key(self) -> tuple:
         return (self.line, self.column, self.source, self.rule, self.message)
@@ -58,6 +82,7 @@ class Diagnostic:
             self.hint,
             self.reference_message,
             self.related,
+            self.covers,
         )
 
     def to_dict(self) -> dict:
@@ -72,6 +97,7 @@ class Diagnostic:
             "yaml_path": self.yaml_path,
             "reference_message": self.reference_message,
             "related": [{"line": r.line, "column": r.column, "message": r.message} for r in self.related],
+            **({"covers": [c.to_dict() for c in self.covers]} if self.covers else {}),
         }
 
     @classmethod
@@ -87,6 +113,10 @@ class Diagnostic:
             hint=d.get("hint"),
             reference_message=d.get("reference_message"),
             related=tuple(Related(int(r["line"]), int(r["column"]), r["message"]) for r in d.get("related") or ()),
+            covers=tuple(
+                Covered(c["rule"], c.get("yaml_path"), int(c["line"]), int(c["column"]), c.get("reference_message"))
+                for c in d.get("covers") or ()
+            ),
         )
 
 

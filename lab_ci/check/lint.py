@@ -179,11 +179,6 @@ class _FileConfig:
         return self._enabled
 
 
-def _to_diagnostic(p) -> Diagnostic:
-    level = "error" if p.level == "error" else "warning"
-    return Diagnostic(level, "yamllint", p.rule or "syntax", p.desc, p.line, p.column)
-
-
 def lint_problems(text: str, *, fast: bool = True) -> list:
     """yamllint ``LintProblem`` objects for ``text`` (a document that parses)."""
     conf = config()
@@ -204,5 +199,12 @@ def lint_problems(text: str, *, fast: bool = True) -> list:
 
 
 def lint(text: str, *, fast: bool = True) -> list[Diagnostic]:
-    """yamllint's problems for ``text`` as diagnostics (source ``yamllint``)."""
-    return [_to_diagnostic(p) for p in lint_problems(text, fast=fast)]
+    """yamllint's problems for ``text`` as diagnostics (source ``yamllint``), in plain
+    words with yamllint's own as ``reference_message``."""
+    from lab_ci.check.messages import yamllint_diagnostic
+
+    problems = lint_problems(text, fast=fast)
+    if not problems:
+        return []
+    last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return [yamllint_diagnostic(p, last_line) for p in problems]

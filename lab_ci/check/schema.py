@@ -157,18 +157,40 @@ def yaml_path(error) -> str:
     return path or "."
 
 
-def diagnostic(error, root: yaml.Node | None) -> Diagnostic:
+def diagnostic(error, root: yaml.Node | None, name: str = "compositional_skills") -> Diagnostic:
+    """A jsonschema error at the line and column of its node, in plain words
+    (:mod:`lab_ci.check.messages`), with the reference's words as ``reference_message``."""
+    from lab_ci.check.messages import schema_words
+
     node = yamlsrc.node_at(root, error.absolute_path)
     if error.validator == "unevaluatedProperties":
         node = _unexpected_key_node(error, node)
+    related: tuple = ()
+    if error.validator == "uniqueItems" and hasattr(error, "duplicate"):
+        i, j = error.duplicate
+        first = yamlsrc.node_at(root, [*error.absolute_path, i])
+        node = yamlsrc.node_at(root, [*error.absolute_path, j])
+        related = (yamlsrc.Related(*yamlsrc.position(first), "the first of the two"),)
     line, col = yamlsrc.position(node)
     if error.validator == "minItems":
-        message = f"Value must have at least {error.validator_value} items"
+        reference = f"Value must have at least {error.validator_value} items"
     else:
-        message = error.message[-200:]
-    return Diagnostic("error", "schema", str(error.validator), message, line, col, yaml_path(error))
+        reference = error.message[-200:]
+    message, hint = schema_words(error, name)
+    return Diagnostic(
+        "error",
+        "schema",
+        str(error.validator),
+        message,
+        line,
+        col,
+        yaml_path(error),
+        hint=hint,
+        reference_message=reference,
+        related=related,
+    )
 
 
 def validate(data: Mapping, root: yaml.Node | None, version: int, name: str) -> list[Diagnostic]:
     """Every schema error of ``data`` (a mapping), at the position of its node."""
-    return [diagnostic(e, root) for e in validator(version, name).iter_errors(data)]
+    return [diagnostic(e, root, name) for e in validator(version, name).iter_errors(data)]

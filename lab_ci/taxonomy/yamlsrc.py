@@ -102,6 +102,7 @@ class ReadProblem:
     severity: Literal["error", "warning"] = "error"
     hint: str | None = None
     related: tuple[Related, ...] = ()
+    parser_message: str | None = None  # the YAML parser's own words, for syntax errors
 
 
 @dataclass
@@ -351,28 +352,14 @@ def _compose(loader) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def _mark_position(exc: BaseException) -> tuple[int, int]:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is None:
-        return 1, 1
-    return mark.line + 1, mark.column + 1
-
-
 def syntax_problem(exc: BaseException, text: str) -> ReadProblem:
-    """A parser's or constructor's exception as a located problem."""
-    line, col = _mark_position(exc)
-    if isinstance(exc, yaml.MarkedYAMLError):
-        parts = [p for p in (exc.context, exc.problem) if p]
-        msg = "; ".join(parts) or str(exc)
-        lines = text.split("\n")
-        ch = lines[line - 1][col - 1 : col] if 0 < line <= len(lines) else ""
-        if ch == "\t" or ("'\\t'" in msg):
-            return ReadProblem("tabs", f"a tab character where YAML allows only spaces ({msg})", line, col)
-        rule = "syntax" if not isinstance(exc, yaml.constructor.ConstructorError) else "construct"
-        return ReadProblem(rule, f"YAML {rule} error: {msg}", line, col)
+    """A parser's or constructor's exception as a located problem in plain words
+    (:mod:`lab_ci.taxonomy.yamlerrors`)."""
+    from .yamlerrors import describe
+
     if isinstance(exc, RecursionError):
-        return ReadProblem("nesting-depth", "YAML nesting is too deep", line, col)
-    return ReadProblem("construct", f"cannot build a value: {type(exc).__name__}: {exc}"[:300], line, col)
+        return ReadProblem("nesting-depth", "lists and mappings are nested too deeply to read")
+    return describe(exc, text)
 
 
 def _line_count(text: str) -> int:

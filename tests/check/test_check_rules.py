@@ -56,7 +56,8 @@ def test_duplicate_question_in_skill():
     text = SKILL.replace("Write a limerick about a cat.", "write a  HAIKU about a cat.")
     d = taxonomy(check_leaf(leaf(text), OPTS))["duplicate-question"]
     assert d.yaml_path == ".seed_examples[1].question" and d.line == 7 and d.column == 15
-    assert ".seed_examples[0].question" in d.message
+    assert d.message == "seed example 2 asks the same question as seed example 1"
+    assert [(r.line, r.column) for r in d.related] == [(5, 15)] and d.hint
 
 
 def test_duplicate_question_in_knowledge():

@@ -19,6 +19,8 @@ class Problem:
     line: int = 1
     column: int = 1
     yaml_path: str | None = None
+    hint: str | None = None
+    related: tuple[yamlsrc.Related, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lab_ci.check.rules.base import Problem, RuleContext, iter_questions
+from lab_ci.taxonomy.yamlsrc import Related
 
 ID = "duplicate-question"
 LEVEL = "warning"
@@ -23,7 +24,9 @@ def _norm(text: str) -> str:
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
-    first: dict[tuple[str, str], str] = {}
+    from lab_ci.check.messages import place
+
+    first: dict[tuple[str, str], tuple] = {}
     for question, path, ypath in iter_questions(data):
         if not _norm(question):
             continue
@@ -31,6 +34,15 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
         key = (_norm(question), _norm(context) if isinstance(context, str) else "")
         if key in first:
             line, col = ctx.at(*path)
-            yield Problem(f"same question as {first[key]}", line, col, ypath)
+            earlier = first[key]
+            yield Problem(
+                f"{place(path[:-1])} asks the same question as {place(earlier[:-1])}",
+                line,
+                col,
+                ypath,
+                hint="Ask something different here, or remove one of the two; a repeated question weighs its "
+                "example twice and teaches nothing new.",
+                related=(Related(*ctx.at(*earlier), "the same question, first asked here"),),
+            )
         else:
-            first[key] = ypath
+            first[key] = path

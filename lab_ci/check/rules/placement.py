@@ -23,7 +23,12 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
     if parts[0] not in folders:
         yield Problem(
             f"qna.yaml is outside the taxonomy trees ({', '.join(f + '/' for f in folders)}); "
-            "generation will not see it"
+            "generation will not see it",
+            hint="Move the leaf into compositional_skills/ (a skill) or knowledge/ (knowledge), in folders "
+            "naming its topic, e.g. knowledge/astronomy/moon/qna.yaml.",
         )
     elif len(parts) < 3:
-        yield Problem(f"qna.yaml sits directly in {parts[0]}/; put it in a folder naming the leaf")
+        yield Problem(
+            f"qna.yaml sits directly in {parts[0]}/; put it in a folder naming the leaf",
+            hint=f"Move it into a folder naming its topic, e.g. {parts[0]}/<topic>/qna.yaml.",
+        )

@@ -50,10 +50,13 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
             if ctx_tokens > KNOWLEDGE_CONTEXT_TOKENS:
                 line, col = ctx.at("seed_examples", i, "context")
                 yield Problem(
-                    f"context is about {ctx_tokens} tokens; keep it under {KNOWLEDGE_CONTEXT_TOKENS}",
+                    f"the context of seed example {i + 1} is about {ctx_tokens} tokens; keep it under "
+                    f"{KNOWLEDGE_CONTEXT_TOKENS}",
                     line,
                     col,
                     path + ".context",
+                    hint=f"Shorten the passage to about {KNOWLEDGE_CONTEXT_TOKENS * CHARS_PER_TOKEN:,} characters, "
+                    "or split it into two seed examples with their own questions.",
                 )
             total = ctx_tokens + sum(
                 estimate_tokens(_s(qa.get("question"))) + estimate_tokens(_s(qa.get("answer")))
@@ -63,20 +66,24 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
             if total > KNOWLEDGE_EXAMPLE_TOKENS:
                 line, col = ctx.at("seed_examples", i)
                 yield Problem(
-                    f"context with its questions and answers is about {total} tokens; "
+                    f"seed example {i + 1} (context, questions and answers) is about {total} tokens; "
                     f"keep it under {KNOWLEDGE_EXAMPLE_TOKENS}",
                     line,
                     col,
                     path,
+                    hint="Shorten the context or the answers; the teacher sees the whole example next to a "
+                    "document chunk in one prompt.",
                 )
         else:
             total = sum(estimate_tokens(_s(ex.get(k))) for k in ("context", "question", "answer"))
             if total > skill_limit:
                 line, col = ctx.at("seed_examples", i)
                 yield Problem(
-                    f"seed example is about {total} tokens (context + question + answer); "
+                    f"seed example {i + 1} is about {total} tokens (context + question + answer); "
                     f"keep it under {skill_limit}, half the teacher's {ctx.options.teacher_context_tokens}-token window",
                     line,
                     col,
                     path,
+                    hint="Shorten the context or the answer; the teacher needs the other half of its window "
+                    "for instructions and for what it writes.",
                 )
