@@ -1,9 +1,12 @@
 """``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``upload-sarif``).
 
 One run; ``tool.driver.rules`` lists every rule that fired (id ``source/rule``); each
-result has ``ruleId``/``ruleIndex``, ``level``, ``message.text`` and one physical location
-whose ``artifactLocation.uri`` is repository-relative (``root_display`` is the taxonomy's
-folder inside the repository) and percent-encoded. Deleted and renamed leaves are
+result has ``ruleId``/``ruleIndex``, ``level``, ``message.text`` (the message, then the
+hint on a line of its own) and one physical location whose ``artifactLocation.uri`` is
+repository-relative (``root_display`` is the taxonomy's folder inside the repository)
+and percent-encoded; a related location (where the construct that failed began) is a
+``relatedLocations`` entry; ``properties`` carry ``yamlPath``, ``hint`` and the
+reference validator's words (``referenceMessage``). Deleted and renamed leaves are
 reported as tool execution notifications of the invocation.
 """
 
@@ -46,6 +49,15 @@ def _uri(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
+def _location(path: str, line: int, column: int) -> dict:
+    return {
+        "physicalLocation": {
+            "artifactLocation": {"uri": _uri(path)},
+            "region": {"startLine": max(1, line), "startColumn": max(1, column)},
+        }
+    }
+
+
 def to_sarif(report: Report, *, root_display: str = "") -> dict:
     rules: list[dict] = []
     index: dict[str, int] = {}
@@ -75,18 +87,18 @@ def to_sarif(report: Report, *, root_display: str = "") -> dict:
                 "ruleId": rid,
                 "ruleIndex": index[rid],
                 "level": d.severity,
-                "message": {"text": d.message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": _uri(path)},
-                            "region": {"startLine": max(1, d.line), "startColumn": max(1, d.column)},
-                        }
-                    }
-                ],
+                "message": {"text": d.message + (f"\nHint: {d.hint}" if d.hint else "")},
+                "locations": [_location(path, d.line, d.column)],
             }
-            if d.yaml_path:
-                result["properties"] = {"yamlPath": d.yaml_path}
+            if d.related:
+                result["relatedLocations"] = [
+                    {**_location(path, r.line, r.column), "id": i, "message": {"text": r.message}}
+                    for i, r in enumerate(d.related, 1)
+                ]
+            props = {"yamlPath": d.yaml_path, "hint": d.hint, "referenceMessage": d.reference_message}
+            props = {k: v for k, v in props.items() if v}
+            if props:
+                result["properties"] = props
             results.append(result)
     invocation: dict = {"executionSuccessful": True}
     if notes:
