@@ -27,10 +27,13 @@ def check_taxonomy(
     jobs: int = 1,
     use_cache: bool = True,
     cwd: Path | None = None,
+    documents=None,
 ) -> Report:
     """Collect the leaves and check them: a :class:`Report`, files sorted by path.
 
     ``options`` is a :class:`lab_ci.check.options.CheckOptions` (default: its defaults).
+    ``documents``: a :class:`lab_ci.check.documents.DocumentVerifier` to verify document
+    references online (no cache then).
     Raises :class:`lab_ci.errors.LabCIError` for bad input (missing path, bad revision).
     """
     from .engine import check_leaves
@@ -58,7 +61,7 @@ def check_taxonomy(
             logging.getLogger(__name__).warning("result cache unavailable; checking without it")
         else:
             cache = ResultCache()
-    return check_leaves(leaves, options, jobs=jobs, cache=cache)
+    return check_leaves(leaves, options, jobs=jobs, cache=cache, documents=documents)
 
 
 def repo_prefix(taxonomy: Path | str) -> str:

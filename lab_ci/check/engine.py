@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from lab_ci.check import lint, messages, schema
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
-from lab_ci.check.rules import RULES, RuleContext
+from lab_ci.check.rules import DOCUMENT_RULES, RULES, RuleContext
 from lab_ci.taxonomy import yamlsrc
 from lab_ci.taxonomy.leaf import QNA, LeafFile, misnamed_leaf
 
 if TYPE_CHECKING:
     from lab_ci.check.cache import ResultCache
+    from lab_ci.check.documents import DocumentVerifier
 
 LEAF_NAME = QNA
 
@@ -105,10 +106,11 @@ def _run_rules(leaf: LeafFile, data: Any, ctx: RuleContext, out: list[Diagnostic
     for rule_id, rule in RULES.items():
         if rule_id in ctx.options.disable:
             continue
+        level = "error" if ctx.options.document_errors and rule_id in DOCUMENT_RULES else rule.LEVEL
         for p in rule.check(leaf, data, ctx):
             out.append(
                 Diagnostic(
-                    rule.LEVEL,
+                    level,
                     "taxonomy",
                     rule_id,
                     p.message,
@@ -129,7 +131,7 @@ _CONVERT = (
 )
 
 
-def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
+def _check(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if leaf.kind != "file" or leaf.data is None:
         return [_not_a_file(leaf)]
@@ -268,16 +270,49 @@ def _check(leaf: LeafFile, options: CheckOptions) -> list[Diagnostic]:
                 found = messages.fold_old_format(found, data, name, at)
             out.extend(found)
     _run_rules(leaf, data, ctx, out)
+    if documents is not None and not any(d.rule in DOCUMENT_RULES for d in out):
+        out.extend(_verify_documents(documents, data, ctx))
     return out
 
 
-def check_leaf(leaf: LeafFile, options: CheckOptions) -> FileResult:
-    """Check one leaf. Pure: no I/O; never raises, whatever the bytes."""
+def _verify_documents(verifier: DocumentVerifier, data: Any, ctx: RuleContext) -> list[Diagnostic]:
+    """The online verifier's findings as ``taxonomy/document-fetch`` errors."""
+    from lab_ci.check import documents as docs
+
+    ref = docs.document_ref(data)
+    if ref is None:
+        return []
+    try:
+        findings = verifier.verify(ref)
+    except Exception as e:  # noqa: BLE001 - a verifier's failure is this leaf's error, not a crash
+        line, col = ctx.at("document")
+        return [
+            _err(
+                "taxonomy",
+                docs.ID,
+                f"the document repository could not be checked ({type(e).__name__})",
+                line,
+                col,
+                ".document",
+                hint="Try again later; if it keeps failing, check that the repository is public.",
+            )
+        ]
+    out = []
+    for f in findings:
+        path = ("document", f.field) if f.index is None else ("document", f.field, f.index)
+        ypath = ".document." + f.field + (f"[{f.index}]" if f.index is not None else "")
+        out.append(_err("taxonomy", docs.ID, f.message, *ctx.at(*path), ypath, hint=f.hint))
+    return out
+
+
+def check_leaf(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | None = None) -> FileResult:
+    """Check one leaf. Pure (no I/O) unless a ``documents`` verifier is given
+    (:mod:`lab_ci.check.documents`); never raises, whatever the bytes."""
     result = FileResult(path=leaf.path, change=leaf.change, old_path=leaf.old_path, blob_id=leaf.blob_id)
     if leaf.change == "deleted":
         return result
     try:
-        diags = _check(leaf, options)
+        diags = _check(leaf, options, documents)
     except RecursionError:
         diags = [_err("yaml", "syntax", "the document is nested too deeply to check")]
     except Exception as e:  # noqa: BLE001 - a bug in lab-ci must not hide the file
@@ -314,10 +349,15 @@ def check_leaves(
     *,
     jobs: int = 1,
     cache: ResultCache | None = None,
+    documents: DocumentVerifier | None = None,
 ) -> Report:
     """Check many leaves, in order. ``jobs`` > 1 checks in that many processes
-    (``jobs`` <= 0: one per CPU). With a cache, results of unchanged leaves are reused."""
+    (``jobs`` <= 0: one per CPU). With a cache, results of unchanged leaves are reused.
+    With a ``documents`` verifier (:mod:`lab_ci.check.documents`) knowledge leaves'
+    document references are verified online too, in this process, without the cache."""
     leaves = list(leaves)
+    if documents is not None:
+        return Report(files=[check_leaf(leaf, options, documents) for leaf in leaves])
     results: list[FileResult | None] = [None] * len(leaves)
     todo: list[int] = []
     for i, leaf in enumerate(leaves):

@@ -46,6 +46,9 @@ class CheckOptions:
         :mod:`lab_ci.taxonomy.yamlsrc`.
     teacher_context_tokens: the context window the ``text-size`` rule budgets for.
     disable: ids of taxonomy rules (``lab_ci.check.rules.RULES``) to skip.
+    document_errors: the ``document-repo``, ``document-commit`` and
+        ``document-patterns`` rules report errors instead of warnings (the bot turns
+        this on: a leaf whose documents cannot be fetched fails before its preview).
     """
 
     schema_version: str | int = "latest"
@@ -57,6 +60,7 @@ class CheckOptions:
     max_values: int = DEFAULT_MAX_VALUES
     teacher_context_tokens: int = DEFAULT_TEACHER_CONTEXT_TOKENS
     disable: tuple[str, ...] = ()
+    document_errors: bool = False
 
     def __post_init__(self) -> None:
         v = self.schema_version

@@ -18,7 +18,16 @@ def taxonomy(result):
 
 
 def test_every_rule_is_documented_and_warns_by_default():
-    assert set(RULES) == {"placement", "attribution-missing", "attribution-empty", "duplicate-question", "text-size"}
+    assert set(RULES) == {
+        "placement",
+        "attribution-missing",
+        "attribution-empty",
+        "duplicate-question",
+        "text-size",
+        "document-repo",
+        "document-commit",
+        "document-patterns",
+    }
     for rule_id, rule in RULES.items():
         assert rule.ID == rule_id and rule.LEVEL == "warning"
         assert rule.__doc__ and rule.__doc__.startswith(rule_id + ":")
