@@ -441,8 +441,8 @@ def leaf_pathspecs(prefix: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS
     """Pathspecs (repository-relative, under ``prefix``) for every file that can matter
     to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``,
     ``attribution.txt`` files, and in the taxonomy ``folders`` the files a contributor
-    may have meant as leaves (``*.yaml``, ``*.yml``, ``qna.*``, any case)."""
-    misnamed = [f":(glob,icase){prefix}{f}/**/{p}" for f in folders for p in ("*.yaml", "*.yml", "qna.*")]
+    may have meant as leaves (``*.yaml``, ``*.yml``, any case)."""
+    misnamed = [f":(glob,icase){prefix}{f}/**/{p}" for f in folders for p in ("*.yaml", "*.yml")]
     return [
         f":(glob){prefix}**/qna.yaml",
         f":(glob){prefix}**/qna.yaml/**",

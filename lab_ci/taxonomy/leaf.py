@@ -18,8 +18,9 @@ ATTRIBUTION = "attribution.txt"
 TAXONOMY_FOLDERS: tuple[str, ...] = ("compositional_skills", "knowledge")
 
 #: A file name a contributor meant as a leaf: any YAML file (``qna.yml``, ``QNA.yaml``,
-#: ``movie_qna.yaml``), or a ``qna.`` anything (``qna.yaml.txt``).
-_LEAF_LIKE = re.compile(r"(\.ya?ml\s*$|^\s*qna\s*\.)", re.IGNORECASE)
+#: ``movie_qna.yaml``, ``qna.yaml `` with a trailing space). Editor backups
+#: (``qna.yaml~``, ``qna.yaml.bak``) are not.
+_LEAF_LIKE = re.compile(r"\.ya?ml\s*$", re.IGNORECASE)
 
 #: What the path is in the tree: a regular file, a symlink, a directory (tree), a git
 #: submodule, a special file on disk (fifo, socket, device), or gone (deleted).

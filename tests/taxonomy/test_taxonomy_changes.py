@@ -60,13 +60,14 @@ def test_leaf_names():
     assert leaf_of("knowledge/a/qna.yaml") == "knowledge/a/qna.yaml"
     assert leaf_of("knowledge/a/qna.yaml/inner/x") == "knowledge/a/qna.yaml"
     # Misnamed leaves inside a taxonomy folder are leaves (the checker names them) ...
-    for name in ("qna.yml", "QNA.yaml", "movie_qna.yaml", "Qna.YML", "qna.yaml.txt", "qna.yaml ", "notes.yaml"):
+    for name in ("qna.yml", "QNA.yaml", "movie_qna.yaml", "Qna.YML", "qna.yaml ", "notes.yaml"):
         assert leaf_of(f"knowledge/a/{name}") == f"knowledge/a/{name}", name
     assert leaf_of("compositional_skills/a/b/qna.yml") == "compositional_skills/a/b/qna.yml"
     # ... but not elsewhere (upstream keeps docs/template_qna.yaml), nor other files.
     assert leaf_of("docs/template_qna.yaml") is None
     assert leaf_of("qna.yml") is None
     assert leaf_of("knowledge/a/attribution.txt") is None and leaf_of("knowledge/a/notes.md") is None
+    assert leaf_of("knowledge/a/qna.yaml~") is None and leaf_of("knowledge/a/qna.yaml.bak") is None
     assert leaf_of("knowledge/a/qna.yml", folders=("skills",)) is None
     assert attribution_leaf("knowledge/a/attribution.txt") == "knowledge/a/qna.yaml"
     assert attribution_leaf("attribution.txt") is None  # the root's belongs to no leaf

@@ -144,7 +144,6 @@ def test_working_tree_snapshot_hashes_only_leaf_files(repo: Path, tmp_path: Path
         ":(glob)sub/**/attribution.txt",
         ":(glob,icase)sub/knowledge/**/*.yaml",
         ":(glob,icase)sub/knowledge/**/*.yml",
-        ":(glob,icase)sub/knowledge/**/qna.*",
     ]
 
 
