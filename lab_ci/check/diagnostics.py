@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lab_ci.taxonomy.yamlsrc import Related
+from lab_ci.taxonomy.limits import Related
 
 Severity = Literal["error", "warning"]
 Source = Literal["yaml", "yamllint", "schema", "taxonomy"]

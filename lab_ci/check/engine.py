@@ -13,11 +13,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lab_ci.check import lint, messages, schema
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.check.rules import DOCUMENT_RULES, RULES, RuleContext
-from lab_ci.taxonomy import yamlsrc
 from lab_ci.taxonomy.leaf import QNA, LeafFile, misnamed_leaf
 
 if TYPE_CHECKING:
@@ -132,6 +130,10 @@ _CONVERT = (
 
 
 def _check(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | None = None) -> list[Diagnostic]:
+    # YAML, yamllint and jsonschema load on the first leaf that is not in the cache.
+    from lab_ci.check import lint, messages, schema
+    from lab_ci.taxonomy import yamlsrc
+
     out: list[Diagnostic] = []
     if leaf.kind != "file" or leaf.data is None:
         return [_not_a_file(leaf)]

@@ -20,6 +20,7 @@ errors per seed example to it. :func:`fold_old_format` says it once
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -241,6 +242,16 @@ def _type_words(where: str, field: str | None, inst: Any, expected) -> tuple[str
     return message, f"Write {want_words} here."
 
 
+@functools.lru_cache(maxsize=1024)
+def _known_name(key: str, known: frozenset[str]) -> str | None:
+    """The known field ``key`` most likely stands for (a typo, another spelling, a
+    synonym), or None. Cached: the same wrong names come back file after file."""
+    norm = key.replace(".", "_").replace("-", "_").replace(" ", "_").lower()
+    close = difflib.get_close_matches(norm, sorted(known), n=1, cutoff=0.7)
+    target = close[0] if close else SYNONYMS.get(norm) or SYNONYMS.get(norm.replace("_", ""))
+    return target if target in known else None
+
+
 def _unknown_fields_hint(extra: list, known: set[str], path, schema_name: str) -> str:
     keys = [str(k) for k in extra]
     if not path and schema_name == "knowledge" and "task_description" in keys:
@@ -258,10 +269,8 @@ def _unknown_fields_hint(extra: list, known: set[str], path, schema_name: str) -
         return credits + "."
     fixes = []
     for k in keys:
-        norm = k.replace(".", "_").replace("-", "_").replace(" ", "_").lower()
-        close = difflib.get_close_matches(norm, sorted(known), n=1, cutoff=0.7)
-        target = close[0] if close else SYNONYMS.get(norm) or SYNONYMS.get(norm.replace("_", ""))
-        if target in known:
+        target = _known_name(k, frozenset(known))
+        if target is not None:
             fixes.append(f"`{k}` to `{target}`")
     if fixes:
         return (credits + "; " if credits else "") + "Rename " + ", ".join(fixes) + "."

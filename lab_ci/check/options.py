@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from lab_ci.taxonomy.yamlsrc import (
+from lab_ci.taxonomy.limits import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_LINES,

@@ -20,8 +20,8 @@ from ..errors import LabCIError
 from .changes import LeafChange, attribution_leaf, changed_leaves
 from .gitrepo import GitTaxonomy, TreeEntry
 from .leaf import ATTRIBUTION, QNA, TAXONOMY_FOLDERS, LeafFile, misnamed_leaf
+from .limits import DEFAULT_MAX_FILE_BYTES
 from .worktree import read_leaf, to_taxonomy_path, walk_leaves
-from .yamlsrc import DEFAULT_MAX_FILE_BYTES
 
 
 def collect_leaves(

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from yaml.events import (
@@ -52,57 +52,34 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 _CLoader = getattr(yaml, "CSafeLoader", None)
 
-#: A qna.yaml bigger than this is not parsed at all. The largest of the 1947 files
-#: contributed to the real community taxonomy is 621 KB (most are under 20 KB).
-DEFAULT_MAX_FILE_BYTES = 1_000_000
-#: More lines than this are not parsed (the largest real leaf has 18,486 lines).
-DEFAULT_MAX_LINES = 50_000
-#: Collections nested deeper than this are refused (real leaves nest 6 levels).
-DEFAULT_MAX_DEPTH = 64
-#: Values (scalars, lists, mappings; keys count) after expanding every alias. The
-#: largest real leaf has 3,463; the one real leaf with aliases expands 98 to 134.
-#: Checking costs about 25 us a value (yamllint's token rules are most of it), so
-#: this keeps any file within about half a second.
-DEFAULT_MAX_VALUES = 20_000
-#: Events the pure-Python parser may read when libyaml refused a document (the
-#: largest real leaf has about 7,800 tokens).
-PY_FALLBACK_MAX_EVENTS = 10_000
+from .limits import (  # noqa: E402 - re-exported: the reader's public names
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_LINES,
+    DEFAULT_MAX_VALUES,
+    PY_FALLBACK_MAX_EVENTS,
+    ReadLimits,
+    ReadProblem,
+    Related,
+)
 
-
-@dataclass(frozen=True)
-class ReadLimits:
-    """Bounds on reading one leaf (see the module docstring)."""
-
-    max_bytes: int = DEFAULT_MAX_FILE_BYTES
-    max_lines: int = DEFAULT_MAX_LINES
-    max_depth: int = DEFAULT_MAX_DEPTH
-    max_values: int = DEFAULT_MAX_VALUES
-
-
-DEFAULT_LIMITS = ReadLimits()
-
-
-@dataclass(frozen=True, slots=True)
-class Related:
-    """A second place that explains a problem (e.g. where an unclosed block began)."""
-
-    line: int
-    column: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReadProblem:
-    """Something wrong with the file as YAML (the checker reports it as ``yaml/<rule>``)."""
-
-    rule: str
-    message: str
-    line: int = 1
-    column: int = 1
-    severity: Literal["error", "warning"] = "error"
-    hint: str | None = None
-    related: tuple[Related, ...] = ()
-    parser_message: str | None = None  # the YAML parser's own words, for syntax errors
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_LINES",
+    "DEFAULT_MAX_VALUES",
+    "PY_FALLBACK_MAX_EVENTS",
+    "LeafYAMLError",
+    "ReadLimits",
+    "ReadProblem",
+    "Related",
+    "YamlSource",
+    "decode",
+    "load",
+    "parse",
+]
 
 
 @dataclass
@@ -343,13 +320,48 @@ class _BoundedPythonLoader(yaml.SafeLoader):
 # --- composing ---------------------------------------------------------------------------
 
 
-def _compose(loader) -> tuple[yaml.Node | None, Any]:
+def _compose(loader, check=None) -> tuple[yaml.Node | None, Any]:
     try:
         node = loader.get_single_node()
+        if check is not None and node is not None:
+            check(node)
         data = loader.construct_document(node) if node is not None else None
         return node, data
     finally:
         loader.dispose()
+
+
+def _precheck(text: str, limits: ReadLimits) -> tuple[bool, bool]:
+    """``(scan, walk)``: whether ``text`` needs the event scan, or else a walk of its
+    node tree for depth, to be read within ``limits``. Counting characters is enough
+    for most files: every value but the first follows one of ``: - ? [ { ,`` (each
+    at most two values: a key and an empty value), every list or mapping starts at
+    one of ``: - ? [ {``, and aliases need an anchor (``&``) and a ``*``."""
+    if "*" in text and "&" in text:
+        return True, False  # aliases: their expansion is counted on the events
+    starts = text.count(":") + text.count("-") + text.count("?") + text.count("[") + text.count("{")
+    if 2 * (starts + text.count(",")) + 2 > limits.max_values:
+        return True, False
+    return False, starts >= limits.max_depth
+
+
+def _check_depth(root: yaml.Node, limits: ReadLimits) -> None:
+    """Raise ``_OverBudget`` at the first collection nested deeper than the limit (a
+    tree: no aliases when this runs)."""
+    stack = [(root, 1)]
+    limit = limits.max_depth
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        if depth > limit:
+            raise _OverBudget(_too_deep(node, limit))
+        if isinstance(node, yaml.MappingNode):  # children pushed last first: popped in document order
+            for k, v in reversed(node.value):
+                stack.append((v, depth + 1))
+                stack.append((k, depth + 1))
+        else:
+            stack.extend((c, depth + 1) for c in reversed(node.value))
 
 
 def syntax_problem(exc: BaseException, text: str) -> ReadProblem:
@@ -391,8 +403,10 @@ def parse(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> YamlSource:
         if _CParser is None or _CLoader is None:
             src.node, src.data = _compose(_BoundedPythonLoader(text, limits, None))
         else:
-            _scan(text, limits)
-            src.node, src.data = _compose(_CLoader(text))
+            scan, walk = _precheck(text, limits)
+            if scan:
+                _scan(text, limits)
+            src.node, src.data = _compose(_CLoader(text), (lambda n: _check_depth(n, limits)) if walk else None)
     except _OverBudget as e:
         src.problems.append(e.problem)
         return src

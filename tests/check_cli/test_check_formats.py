@@ -97,6 +97,8 @@ def test_format_matches_golden(fmt: str):
 
 def test_json_is_the_report_dict():
     data = json.loads(render("json", known_report(), root_display=ROOT))
+    assert data == json.loads(json.dumps(known_report().to_dict()))
+    assert json.loads(render("json", Report())) == Report().to_dict()
     assert data["version"] == 1
     assert data["summary"] == {"files": 3, "valid": 2, "invalid": 1, "errors": 2, "warnings": 8}
     assert [f["path"] for f in data["files"]][0] == "compositional_skills/writing/haiku/qna.yaml"

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.messages import place
 from lab_ci.check.rules.base import Problem, RuleContext, iter_questions
-from lab_ci.taxonomy.yamlsrc import Related
+from lab_ci.taxonomy.limits import Related
 
 ID = "duplicate-question"
 LEVEL = "warning"
@@ -24,8 +25,6 @@ def _norm(text: str) -> str:
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
-    from lab_ci.check.messages import place
-
     first: dict[tuple[str, str], tuple] = {}
     for question, path, ypath in iter_questions(data):
         if not _norm(question):
