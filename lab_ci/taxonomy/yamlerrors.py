@@ -181,6 +181,12 @@ def describe(exc: BaseException, text: str) -> ReadProblem:
             f"a value cannot start with `{ch}` unless it is quoted",
             "Put the value in quotes.",
         )
+    if ("flow sequence" in context or "flow mapping" in context) and problem.endswith("but got '?'"):
+        return mk(
+            "syntax",
+            "a `?` inside an unquoted value between brackets ends that value (YAML 1.1, as the reference reads it)",
+            'Put the value in quotes: `{question: "Why?", answer: ...}`, or write the mapping in block style.',
+        )
     if "flow sequence" in context or "flow mapping" in context:
         opener, closer = ("[", "]") if "sequence" in context else ("{", "}")
         return mk(

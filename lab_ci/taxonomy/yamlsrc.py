@@ -345,6 +345,29 @@ def _precheck(text: str, limits: ReadLimits) -> tuple[bool, bool]:
     return False, starts >= limits.max_depth
 
 
+def _question_in_flow(root: yaml.Node | None) -> bool:
+    """Does a plain (unquoted) scalar inside ``[...]`` or ``{...}`` hold a ``?``?"""
+    stack = [(root, False)] if root is not None else []
+    seen: set[int] = set()
+    while stack:
+        node, flow = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if flow and not node.style and "?" in node.value:
+                return True
+            continue
+        inner = flow or bool(node.flow_style)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.append((k, inner))
+                stack.append((v, inner))
+        else:
+            stack.extend((c, inner) for c in node.value)
+    return False
+
+
 def _check_depth(root: yaml.Node, limits: ReadLimits) -> None:
     """Raise ``_OverBudget`` at the first collection nested deeper than the limit (a
     tree: no aliases when this runs)."""
@@ -407,6 +430,10 @@ def parse(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> YamlSource:
             if scan:
                 _scan(text, limits)
             src.node, src.data = _compose(_CLoader(text), (lambda n: _check_depth(n, limits)) if walk else None)
+            if "?" in text and ("{" in text or "[" in text) and _question_in_flow(src.node):
+                # libyaml reads `{question: Why?, answer: x}`; PyYAML (the reference's
+                # parser) ends a plain scalar at `?` inside brackets and fails: its word.
+                raise yaml.YAMLError("a plain scalar with '?' inside a flow collection")
     except _OverBudget as e:
         src.problems.append(e.problem)
         return src

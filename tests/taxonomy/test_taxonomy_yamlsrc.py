@@ -175,3 +175,17 @@ def test_the_taxonomy_layer_imports_nothing_above_it():
                 if (name.startswith("..") or name.startswith("lab_ci.")) and top in above:
                     offenders.append(f"{path.name}: {name}")
     assert offenders == []
+
+
+def test_a_question_mark_inside_brackets_is_read_as_the_reference_reads_it():
+    """libyaml reads `{question: Why?}`; PyYAML, the reference's parser, ends the value
+    at `?` and fails. The verdict must be the reference's."""
+    for text in ("a: {question: Why?, answer: x}\n", "a: [Why?]\n"):
+        with pytest.raises(yaml.YAMLError):
+            yaml.load(text, Loader=yaml.SafeLoader)
+        assert yaml.load(text, Loader=yaml.CSafeLoader)  # libyaml takes it
+        src = yamlsrc.parse(text.encode())
+        (p,) = src.problems
+        assert not src.ok and p.rule == "syntax" and "`?`" in p.message and "quotes" in p.hint
+    for text in ("a: Why?\nb: [x]\n", "a: {q: 'Why?'}\n", "a: [x]\nb: {c: d}\n"):
+        assert yamlsrc.parse(text.encode()).ok and yaml.safe_load(text) == yamlsrc.load(text.encode())

@@ -16,6 +16,7 @@ import json
 from urllib.parse import quote
 
 from ... import __version__
+from ..catalog import rule_doc
 from ..diagnostics import Report
 from . import rule_id
 
@@ -31,18 +32,11 @@ SOURCE_DESCRIPTIONS = {
 
 
 def _describe(source: str, rule: str) -> str:
-    """A rule's one-line description: the taxonomy rule module's docstring when there
-    is one, else the family and the rule name."""
-    if source == "taxonomy":
-        try:
-            from ..rules import RULES
+    """A rule's one-line description: its summary in the rule catalog
+    (:func:`lab_ci.check.catalog.rule_docs`), else the family and the rule name."""
+    from ..catalog import rule_summary
 
-            doc = (RULES[rule].__doc__ or "").strip().splitlines()
-            if doc:
-                return doc[0].replace("``", "")
-        except (ImportError, KeyError, AttributeError):
-            pass
-    return f"{SOURCE_DESCRIPTIONS.get(source, source)}: {rule}"
+    return rule_summary(source, rule) or f"{SOURCE_DESCRIPTIONS.get(source, source)}: {rule}"
 
 
 def _uri(path: str) -> str:
@@ -74,15 +68,17 @@ def to_sarif(report: Report, *, root_display: str = "") -> dict:
             rid = rule_id(d.source, d.rule)
             if rid not in index:
                 index[rid] = len(rules)
-                rules.append(
-                    {
-                        "id": rid,
-                        "name": d.rule,
-                        "shortDescription": {"text": _describe(d.source, d.rule)},
-                        "defaultConfiguration": {"level": d.severity},
-                        "properties": {"source": d.source},
-                    }
-                )
+                entry = {
+                    "id": rid,
+                    "name": d.rule,
+                    "shortDescription": {"text": _describe(d.source, d.rule)},
+                    "defaultConfiguration": {"level": d.severity},
+                    "properties": {"source": d.source},
+                }
+                doc = rule_doc(d.source, d.rule)
+                if doc is not None:
+                    entry["fullDescription"] = {"text": doc.description}
+                rules.append(entry)
             result = {
                 "ruleId": rid,
                 "ruleIndex": index[rid],

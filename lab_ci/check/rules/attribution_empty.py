@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import SKILL
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "attribution-empty"
 LEVEL = "warning"
+SUMMARY = "attribution.txt says nothing"
+PASSING = SKILL
+FAILING = SKILL
+EXAMPLE = {"failing_context": {"attribution": b"  \n"}}
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:

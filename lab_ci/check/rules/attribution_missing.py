@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import SKILL
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "attribution-missing"
 LEVEL = "warning"
+SUMMARY = "no attribution.txt beside the qna.yaml"
+PASSING = SKILL
+FAILING = SKILL
+EXAMPLE = {"failing_context": {"attribution": None}}
 HINT = (
     "Add attribution.txt next to qna.yaml saying where the seed examples come from: the title, a link, "
     "the license and the creators of each source (`Title of work:`, `Link to work:`, `License of the work:`, "

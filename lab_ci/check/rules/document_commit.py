@@ -3,20 +3,6 @@
 The preview and the build fetch the documents at exactly that commit; a branch name
 (``main``, ``HEAD``) moves under them and a short SHA cannot be fetched from a server.
 A full SHA is 40 hexadecimal characters (64 in repositories using SHA-256).
-
-Passing::
-
-    document:
-      repo: https://github.com/me/docs
-      commit: 0123456789abcdef0123456789abcdef01234567
-      patterns: [moon.md]
-
-Failing::
-
-    document:
-      repo: https://github.com/me/docs
-      commit: main
-      patterns: [moon.md]
 """
 
 from __future__ import annotations
@@ -24,12 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import KNOWLEDGE, KNOWLEDGE_PATH
 from lab_ci.check.rules._document import at, document
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "document-commit"
 LEVEL = "warning"
 SUMMARY = "document.commit must be the full SHA of one commit"
+PASSING = KNOWLEDGE
+FAILING = KNOWLEDGE.replace("commit: 0123456789abcdef0123456789abcdef01234567", "commit: main")
+EXAMPLE = {"path": KNOWLEDGE_PATH}
 
 _FULL = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 _SHORT = re.compile(r"[0-9a-fA-F]{4,39}")

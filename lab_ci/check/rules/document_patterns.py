@@ -3,32 +3,22 @@
 Each pattern is matched against the files of the document repository at
 ``document.commit``: a blank pattern matches nothing, and an absolute path or one
 climbing out with ``..`` can never match a file in the repository.
-
-Passing::
-
-    document:
-      repo: https://github.com/me/docs
-      commit: 0123456789abcdef0123456789abcdef01234567
-      patterns: [moon.md, "chapters/*.md"]
-
-Failing::
-
-    document:
-      repo: https://github.com/me/docs
-      commit: 0123456789abcdef0123456789abcdef01234567
-      patterns: [/home/me/moon.md]
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import KNOWLEDGE, KNOWLEDGE_PATH
 from lab_ci.check.rules._document import at, document
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "document-patterns"
 LEVEL = "warning"
 SUMMARY = "document.patterns must name files inside the repository"
+PASSING = KNOWLEDGE
+FAILING = KNOWLEDGE.replace("patterns: [moon.md]", "patterns: [/home/octocat/moon.md]")
+EXAMPLE = {"path": KNOWLEDGE_PATH}
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:

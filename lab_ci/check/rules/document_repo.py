@@ -6,20 +6,6 @@ an address without a scheme, a web page that is no code host, or the URL of a si
 file in a repository is reported, with the URL to write instead where it can be
 worked out. Known code hosts: :data:`CODE_HOSTS`, and hosts named ``github.*`` or
 ``gitlab.*`` (enterprise installations).
-
-Passing::
-
-    document:
-      repo: https://github.com/me/docs
-      commit: 0123456789abcdef0123456789abcdef01234567
-      patterns: [moon.md]
-
-Failing::
-
-    document:
-      repo: git@github.com:me/docs.git
-      commit: 0123456789abcdef0123456789abcdef01234567
-      patterns: [moon.md]
 """
 
 from __future__ import annotations
@@ -29,12 +15,16 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from lab_ci.check.catalog import KNOWLEDGE, KNOWLEDGE_PATH
 from lab_ci.check.rules._document import at, document
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "document-repo"
 LEVEL = "warning"
 SUMMARY = "document.repo must be the https URL of a git repository on a code host"
+PASSING = KNOWLEDGE
+FAILING = KNOWLEDGE.replace("repo: 'https://github.com/octocat/moon'", "repo: 'git@github.com:octocat/moon.git'")
+EXAMPLE = {"path": KNOWLEDGE_PATH}
 
 CODE_HOSTS = (
     "github.com",

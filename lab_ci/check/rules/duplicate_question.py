@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import SKILL
 from lab_ci.check.messages import place
 from lab_ci.check.rules.base import Problem, RuleContext, iter_questions
 from lab_ci.taxonomy.limits import Related
 
 ID = "duplicate-question"
 LEVEL = "warning"
+SUMMARY = "the same question twice in one leaf"
+PASSING = SKILL
+FAILING = SKILL.replace("{question: A rhyme for star, answer: Car.}", "{question: A rhyme for CAT, answer: Mat.}")
 
 
 def _norm(text: str) -> str:

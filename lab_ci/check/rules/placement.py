@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import SKILL
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "placement"
 LEVEL = "warning"
+SUMMARY = "a leaf outside the taxonomy folders, or directly in one"
+PASSING = SKILL
+FAILING = SKILL
+EXAMPLE = {"failing_context": {"path": "docs/rhymes/qna.yaml"}}
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.catalog import SKILL
 from lab_ci.check.rules.base import Problem, RuleContext
 
 ID = "text-size"
 LEVEL = "warning"
+SUMMARY = "a seed example too long for the teacher model's context"
+PASSING = SKILL
+FAILING = SKILL.replace("answer: Hat.", "answer: " + "A hat and a mat and a bat and a rat. " * 5)
+#: Shown with a 64-token teacher window (a limit of 32 tokens per example).
+EXAMPLE = {"options": {"teacher_context_tokens": 64}}
 
 CHARS_PER_TOKEN = 4
 KNOWLEDGE_CONTEXT_TOKENS = 500
