@@ -97,10 +97,13 @@ def _heading(report: Report) -> str:
     return f"### ✅ lab-ci check: {_plural(s['files'], 'file')} valid ({counts})"
 
 
-def _cell(d) -> str:
-    """The message, then its hint and related locations on lines of their own."""
+def _cell(d, previous=None) -> str:
+    """The message, then its hint and related locations on lines of their own (a hint
+    the row above already gave is not repeated)."""
     msg = escape_markdown(d.message, limit=MAX_MESSAGE)
-    if d.hint:
+    if d.hint and previous is not None and previous.hint == d.hint:
+        msg += "<br>**Hint:** as above."
+    elif d.hint:
         msg += f"<br>**Hint:** {escape_markdown(d.hint, limit=MAX_HINT)}"
     for r in d.related[:3]:
         msg += f"<br>↳ line {r.line}, column {r.column}: {escape_markdown(r.message, limit=120)}"
@@ -109,8 +112,10 @@ def _cell(d) -> str:
 
 def _table(f: FileResult) -> list[str]:
     rows = ["| Line | Column | Severity | Rule | Message |", "|---:|---:|---|---|---|"]
+    previous = None
     for d in f.diagnostics[:MAX_ROWS]:
-        msg = _cell(d)
+        msg = _cell(d, previous)
+        previous = d
         icon = "error" if d.severity == "error" else "warning"
         rows.append(f"| {d.line} | {d.column} | {icon} | {escape_markdown(rule_id(d.source, d.rule))} | {msg} |")
     if len(f.diagnostics) > MAX_ROWS:
