@@ -92,6 +92,12 @@ class YamlSource:
     ok: bool = False  # decoded and parsed within the limits
     problems: list[ReadProblem] = field(default_factory=list)
 
+    @property
+    def diagnostics(self) -> list[ReadProblem]:
+        """The reader's problems under their former name (``severity``, ``line``,
+        ``column``, ``message`` as before)."""
+        return self.problems
+
 
 class LeafYAMLError(yaml.YAMLError):
     """A leaf that cannot be read: broken YAML, bad UTF-8 or over a limit.

@@ -189,3 +189,14 @@ def test_a_question_mark_inside_brackets_is_read_as_the_reference_reads_it():
         assert not src.ok and p.rule == "syntax" and "`?`" in p.message and "quotes" in p.hint
     for text in ("a: Why?\nb: [x]\n", "a: {q: 'Why?'}\n", "a: [x]\nb: {c: d}\n"):
         assert yamlsrc.parse(text.encode()).ok and yaml.safe_load(text) == yamlsrc.load(text.encode())
+
+
+def test_the_old_import_path_still_reads():
+    """lab_ci.check.yamlsrc (the reader's old place) re-exports the reader, and
+    ``diagnostics`` is still the list of problems (the bot's config reader uses both)."""
+    from lab_ci.check import yamlsrc as old
+
+    src = old.parse(b"a: [1\n")
+    (d,) = [d for d in src.diagnostics if d.severity == "error"]
+    assert not src.ok and (d.line, d.column) > (1, 1) and d.message
+    assert old.position is yamlsrc.position and old.parse is yamlsrc.parse
