@@ -18,6 +18,7 @@ An example is a whole leaf (short ones are written in flow style), checked at
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -531,13 +532,18 @@ def _rule_modules() -> list[RuleDoc]:
                 rule_id,
                 mod.LEVEL,
                 mod.SUMMARY,
-                " ".join(rest.split()) if rest.strip() else first,
+                _markdown(" ".join(rest.split()) if rest.strip() else first),
                 mod.PASSING,
                 mod.FAILING,
                 **example,
             )
         )
     return out
+
+
+def _markdown(text: str) -> str:
+    """A module docstring's reST inline markup as Markdown (``x`` and :data:`x` -> `x`)."""
+    return re.sub(r":\w+:`([^`]+)`", r"`\1`", text).replace("``", "`")
 
 
 def rule_docs() -> list[RuleDoc]:

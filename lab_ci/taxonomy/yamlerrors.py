@@ -21,6 +21,20 @@ _BLOCK_HEADER = re.compile(r"^(\s*)(?:-\s+)*(?:[^#\s][^#]*?:\s+)?([|>][-+0-9]*)\
 _HEADER_WITH_TEXT = re.compile(r"^(\s*(?:-\s+)*)([^#\s][^#]*?):\s*([|>][-+0-9]*)(.*)$")
 
 
+#: The related location's words, by the parser's context.
+_STARTS = {
+    "while scanning a simple key": "the line read as a key starts here",
+    "while parsing a flow sequence": "the `[` list starts here",
+    "while parsing a flow mapping": "the `{` mapping starts here",
+    "while parsing a block mapping": "the mapping it belongs to starts here",
+    "while parsing a block collection": "the list it belongs to starts here",
+    "while scanning a block scalar": "the block of text starts here",
+    "while scanning a quoted scalar": "the quoted text starts here",
+    "while scanning a double-quoted scalar": "the quoted text starts here",
+    "while parsing a flow node": "the value starts here",
+}
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
@@ -72,8 +86,7 @@ def describe(exc: BaseException, text: str) -> ReadProblem:
     words = _words(exc)
     related: tuple[Related, ...] = ()
     if (cline, ccol) != (line, col):
-        what = context.replace("while ", "") or "the construct"
-        related = (Related(cline, ccol, f"{what} began here"),)
+        related = (Related(cline, ccol, _STARTS.get(context, f"{context.replace('while ', '') or 'it'} began here")),)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     csrc = lines[cline - 1] if 0 < cline <= len(lines) else ""
     ch = src[col - 1 : col]

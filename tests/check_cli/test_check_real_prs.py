@@ -71,7 +71,7 @@ def test_pr72_a_syntax_error_keeps_its_cause(corpus_mirror, tmp_path):
     assert [(r.line, r.column) for r in d.related] == [(39, 3)]
     path = f.path
     text = render("text", report).splitlines()
-    assert f"  {path}:39:3: note: scanning a simple key began here" in text
+    assert f"  {path}:39:3: note: the line read as a key starts here" in text
     github = render("github", report).splitlines()
     assert any(x.startswith(f"::notice file={path},line=39,col=3,title=lab-ci yaml/syntax (related)::") for x in github)
     sarif = json.loads(render("sarif", report))
