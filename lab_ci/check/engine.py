@@ -9,6 +9,7 @@ we report an error there). The README (what is checked) lists every difference.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -129,10 +130,17 @@ _CONVERT = (
 )
 
 
-def _check(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | None = None) -> list[Diagnostic]:
-    # YAML, yamllint and jsonschema load on the first leaf that is not in the cache.
+@functools.cache
+def _modules():
+    """YAML, yamllint and jsonschema load on the first leaf that is not in the cache."""
     from lab_ci.check import lint, messages, schema
     from lab_ci.taxonomy import yamlsrc
+
+    return lint, messages, schema, yamlsrc
+
+
+def _check(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | None = None) -> list[Diagnostic]:
+    lint, messages, schema, yamlsrc = _modules()
 
     out: list[Diagnostic] = []
     if leaf.kind != "file" or leaf.data is None:

@@ -7,6 +7,7 @@ extra taxonomy rules are warnings unless ``strict`` is set.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 
@@ -28,6 +29,11 @@ __all__ = ["CheckOptions", "DEFAULT_MAX_FILE_BYTES", "SCHEMA_VERSIONS", "LATEST_
 #: ``max_num_tokens`` of the reference generator (instructlab-sdg's LLMBlock) and the
 #: default server context of ``ilab model serve``.
 DEFAULT_TEACHER_CONTEXT_TOKENS = 4096
+
+
+@functools.lru_cache(maxsize=32)
+def _limits(max_bytes: int, max_lines: int, max_depth: int, max_values: int) -> ReadLimits:
+    return ReadLimits(max_bytes, max_lines, max_depth, max_values)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class CheckOptions:
 
     def read_limits(self) -> ReadLimits:
         """The bounds the leaf reader works within."""
-        return ReadLimits(self.max_file_bytes, self.max_lines, self.max_depth, self.max_values)
+        return _limits(self.max_file_bytes, self.max_lines, self.max_depth, self.max_values)
 
     def reference_version(self) -> int:
         """The reference's ``schema_version`` argument: a number, <1 meaning "declared"."""
