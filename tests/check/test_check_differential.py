@@ -69,8 +69,12 @@ def run_reference(parser, path: Path, capture: _Capture) -> Outcome:
         if len(args) < 3:
             continue  # not a taxonomy message
         if r.msg.startswith("%s:%s:%s [%s] "):
-            prefix = f"{args[0]}:{args[1]}:{args[2]} [{args[3]}] "
-            out.schema_paths.add((args[3], r.getMessage().removeprefix(prefix)))
+            # The reference passes its message as the format string: with no arguments
+            # of its own the message is the raw text (a '%' in a value would break
+            # formatting); "Value must have at least %s items" has one.
+            raw = r.msg[len("%s:%s:%s [%s] ") :]
+            message = (raw % args[4:]) if len(args) > 4 else raw
+            out.schema_paths.add((args[3], message))
             continue
         m = _LINT_MESSAGE.match(r.msg)
         if m and len(args) == 3:
