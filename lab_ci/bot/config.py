@@ -2,7 +2,7 @@
 
 The format is a JSON Schema shipped in the package (``repo-config.schema.json``: every
 key with its description and default), validated with ``jsonschema``. The file is read
-with the checker's YAML reader (:mod:`lab_ci.check.yamlsrc`), so errors carry the same
+with the checker's YAML reader (:mod:`lab_ci.taxonomy.yamlsrc`), so errors carry the same
 ``file:line:column`` positions as ``lab-ci check``. A broken file is not a crash:
 :func:`parse` raises :class:`ConfigError` listing every problem, one per line, and the
 bot shows that message in its check runs.
@@ -46,8 +46,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from lab_ci.check import yamlsrc
 from lab_ci.errors import LabCIError
+from lab_ci.taxonomy import yamlsrc
 
 CONFIG_PATH = ".github/lab-ci.yaml"
 SCHEMA_FILE = "repo-config.schema.json"

@@ -27,9 +27,9 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from ..check import yamlsrc
 from ..errors import LabCIError
 from ..sdg.pipeline import load_pipeline
+from ..taxonomy import yamlsrc
 from ..train import config as train_config
 from ..train.files import describe
 

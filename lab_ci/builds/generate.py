@@ -17,15 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.yamlsrc import load as load_leaf_yaml
 from .store import append_jsonl, file_lock, read_json, read_jsonl, stable_hash, write_json_atomic, write_jsonl_atomic
 
 
 def leaf_kind(leaf: LeafFile) -> str:
     """knowledge | grounded_skill | freeform_skill, from the leaf's path and content."""
-    data = yaml.safe_load(leaf.data or b"") or {}
+    data = load_leaf_yaml(leaf.data or b"") or {}  # bounded: aliases, depth, size
     if leaf.path.startswith("knowledge/") or (isinstance(data, dict) and "document" in data):
         return "knowledge"
     seeds = data.get("seed_examples") if isinstance(data, dict) else None

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.yamlsrc import load as load_leaf_yaml
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -42,7 +41,7 @@ class SeedQuestion:
 
 
 def seed_questions(leaf: LeafFile) -> list[SeedQuestion]:
-    data = yaml.safe_load(leaf.data or b"") or {}
+    data = load_leaf_yaml(leaf.data or b"") or {}  # bounded: aliases, depth, size
     out = []
     for ex in data.get("seed_examples") or []:
         if not isinstance(ex, dict):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.yamlsrc import load as load_leaf_yaml
 from .errors import EmptyLeafError, SeedError
 
 
@@ -69,7 +70,7 @@ def parse_leaf(leaf: LeafFile) -> LeafSeeds:
     if leaf.data is None:
         raise SeedError(f"{leaf.path}: no file content to read seed examples from")
     try:
-        doc = yaml.safe_load(leaf.data.decode("utf-8"))
+        doc = load_leaf_yaml(leaf.data)  # bounded: aliases, depth, size
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise SeedError(f"{leaf.path}: cannot read YAML: {e}") from None
     if not doc:  # what check calls empty (a warning there)

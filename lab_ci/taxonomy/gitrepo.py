@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import LabCIError
 from .gitrun import GIT_MISSING, LOCAL_RUNNER, NOT_A_REPOSITORY, GitError, GitRunner
-from .leaf import Kind
+from .leaf import TAXONOMY_FOLDERS, Kind
 
 #: git tree entry modes and what they are.
 MODE_KINDS: dict[str, Kind] = {
@@ -418,14 +418,17 @@ class GitTaxonomy:
         return parse_raw_diff(self._git(*args, env=env), self.prefix)
 
 
-def leaf_pathspecs(prefix: str = "") -> list[str]:
+def leaf_pathspecs(prefix: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> list[str]:
     """Pathspecs (repository-relative, under ``prefix``) for every file that can matter
-    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``, and
-    ``attribution.txt`` files."""
+    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``,
+    ``attribution.txt`` files, and in the taxonomy ``folders`` the files a contributor
+    may have meant as leaves (``*.yaml``, ``*.yml``, any case)."""
+    misnamed = [f":(glob,icase){prefix}{f}/**/{p}" for f in folders for p in ("*.yaml", "*.yml")]
     return [
         f":(glob){prefix}**/qna.yaml",
         f":(glob){prefix}**/qna.yaml/**",
         f":(glob){prefix}**/attribution.txt",
+        *misnamed,
     ]
 
 

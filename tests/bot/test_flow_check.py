@@ -46,7 +46,7 @@ def test_invalid_corpus_pr_gets_annotations_on_exact_lines(bot, ghdouble, github
     by_line = {(a["start_line"], a.get("start_column")): a for a in anns}
     assert all(a["path"] == path for a in anns)
     assert by_line[(3, 1)]["annotation_level"] == "failure" and "at least 5" in by_line[(3, 1)]["message"]
-    assert by_line[(41, 18)]["annotation_level"] == "failure" and "string" in by_line[(41, 18)]["message"]
+    assert by_line[(41, 18)]["annotation_level"] == "failure" and "has no value" in by_line[(41, 18)]["message"]
     # the lines really are where the problems are, in the PR's blob
     lines = run_git("show", f"{head}:{path}", cwd=github_side_repo).split("\n")
     assert lines[1] == "seed_examples:" and lines[2].startswith("- ")  # line 3: the list itself

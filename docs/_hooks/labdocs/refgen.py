@@ -243,27 +243,10 @@ class RuleDoc:
 
 
 def rule_records() -> list[RuleDoc]:
-    """Every diagnostic the checker documents: ``lab_ci.check.catalog.rule_docs()``
-    where it exists, else the taxonomy rule modules (``ID``, ``LEVEL``, docstring)."""
-    try:
-        catalog = importlib.import_module("lab_ci.check.catalog")
-    except ModuleNotFoundError as e:
-        if e.name != "lab_ci.check.catalog":
-            raise
-        catalog = None
-    if catalog is not None and hasattr(catalog, "rule_docs"):
-        return [
-            RuleDoc(**{f.name: get(r, f.name, f.default) for f in dataclasses.fields(RuleDoc)})
-            for r in catalog.rule_docs()
-        ]
-    from lab_ci.check.rules import RULES
+    """Every diagnostic the checker documents: ``lab_ci.check.catalog.rule_docs()``."""
+    from lab_ci.check.catalog import rule_docs
 
-    out = []
-    for rule_id, module in RULES.items():
-        first, _, rest = inspect.cleandoc(module.__doc__ or "").partition("\n")
-        summary = first.split(":", 1)[1].strip() if first.startswith(f"{rule_id}:") else first
-        out.append(RuleDoc(rule_id, "taxonomy", module.LEVEL, rst_to_md(summary), rst_to_md(rest.strip())))
-    return out
+    return [RuleDoc(**{f.name: get(r, f.name, f.default) for f in dataclasses.fields(RuleDoc)}) for r in rule_docs()]
 
 
 def _full_id(rule: RuleDoc) -> str:
