@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab_ci.bot.github import basic_auth_header
 from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.gitrun import ISOLATED, GitError, GitRunner, GitTimeout
 
@@ -61,8 +62,6 @@ def _runner(token: str | None, *, allow_file: bool = False) -> GitRunner:
         ("transfer.fsckObjects", "false"),
     )
     if token:
-        from lab_ci.bot.github import basic_auth_header
-
         runner = runner.with_config(("http.extraHeader", basic_auth_header(token)), secrets=[token])
     return runner
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..errors import LabCIError
 from ..taxonomy.collect import collect_leaves
+from ..taxonomy.gitrepo import GitTaxonomy
 from .diagnostics import Report
 
 __all__ = ["collect_leaves", "check_taxonomy", "repo_prefix", "display_root"]
@@ -67,8 +69,6 @@ def check_taxonomy(
 def repo_prefix(taxonomy: Path | str) -> str:
     """The taxonomy's folder inside its git repository (``""`` or ``"sub/dir/"``);
     ``""`` when it is not in a git repository."""
-    from ..errors import LabCIError
-    from ..taxonomy.gitrepo import GitTaxonomy
 
     try:
         with GitTaxonomy.open(taxonomy) as gt:

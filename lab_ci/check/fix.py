@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab_ci.check import lint
 from lab_ci.taxonomy import yamlsrc
 
 #: The yamllint rules :func:`fix_text` can fix.
@@ -227,7 +228,6 @@ class _Verifier:
 
     def ok(self, text: str) -> tuple[bool, list]:
         """Does ``text`` read as the same data, with no problem that was not there?"""
-        from lab_ci.check import lint
 
         self.tries += 1
         src = yamlsrc.parse(text.encode("utf-8"), self.limits)
@@ -261,7 +261,6 @@ def fix_text(
 
     Never raises. ``error`` says why a file was left alone (not UTF-8, does not parse,
     over a reading limit)."""
-    from lab_ci.check import lint
 
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     src = yamlsrc.parse(raw, limits)

@@ -28,6 +28,7 @@ from yamllint import parser as _parser
 from yamllint.config import YamlLintConfig
 
 from lab_ci.check.diagnostics import Diagnostic
+from lab_ci.check.messages import yamllint_diagnostic
 
 #: The reference's configuration (instructlab-schema's DEFAULT_YAMLLINT_CONFIG).
 YAMLLINT_CONFIG = "{extends: relaxed, rules: {line-length: disable}}"
@@ -201,7 +202,6 @@ def lint_problems(text: str, *, fast: bool = True) -> list:
 def lint(text: str, *, fast: bool = True) -> list[Diagnostic]:
     """yamllint's problems for ``text`` as diagnostics (source ``yamllint``), in plain
     words with yamllint's own as ``reference_message``."""
-    from lab_ci.check.messages import yamllint_diagnostic
 
     problems = lint_problems(text, fast=fast)
     if not problems:

@@ -26,6 +26,7 @@ from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT202012
 
 from lab_ci.check.diagnostics import Diagnostic
+from lab_ci.check.messages import schema_words
 from lab_ci.taxonomy import yamlsrc
 
 SCHEMA_NAMES = ("compositional_skills", "knowledge")
@@ -160,7 +161,6 @@ def yaml_path(error) -> str:
 def diagnostic(error, root: yaml.Node | None, name: str = "compositional_skills") -> Diagnostic:
     """A jsonschema error at the line and column of its node, in plain words
     (:mod:`lab_ci.check.messages`), with the reference's words as ``reference_message``."""
-    from lab_ci.check.messages import schema_words
 
     node = yamlsrc.node_at(root, error.absolute_path)
     if error.validator == "unevaluatedProperties":
