@@ -78,6 +78,9 @@ def _diagnostic(d) -> dict:
     hint = getattr(d, "hint", None)
     if hint and not out.get("hint"):
         out["hint"] = hint
+    for key in ("hint", "reference_message", "related", "covers", "yaml_path"):
+        if not out.get(key):
+            out.pop(key, None)
     return out
 
 

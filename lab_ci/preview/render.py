@@ -52,6 +52,7 @@ class Detail:
     precheck_answers: bool  # the side-by-side answers under the precheck table
     errors: int  # check errors listed per invalid leaf
     sections: bool = True  # False: one paragraph per leaf, no <details>
+    hints: bool = True  # each listed error's fix under it (False: `lab-ci check` gives them)
 
 
 LEVELS = (
@@ -59,7 +60,7 @@ LEVELS = (
     Detail(samples=8, text_chars=1500, precheck_answers=True, errors=5),
     Detail(samples=3, text_chars=600, precheck_answers=False, errors=5),
     Detail(samples=1, text_chars=300, precheck_answers=False, errors=3),
-    Detail(samples=0, text_chars=200, precheck_answers=False, errors=1, sections=False),
+    Detail(samples=0, text_chars=200, precheck_answers=False, errors=1, sections=False, hints=False),
 )
 
 
@@ -300,7 +301,7 @@ class _Renderer:
                 f"- line {md_inline(d.get('line'))}, column {md_inline(d.get('column'))}: "
                 f"{md_inline(d.get('message'), 300)} ({md_inline(d.get('rule'))})"
             )
-            if d.get("hint"):
+            if d.get("hint") and self.detail.hints:
                 lines.append(f"  Fix: {md_inline(d['hint'], 300)}")
         if rest:
             # the note at the top counts what a shortened comment leaves out, not the

@@ -47,7 +47,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("- a\n", "1:1: (top level): ['a'] is not of type 'object'"),
         (
             "phases: [\n",
-            "2:1: YAML syntax error: while parsing a flow node; expected the node content, but found '<stream end>'",
+            "2:1: YAML cannot read this: while parsing a flow node; expected the node content, but found '<stream end>'",
         ),
     ],
 )

@@ -26,6 +26,15 @@ RSS_LIMIT_MB = 100
 
 CHILD = r"""
 import json, resource, sys, time
+
+
+def peak_rss_mb():
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec:
+    # a child of a big pytest worker would report the worker's size)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
 sys.path.insert(0, sys.argv[1])
@@ -39,7 +48,7 @@ data = HOSTILE[sys.argv[2]][0]
 t0 = time.process_time()
 result = check_leaf(leaf(data), options)
 cpu = time.process_time() - t0
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss_mb = peak_rss_mb()
 print(json.dumps({"cpu": cpu, "rss_mb": rss_mb, "diagnostics": [d.to_dict() for d in result.diagnostics]}))
 """
 
@@ -85,6 +94,15 @@ def test_hostile_leaf_is_answered_within_bounds(name):
 
 MIXED = r"""
 import json, resource, sys, time
+
+
+def peak_rss_mb():
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec:
+    # a child of a big pytest worker would report the worker's size)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
 sys.path.insert(0, sys.argv[1])
@@ -109,7 +127,7 @@ except Exception as e:
     error = f"{type(e).__name__}: {e}"
 cpu = time.process_time() - t0
 print(json.dumps({"cpu": cpu, "error": error,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_rss_mb()}))
 """
 
 
