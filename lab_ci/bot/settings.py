@@ -202,13 +202,12 @@ class Settings:
     check_documents: bool = setting(
         True,
         env="LAB_CI_CHECK_DOCUMENTS",
-        help="fetch knowledge leaves' documents during the check (commit exists, patterns match readable files); "
-        "0 = only the offline document rules",
+        help="fetch knowledge leaves' documents in the check (commit, readable files); 0 = offline rules only",
     )
     max_suggestions: int = setting(
         50,
         env="LAB_CI_MAX_SUGGESTIONS",
-        help="most suggested changes (one-click fixes) in the check's pull request review (0 = no review)",
+        help="most one-click fixes in the check's pull request review (0 = no review)",
     )
 
     # -- quotas -----------------------------------------------------------------------
