@@ -160,8 +160,11 @@ _WHAT = {
 }
 
 
-def _comment_text(problems: list[tuple[int, str, str]], first: int, last: int) -> str:
+def _comment_text(problems: list[tuple[int, str, str]], first: int, last: int, old: str, new: str) -> str:
     mine = [p for p in problems if first <= p[0] <= last]
+    if not mine and not new and not old.strip():  # yamllint names the last line of a run of blank lines
+        n = old.count("\n")
+        return f"Removes {'an extra blank line' if n == 1 else f'{n} extra blank lines'} (`empty-lines`); the data stays the same."
     if not mine:
         return "`lab-ci check --fix` makes this change (the data stays the same)."
     rules = list(dict.fromkeys(p[1] for p in mine))
@@ -199,7 +202,7 @@ def build_review(fixes: list[FileFix], files: list[dict], head_sha: str, *, limi
             c = {"path": fix.path, "line": last, "side": "RIGHT"}
             if last > first:
                 c.update(start_line=first, start_side="RIGHT")
-            c["body"] = f"{_comment_text(problems, first, last)}\n\n{_suggestion(new)}"
+            c["body"] = f"{_comment_text(problems, first, last, old, new)}\n\n{_suggestion(new)}"
             comments.append(c)
         if fix.line_breaks_changed:
             notes.append(f"`{fix.path}`: CRLF line breaks become LF (a suggestion cannot show that)")

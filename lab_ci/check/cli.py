@@ -169,11 +169,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verifier(args: argparse.Namespace):
-    """The online document verifier of ``--documents``."""
+    """The online document verifier of ``--documents``. The diagnostics say what went
+    wrong; what git said goes to the log only, shown with ``lab-ci -v``."""
+    import logging
+
     from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .documents import FetchingVerifier
 
     mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        logging.getLogger("lab_ci.taxonomy.documents").setLevel(logging.ERROR)
     return FetchingVerifier(DocumentFetcher(cache_dir=args.document_cache, mirrors=mirrors))
 
 

@@ -81,6 +81,7 @@ def test_missing_commit_is_an_error_on_the_commit_line(tmp_path: Path):
     assert (d["line"], d["column"], d["severity"]) == (7, 11, "error")  # `commit:` value on line 7
     assert d["message"] == "could not fetch the document repository: commit not found"
     assert "Push the commit" in d["hint"]
+    assert p.stderr == b""  # git's words go to the log, shown only with lab-ci -v
     # the same run without --documents is clean: the static rules are satisfied
     assert lab_ci("--no-cache", cwd=repo).returncode == 0
 
