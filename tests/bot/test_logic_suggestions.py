@@ -53,7 +53,10 @@ def test_suggestions_on_a_new_file_give_what_fix_gives():
     assert sorted(by_line) == [2, 6, 9, 16]
     assert by_line[2]["body"].endswith("```suggestion\ncreated_by: octocat\n```")
     assert "(`trailing-spaces`) on line 2" in by_line[2]["body"]
-    assert by_line[9]["body"] == "Removes an extra blank line (`empty-lines`); the data stays the same.\n\n```suggestion\n```"
+    assert (
+        by_line[9]["body"]
+        == "Removes an extra blank line (`empty-lines`); the data stays the same.\n\n```suggestion\n```"
+    )
     multi = by_line[16]
     assert (multi["start_line"], multi["start_side"], multi["side"]) == (15, "RIGHT", "RIGHT")
     assert apply_suggestions(MESSY, review["comments"]) == fix_text(MESSY).text
