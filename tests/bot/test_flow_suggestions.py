@@ -149,3 +149,25 @@ def test_no_fixable_problem_no_review(bot, ghdouble, tmp_path):
     bot.deliver("pull_request", pr_opened(f"file://{bare}", PR, head, main))
     bot.wait_idle()
     assert ghdouble.reviews_of(REPO, PR) == [] and not ghdouble.calls_to("GET", r"/pulls/\d+/files$")
+
+
+def test_a_review_applied_then_answered_502_is_posted_once_and_a_422_fails_nothing(bot, ghdouble, tmp_path):
+    work, bare, main, head = github_side(tmp_path)
+    open_pull(ghdouble, bare, main, head)
+    ghdouble.fail("POST", r"/pulls/\d+/reviews$", 502, apply=True)
+    bot.deliver("pull_request", pr_opened(f"file://{bare}", PR, head, main))
+    [check] = [j for j in bot.wait_idle() if j["kind"] == "check"]
+    assert check["state"] == "done" and check["attempts"] == 2  # the failed attempt, then the retry
+    assert len(ghdouble.reviews_of(REPO, PR)) == 1 and len(ghdouble.calls_to("POST", r"/reviews$")) == 1
+
+    # GitHub refuses the review (its diff moved meanwhile): the check run stands, the job is done
+    head2 = commit(work, {NEW: PR_NEW + "# more  \n"}, "more")
+    run_git("push", "--quiet", "--force", str(bare), f"HEAD:refs/pull/{PR}/head", cwd=work)
+    ghdouble.repos[REPO].pulls[PR]["head"]["sha"] = head2
+    ghdouble.add_pull_files_from_git(REPO, PR, bare, main, head2)
+    ghdouble.fail("POST", r"/pulls/\d+/reviews$", 422)
+    bot.deliver("pull_request", pr_opened(f"file://{bare}", PR, head2, main))
+    jobs = [j for j in bot.wait_idle() if j["kind"] == "check"]
+    assert jobs[-1]["state"] == "done" and jobs[-1]["attempts"] == 1
+    assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head2)[0]["conclusion"] == "failure"
+    assert live_reviews(ghdouble) == []  # the old head's review was retired; the new one was refused

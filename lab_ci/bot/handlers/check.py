@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lab_ci.bot import render, suggestions, work
 from lab_ci.bot.config import CONFIG_PATH, RepoConfig
+from lab_ci.bot.github import GitHubError
 from lab_ci.bot.handlers.common import (
     SCHEMA_CHECK,
     fetch_pull_or_skip,
@@ -147,7 +148,15 @@ def suggest_fixes(gh, repo: str, number: int, sha: str, fixes: list, services: S
     review = suggestions.build_review(fixes, gh.list_pull_files(repo, number), sha, limit=settings.max_suggestions)
     if review is None:
         return "none"
-    gh.create_review(repo, number, review)
+    try:
+        gh.create_review(repo, number, review)
+    except GitHubError as e:
+        if e.status != 422:
+            raise  # transient: the job's retry looks for the review first
+        # GitHub refused a comment (its diff differs from the one we read, e.g. a push
+        # in between): the check run stands; the suggestions are a convenience.
+        services.log.warning("check %s#%d@%s: review of suggestions refused: %s", repo, number, sha[:12], e)
+        return "refused"
     services.log.info("check %s#%d@%s: %d suggestion(s)", repo, number, sha[:12], len(review["comments"]))
     return "posted"
 
