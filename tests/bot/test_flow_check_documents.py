@@ -10,6 +10,10 @@ from pathlib import Path
 from botlib import REPO, BotServer, github_side_with_prs, pr_opened, run_git
 
 from lab_ci.bot.handlers import PREVIEW_CHECK, SCHEMA_CHECK
+from lab_ci.check.rules.examples import KNOWLEDGE
+from labtest import commit_all, write_file
+
+EXAMPLE_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 URL = "https://github.com/octocat/moon"
 LEAF = "knowledge/astronomy/moon/qna.yaml"
@@ -17,30 +21,20 @@ LEAF = "knowledge/astronomy/moon/qna.yaml"
 
 def docs_repo(tmp_path: Path) -> tuple[Path, str]:
     repo = tmp_path / "moon-docs"
-    repo.mkdir()
+    write_file(repo, "moon.md", b"# The Moon\n\nThe Moon is Earth's only natural satellite.\n")
     run_git("init", "--quiet", "--initial-branch=main", cwd=repo)
-    (repo / "moon.md").write_text("# The Moon\n\nThe Moon is Earth's only natural satellite.\n")
-    run_git("add", "-A", cwd=repo)
-    run_git("commit", "--quiet", "-m", "docs", cwd=repo)
-    return repo, run_git("rev-parse", "HEAD", cwd=repo)
+    return repo, commit_all(repo, "docs")
 
 
 def leaf(commit: str, pattern: str = "moon.md") -> bytes:
-    seeds = "".join(
-        f"  - context: Fact {i} about the Moon.\n    questions_and_answers:\n"
-        + "".join(f"      - question: Q{i}{x}\n        answer: A{x}.\n" for x in "abc")
-        for i in range(1, 6)
-    )
-    return (
-        "version: 3\ncreated_by: octocat\ndomain: astronomy\ndocument_outline: Facts about the Moon.\n"
-        f"document:\n  repo: {URL}\n  commit: {commit}\n  patterns:\n    - {pattern}\nseed_examples:\n{seeds}"
-    ).encode()
+    """The rule catalog's knowledge leaf (``document:`` on line 5) with this commit and pattern."""
+    return KNOWLEDGE.replace(EXAMPLE_SHA, commit).replace("patterns: [moon.md]", f"patterns: [{pattern}]").encode()
 
 
 def pulls(tmp_path: Path, sha: str):
     files = {
         1: {LEAF: leaf(sha)},  # documents there
-        2: {LEAF: leaf("0123456789abcdef0123456789abcdef01234567")},  # commit missing
+        2: {LEAF: leaf("89abcdef0123456789abcdef0123456789abcdef")},  # commit missing
         3: {LEAF: leaf(sha, "sun.md")},  # pattern matches nothing
         4: {LEAF: leaf("main")},  # not a SHA: a static rule, an error in the bot
     }
@@ -66,15 +60,17 @@ def test_a_leaf_whose_documents_cannot_be_fetched_fails_its_check_and_gets_no_pr
     runs = run_all(bot, ghdouble, bare, main, heads)
     assert runs[1]["conclusion"] == "success"
     assert ghdouble.runs_named(REPO, PREVIEW_CHECK, heads[1])  # asked for its preview
-    for n, line, words in (
-        (2, 7, "could not fetch the document repository: commit not found"),
-        (3, 9, "the pattern `sun.md` matches no file of the repository at commit"),
-        (4, 7, "`document.commit`"),
+    line5 = leaf(sha, "sun.md").decode().split("\n")[4]
+    commit_col, pattern_col = line5.index(sha) + 1, line5.index("sun.md") + 1  # where the values are
+    for n, col, words in (
+        (2, commit_col, "could not fetch the document repository: commit not found"),
+        (3, pattern_col, "the pattern `sun.md` matches no file of the repository at commit"),
+        (4, commit_col, "`document.commit`"),
     ):
         run = runs[n]
         assert run["conclusion"] == "failure", n
         anns = [a for a in ghdouble.annotations[run["id"]] if a["annotation_level"] == "failure"]
-        assert [(a["path"], a["start_line"]) for a in anns] == [(LEAF, line)], (n, anns)
+        assert [(a["path"], a["start_line"], a.get("start_column")) for a in anns] == [(LEAF, 5, col)], (n, anns)
         assert words in anns[0]["message"], anns[0]["message"]
         assert not ghdouble.runs_named(REPO, PREVIEW_CHECK, heads[n])  # no preview for it
 
