@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lab_ci.bot.render import code
+
 MARKER = "<!-- lab-ci:suggestions -->"
 _HEAD = re.compile(r"<!-- lab-ci:head=([0-9a-f]{7,64}) -->")
 _OUTDATED = "<!-- lab-ci:outdated -->"
@@ -187,10 +189,10 @@ def build_review(fixes: list[FileFix], files: list[dict], head_sha: str, *, limi
         for e in fix.edits:
             first, last, old, new = int(e["start_line"]), int(e["end_line"]), e["old_text"], e["new_text"]
             if last < first:  # a pure insertion has no line of its own to comment on
-                notes.append(f"`{fix.path}`: lines to insert after line {last} (run `lab-ci check --fix`)")
+                notes.append(f"{code(fix.path)}: lines to insert after line {last} (run `lab-ci check --fix`)")
                 continue
             if not old.endswith("\n") and new.endswith("\n"):  # a suggestion cannot add the final line break
-                notes.append(f"`{fix.path}`: add a line break at the end of the file")
+                notes.append(f"{code(fix.path)}: add a line break at the end of the file")
                 if old == new[:-1]:
                     continue
             if not any(lo <= first and last <= hi for lo, hi in hunks):
@@ -205,7 +207,7 @@ def build_review(fixes: list[FileFix], files: list[dict], head_sha: str, *, limi
             c["body"] = f"{_comment_text(problems, first, last, old, new)}\n\n{_suggestion(new)}"
             comments.append(c)
         if fix.line_breaks_changed:
-            notes.append(f"`{fix.path}`: CRLF line breaks become LF (a suggestion cannot show that)")
+            notes.append(f"{code(fix.path)}: CRLF line breaks become LF (a suggestion cannot show that)")
     if not comments and not outside and not over and not notes:
         return None
     return {

@@ -119,3 +119,12 @@ def test_plan_keeps_the_heads_review_and_retires_older_ones():
     mine = review(5, sg.marker(HEAD))
     assert sg.plan([old, mine], bot, HEAD) == (mine, [old])
     assert sg.right_ranges("@@ -1,0 +1 @@\n@@ -5,2 +7,0 @@\n@@ -9 +10,3 @@ def") == [(1, 1), (10, 12)]
+
+
+def test_a_hostile_path_cannot_break_out_of_its_code_span():
+    path = "compositional_skills/x`@maintainers [a](https://evil)/qna.yaml"
+    text = "version: 3\r\nk: v  \r\n"
+    fix = sg.FileFix(path, tuple(), (), line_breaks_changed=True)
+    body = sg.build_review([fix], [{"filename": path, "patch": "@@ -0,0 +1,2 @@"}], HEAD)["body"]
+    assert "`` compositional_skills/x`@maintainers [a](https://evil)/qna.yaml ``: CRLF" in body
+    assert sg.file_fixes(path, text.encode(), lint_diags(text), DEFAULT_LIMITS).line_breaks_changed
