@@ -138,3 +138,36 @@ def test_documents_flags_are_usage_errors_alone(tmp_path: Path):
     repo = taxonomy(tmp_path, knowledge_leaf("0" * 40, ["moon.md"]))
     assert_clean_error(lab_ci("--document-mirror", f"{URL}=/x", cwd=repo), "go with --documents")
     assert_clean_error(lab_ci("--documents", "--document-mirror", "nonsense", cwd=repo), "is not URL=PATH")
+
+
+def test_the_verifier_over_real_https(tmp_path: Path):
+    """The remote path: real git over real HTTPS on loopback (tests/fetch's server and
+    throwaway CA), permitted only through the policy's test seams."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fetch"))
+    from fetchlib import GitHttpsServer, make_tls, publish_docs
+
+    host = "docs.lab-ci.test"
+    root = tmp_path / "srv"
+    root.mkdir()
+    sha = publish_docs(root, "moon.git", {"moon.md": b"# The Moon\n", "scan.pdf": b"%PDF\x00\x01"})
+    tls = make_tls(tmp_path / "tls", [host])
+    with GitHttpsServer(root, tls) as server:
+        policy = FetchPolicy(
+            allowed_hosts=(f"{host}:{server.port}",),
+            ca_file=str(tls["ca"]),
+            resolver=lambda h, p: ["127.0.0.1"],
+            permitted_addresses=frozenset({"127.0.0.1"}),
+            timeout=60,
+        )
+        verifier = FetchingVerifier(DocumentFetcher(cache_dir=tmp_path / "cache", policy=policy))
+        url = f"https://{host}:{server.port}/moon.git"
+        assert verifier.verify(DocumentRef(url, sha, ("moon.md",))) == []
+        [f] = verifier.verify(DocumentRef(url, "89abcdef" * 5, ("moon.md",)))
+        assert (f.field, f.message) == ("commit", "could not fetch the document repository: commit not found")
+        found = verifier.verify(DocumentRef(url, sha, ("moon.md", "sun.md", "*.pdf")))
+        assert [(f.field, f.index) for f in found] == [("patterns", 1), ("patterns", 2)]
+        [f] = verifier.verify(DocumentRef(f"https://{host}:{server.port}/nothing.git", sha, ("moon.md",)))
+        assert (f.field, f.message) == ("repo", "could not fetch the document repository: not found")
+        assert "public" in f.hint
