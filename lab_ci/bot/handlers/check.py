@@ -1,7 +1,12 @@
 """The ``check`` job: fetch the pull request, check its changed leaves in a limited
-child process, publish ``lab-ci/schema`` with annotations, then ask for a preview."""
+child process (strict document rules, documents fetched unless ``LAB_CI_CHECK_DOCUMENTS``
+is off, the safe ``--fix`` edits computed), publish ``lab-ci/schema`` with annotations,
+post the review of suggested changes (:mod:`lab_ci.bot.suggestions`), then ask for a
+preview when every leaf is valid."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from lab_ci.bot import render, suggestions, work
 from lab_ci.bot.config import CONFIG_PATH, RepoConfig
@@ -100,7 +105,7 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         paths=list(cfg.paths),
         document_errors=True,
         documents=services.settings.check_documents,
-        document_cache=str(services.settings.data_dir / "documents"),
+        document_cache=str(Path(services.settings.data_dir).resolve() / "documents"),
         fixes=services.settings.max_suggestions if is_head else 0,
     )
     result = run_or_report(
