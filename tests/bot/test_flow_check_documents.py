@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from botlib import REPO, BotServer, github_side_with_prs, pr_opened, run_git
+from botlib import REPO, BotServer, github_side_with_prs, pr_comment, pr_opened, run_git
 
 from lab_ci.bot.handlers import PREVIEW_CHECK, SCHEMA_CHECK
 from lab_ci.check.rules.examples import KNOWLEDGE
@@ -73,6 +73,13 @@ def test_a_leaf_whose_documents_cannot_be_fetched_fails_its_check_and_gets_no_pr
         assert [(a["path"], a["start_line"], a.get("start_column")) for a in anns] == [(LEAF, 5, col)], (n, anns)
         assert words in anns[0]["message"], anns[0]["message"]
         assert not ghdouble.runs_named(REPO, PREVIEW_CHECK, heads[n])  # no preview for it
+    # asked for by hand, the preview of a commit whose check failed is not generated either
+    bot.deliver("issue_comment", pr_comment(f"file://{bare}", 2, "/lab preview", "contributor", cid=77))
+    bot.wait_idle()
+    [prev] = ghdouble.runs_named(REPO, PREVIEW_CHECK, heads[2])
+    assert (
+        prev["conclusion"] == "skipped" and prev["output"]["title"] == "Not previewed: the check of this commit failed"
+    )
 
 
 def test_the_online_part_can_be_turned_off(bot_settings, ghdouble, tmp_path, monkeypatch):
