@@ -1114,12 +1114,12 @@ class GitHubDouble:
 def apply_suggestions(text: str, comments: list[dict]) -> str:
     """``text`` after "Commit suggestion" on each review comment holding a
     ```` ```suggestion ```` block: the block's lines replace lines ``start_line``..``line``
-    (an empty block deletes them). Comments must not overlap (GitHub refuses to batch
+    (an empty block deletes them). Each line keeps its own line break: replaced lines get
+    one each, except that the file's last line, when it has none, still has none after
+    its replacement (GitHub keeps "No newline at end of file"), and deleting it leaves the
+    line before it as it was. Comments must not overlap (GitHub refuses to batch
     overlapping suggestions)."""
-    lines = text.split("\n")
-    final = text.endswith("\n")
-    if final:
-        lines = lines[:-1]
+    segs = re.findall(r"[^\n]*\n|[^\n]+$", text)
     spans = []
     for c in comments:
         m = re.search(r"^(`{3,})suggestion\n(.*?)^\1$", c["body"], re.S | re.M)
@@ -1133,5 +1133,9 @@ def apply_suggestions(text: str, comments: list[dict]) -> str:
     for (_, b1, _), (a2, _, _) in zip(spans, spans[1:]):
         assert a2 > b1, "overlapping suggestions"
     for first, last, new in reversed(spans):
-        lines[first - 1 : last] = new
-    return "\n".join(lines) + ("\n" if final else "")
+        old = segs[first - 1 : last]
+        rep = [line + "\n" for line in new]
+        if rep and old and not old[-1].endswith("\n"):
+            rep[-1] = rep[-1][:-1]
+        segs[first - 1 : last] = rep
+    return "".join(segs)

@@ -128,3 +128,15 @@ def test_a_hostile_path_cannot_break_out_of_its_code_span():
     body = sg.build_review([fix], [{"filename": path, "patch": "@@ -0,0 +1,2 @@"}], HEAD)["body"]
     assert "`` compositional_skills/x`@maintainers [a](https://evil)/qna.yaml ``: CRLF" in body
     assert sg.file_fixes(path, text.encode(), lint_diags(text), DEFAULT_LIMITS).line_breaks_changed
+
+
+def test_a_last_line_of_spaces_without_a_line_break_is_deleted_by_an_empty_suggestion():
+    # the shape of corpus pr/174: the file ends in "\n    " (a last line of spaces only)
+    text = "version: 3\ntask_description: | \n    Support exceptions.\n    "
+    review = sg.build_review([fix_of(text)], [{"filename": PATH, "patch": "@@ -0,0 +1,4 @@"}], HEAD)
+    assert [(c["line"], c["body"].endswith("```suggestion\n```")) for c in review["comments"]] == [
+        (2, False),
+        (4, True),
+    ]
+    assert "line break at the end" not in review["body"]  # deleting the line leaves line 3's break
+    assert apply_suggestions(text, review["comments"]) == fix_text(text).text == text[:-4].replace("| \n", "|\n")
