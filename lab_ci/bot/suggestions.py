@@ -223,9 +223,9 @@ def review_body(head_sha: str, suggested: int, outside: int, over: int, notes: l
     if suggested:
         s = "s" if suggested != 1 else ""
         parts.append(
-            f"**lab-ci** can fix {suggested} problem{s} in the lines this pull request changes without changing "
-            "any data (white space, indentation, spacing). Click **Commit suggestion** on each, or **Add "
-            "suggestion to batch** on several and commit them together."
+            f"**lab-ci** suggests {suggested} change{s} to the lines this pull request changes: they fix white "
+            "space, indentation and spacing without changing any data. Click **Commit suggestion** on each, or "
+            "**Add suggestion to batch** on several and commit them together."
         )
     else:
         parts.append("**lab-ci** found problems that `lab-ci check --fix` fixes, but none it can suggest here.")

@@ -48,7 +48,10 @@ def test_suggestions_on_a_new_file_give_what_fix_gives():
         [fix_of(MESSY)], [{"filename": PATH, "status": "added", "patch": whole_file_patch(MESSY)}], HEAD
     )
     assert review["commit_id"] == HEAD and review["event"] == "COMMENT"
-    assert sg.review_head(review["body"]) == HEAD and "can fix 4 problems" in review["body"]
+    assert (
+        sg.review_head(review["body"]) == HEAD
+        and "suggests 4 changes to the lines this pull request changes" in review["body"]
+    )
     by_line = {c["line"]: c for c in review["comments"]}
     assert sorted(by_line) == [2, 6, 9, 16]
     assert by_line[2]["body"].endswith("```suggestion\ncreated_by: octocat\n```")
