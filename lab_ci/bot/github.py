@@ -131,6 +131,10 @@ def _describe(e: Exception, what: str) -> GitHubError:
         status = e.status
         data = e.data if isinstance(e.data, dict) else {}
         msg = str(data.get("message") or e.data or "")[:300]
+        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        reasons = [str(x.get("message") if isinstance(x, dict) else x) for x in errors[:3]]
+        if any(reasons):  # a 422's reasons, e.g. "... line must be part of the diff"
+            msg = f"{msg}: {'; '.join(r for r in reasons if r)}"[:500]
         headers = {str(k).lower(): v for k, v in (e.headers or {}).items()}
         if isinstance(e, github.RateLimitExceededException) or (status in (403, 429) and ("rate limit" in msg.lower())):
             return GitHubError(f"{what}: GitHub rate limit exceeded ({msg})", status=status, transient=True)

@@ -1029,7 +1029,20 @@ class GitHubDouble:
         return out
 
     def _hunk_text(self, patch: str, line: int) -> str:
-        return patch.split("\n", 1)[0] if patch else ""
+        """GitHub's ``diff_hunk``: the hunk holding head-side ``line``, up to that line."""
+        out: list[str] = []
+        right = 0
+        for ln in patch.split("\n"):
+            m = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", ln)
+            if m:
+                out, right = [ln], int(m.group(1))
+                continue
+            out.append(ln)
+            if not ln.startswith("-"):
+                if right == line:
+                    return "\n".join(out)
+                right += 1
+        return "\n".join(out)
 
     def _comment_problem(self, c: Any, files: dict) -> str | None:
         """GitHub's 422 reason for a review comment, or None when it is acceptable."""

@@ -171,3 +171,49 @@ def test_a_review_applied_then_answered_502_is_posted_once_and_a_422_fails_nothi
     assert jobs[-1]["state"] == "done" and jobs[-1]["attempts"] == 1
     assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head2)[0]["conclusion"] == "failure"
     assert live_reviews(ghdouble) == []  # the old head's review was retired; the new one was refused
+
+
+def test_the_double_answers_review_comments_like_github(gh, ghdouble, tmp_path):
+    """The review endpoints' shapes and refusals, through the bot's own client."""
+    from lab_ci.bot.github import GitHubError
+
+    work, bare, main, head = github_side(tmp_path)
+    open_pull(ghdouble, bare, main, head)
+    files = {f["filename"]: f for f in gh.list_pull_files(REPO, PR)}
+    files_old, files_new = files[OLD], files[NEW]
+    assert files_old["status"] == "modified" and files_old["patch"].startswith("@@ -9,6 +9,6 @@")
+    assert files_new["status"] == "added" and files_new["patch"].startswith("@@ -0,0 +1,16 @@")
+
+    def post(comment):
+        return gh.create_review(REPO, PR, {"commit_id": head, "event": "COMMENT", "body": "b", "comments": [comment]})
+
+    for comment, words in (
+        ({"path": OLD, "line": 2, "side": "RIGHT", "body": "x"}, "must be part of the diff"),
+        ({"path": OLD, "line": 12, "start_line": 12, "side": "RIGHT", "body": "x"}, "must precede the end line"),
+        ({"path": "nope.yaml", "line": 1, "side": "RIGHT", "body": "x"}, "Path could not be resolved"),
+    ):
+        try:
+            post(comment)
+            raise AssertionError(f"accepted {comment}")
+        except GitHubError as e:
+            assert e.status == 422 and words in str(e), e
+    review = post({"path": OLD, "line": 12, "start_line": 10, "start_side": "RIGHT", "side": "RIGHT", "body": "x"})
+    assert review["state"] == "COMMENTED" and review["commit_id"] == head
+    [c] = gh.list_review_comments(REPO, PR, review["id"])
+    assert (c["start_line"], c["line"], c["side"], c["path"]) == (10, 12, "RIGHT", OLD)
+    assert c["diff_hunk"].startswith("@@ -9,6 +9,6 @@") and c["diff_hunk"].endswith("+    answer: Bee.   ")
+    try:
+        gh._req(
+            "PUT",
+            f"/repos/{REPO}/pulls/{PR}/reviews/{review['id']}/dismissals",
+            what="PUT dismissal",
+            body={"message": "outdated", "event": "DISMISS"},
+        )
+        raise AssertionError("dismissed a COMMENT review")
+    except GitHubError as e:
+        assert e.status == 422 and "Can not dismiss a commented pull request review" in str(e)
+    assert gh.update_review_body(REPO, PR, review["id"], "outdated")["body"] == "outdated"
+    gh.delete_review_comment(REPO, c["id"])
+    gh.delete_review_comment(REPO, c["id"])  # already gone: fine
+    assert gh.list_review_comments(REPO, PR, review["id"]) == []
+    assert [r["id"] for r in gh.list_reviews(REPO, PR)] == [review["id"]]
