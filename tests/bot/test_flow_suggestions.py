@@ -217,3 +217,26 @@ def test_the_double_answers_review_comments_like_github(gh, ghdouble, tmp_path):
     gh.delete_review_comment(REPO, c["id"])  # already gone: fine
     assert gh.list_review_comments(REPO, PR, review["id"]) == []
     assert [r["id"] for r in gh.list_reviews(REPO, PR)] == [review["id"]]
+
+
+def test_a_late_job_of_an_older_head_posts_no_review(gh, ghdouble, tmp_path):
+    import logging
+    from types import SimpleNamespace
+
+    from lab_ci.bot.handlers.check import suggest_fixes
+    from lab_ci.bot.settings import Settings
+    from lab_ci.check import CheckOptions, check_leaf
+    from lab_ci.taxonomy.leaf import LeafFile
+    from lab_ci.taxonomy.yamlsrc import DEFAULT_LIMITS
+
+    work, bare, main, head = github_side(tmp_path)
+    open_pull(ghdouble, bare, main, head)
+    leaf = LeafFile(NEW, PR_NEW.encode())
+    fix = suggestions.file_fixes(NEW, leaf.data, check_leaf(leaf, CheckOptions()).diagnostics, DEFAULT_LIMITS)
+    services = SimpleNamespace(settings=Settings(), log=logging.getLogger("test"))
+    ghdouble.repos[REPO].pulls[PR]["head"]["sha"] = "f" * 40  # a newer push arrived meanwhile
+    assert suggest_fixes(gh, REPO, PR, head, [fix], services) == "stale"
+    assert ghdouble.reviews_of(REPO, PR) == []
+    ghdouble.repos[REPO].pulls[PR]["head"]["sha"] = head  # still the head: posted
+    assert suggest_fixes(gh, REPO, PR, head, [fix], services) == "posted"
+    assert len(ghdouble.reviews_of(REPO, PR)) == 1

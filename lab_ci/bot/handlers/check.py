@@ -136,8 +136,12 @@ def suggest_fixes(gh, repo: str, number: int, sha: str, fixes: list, services: S
     head's own review is kept as it is (a redelivered webhook or a re-run posts none);
     the bot's reviews of older heads get an "outdated" body and lose their suggestion
     comments (a COMMENT review cannot be dismissed); then the new review, if there is
-    anything to suggest. Returns what happened: "exists", "posted" or "none"."""
+    anything to suggest. Only the pull request's current head gets a review: the job of
+    an older head that finishes late posts nothing. Returns what happened: "stale",
+    "exists", "posted", "refused" or "none"."""
     settings = services.settings
+    if (gh.get_pull(repo, number).get("head") or {}).get("sha") != sha:
+        return "stale"
     current, older = suggestions.plan(gh.list_reviews(repo, number), settings.bot_login, sha)
     if current is not None:
         return "exists"
