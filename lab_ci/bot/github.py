@@ -56,6 +56,7 @@ PERMISSION_HINTS = {
     "contents": "contents: read",
     "dispatches": "actions: write",
     "pulls": "pull_requests: read",
+    "review": "pull_requests: write",
 }
 
 
@@ -130,6 +131,10 @@ def _describe(e: Exception, what: str) -> GitHubError:
         status = e.status
         data = e.data if isinstance(e.data, dict) else {}
         msg = str(data.get("message") or e.data or "")[:300]
+        errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+        reasons = [str(x.get("message") if isinstance(x, dict) else x) for x in errors[:3]]
+        if any(reasons):  # a 422's reasons, e.g. "... line must be part of the diff"
+            msg = f"{msg}: {'; '.join(r for r in reasons if r)}"[:500]
         headers = {str(k).lower(): v for k, v in (e.headers or {}).items()}
         if isinstance(e, github.RateLimitExceededException) or (status in (403, 429) and ("rate limit" in msg.lower())):
             return GitHubError(f"{what}: GitHub rate limit exceeded ({msg})", status=status, transient=True)
@@ -297,6 +302,67 @@ class GitHubClient:
     # -- pull requests --------------------------------------------------------------
     def get_pull(self, repo: str, number: int) -> dict:
         return call(f"GET pulls {repo}#{number}", lambda: self._repo(repo).get_pull(number).raw_data)
+
+    def _pages(self, path: str, *, what: str, limit: int) -> list[dict]:
+        """Every item of a paginated list endpoint, at most ``limit``."""
+        out: list[dict] = []
+        page = 1
+        while len(out) < limit:
+            data = self._req("GET", path, params={"per_page": 100, "page": page}, what=f"{what} page {page}")
+            items = list(data or [])
+            out.extend(items)
+            if len(items) < 100:
+                break
+            page += 1
+        return out[:limit]
+
+    # -- pull request reviews (suggested changes) -----------------------------------
+    def list_pull_files(self, repo: str, number: int) -> list[dict]:
+        """``GET .../pulls/{n}/files``: the changed files with their ``patch`` (GitHub
+        lists at most 3000)."""
+        return self._pages(
+            f"/repos/{repo}/pulls/{int(number)}/files", what=f"GET pull files {repo}#{number}", limit=3000
+        )
+
+    def list_reviews(self, repo: str, number: int) -> list[dict]:
+        return self._pages(
+            f"/repos/{repo}/pulls/{int(number)}/reviews", what=f"GET reviews {repo}#{number}", limit=3000
+        )
+
+    def create_review(self, repo: str, number: int, body: dict) -> dict:
+        """``POST .../pulls/{n}/reviews`` (``commit_id``, ``event``, ``body``, ``comments``)."""
+        return self._req(
+            "POST", f"/repos/{repo}/pulls/{int(number)}/reviews", what=f"POST review {repo}#{number}", body=body
+        )
+
+    def update_review_body(self, repo: str, number: int, review_id: int, text: str) -> dict:
+        """``PUT .../pulls/{n}/reviews/{id}``: a new summary body (a COMMENT review cannot be
+        dismissed: GitHub answers 422)."""
+        return self._req(
+            "PUT",
+            f"/repos/{repo}/pulls/{int(number)}/reviews/{int(review_id)}",
+            what=f"PUT review {repo}#{number}/{review_id}",
+            body={"body": text},
+        )
+
+    def list_review_comments(self, repo: str, number: int, review_id: int) -> list[dict]:
+        return self._pages(
+            f"/repos/{repo}/pulls/{int(number)}/reviews/{int(review_id)}/comments",
+            what=f"GET review comments {repo}#{number}/{review_id}",
+            limit=3000,
+        )
+
+    def delete_review_comment(self, repo: str, comment_id: int) -> None:
+        """``DELETE .../pulls/comments/{id}``; one already gone (404) is fine."""
+        try:
+            self._req(
+                "DELETE",
+                f"/repos/{repo}/pulls/comments/{int(comment_id)}",
+                what=f"DELETE review comment {repo}/{comment_id}",
+            )
+        except GitHubError as e:
+            if e.status != 404:
+                raise
 
     # -- check runs -----------------------------------------------------------------
     def find_check_run(self, repo: str, sha: str, name: str) -> dict | None:

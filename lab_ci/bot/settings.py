@@ -199,6 +199,17 @@ class Settings:
         10, env="LAB_CI_JOB_NICE", help="niceness of job processes (the webhook keeps the CPU first)"
     )
 
+    check_documents: bool = setting(
+        True,
+        env="LAB_CI_CHECK_DOCUMENTS",
+        help="fetch knowledge leaves' documents in the check (commit, readable files); 0 = offline rules only",
+    )
+    max_suggestions: int = setting(
+        50,
+        env="LAB_CI_MAX_SUGGESTIONS",
+        help="most one-click fixes in the check's pull request review (0 = no review)",
+    )
+
     # -- quotas -----------------------------------------------------------------------
     previews_per_pr_hour: int = setting(
         6,
@@ -252,6 +263,7 @@ class Settings:
             ("previews_per_user_hour", 0),
             ("max_queued_per_installation", 0),
             ("github_retries", 0),
+            ("max_suggestions", 0),
         ):
             if getattr(self, name) < low:
                 raise LabCIError(f"{_env(name)} must be >= {low}, got {getattr(self, name)}")

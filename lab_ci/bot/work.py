@@ -15,7 +15,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass, field
 
-from lab_ci.check.api import check_taxonomy
+from lab_ci.bot.suggestions import file_fixes
+from lab_ci.check.api import collect_leaves
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.preview.api import run_preview
@@ -29,7 +30,14 @@ PREVIEW_TARGET = "lab_ci.bot.work:preview"
 @dataclass(frozen=True)
 class CheckWork:
     """Check the leaves a pull request changes: ``base..head`` in the bare mirror
-    ``taxonomy``, with the repository's check options and path globs."""
+    ``taxonomy``, with the repository's check options and path globs.
+
+    ``document_errors``: the document rules are errors (the bot's default: a leaf
+    whose documents cannot be fetched must fail before its preview); ``documents``:
+    also fetch each knowledge leaf's documents (the safe fetch, ``LAB_CI_DOCUMENT_*``
+    policy and mirrors from the environment, cache in ``document_cache``);
+    ``fixes``: also compute the safe ``--fix`` edits of at most this many files (the
+    suggested changes)."""
 
     taxonomy: str
     base: str
@@ -37,6 +45,10 @@ class CheckWork:
     schema_version: int | str = "latest"
     strict: bool = False
     paths: list[str] = field(default_factory=list)
+    document_errors: bool = False
+    documents: bool = False
+    document_cache: str | None = None
+    fixes: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,14 +101,41 @@ def report_from_dict(data: dict) -> Report:
 
 
 def check(request: dict) -> dict:
-    """:class:`CheckWork` -> the report (``report_to_dict``)."""
+    """:class:`CheckWork` -> the report (``report_to_dict``), with ``"fixes"``: the
+    :class:`lab_ci.bot.suggestions.FileFix` dictionaries of the files ``--fix`` changes."""
+    from lab_ci.check.engine import check_leaves
+
     work = CheckWork(**request)
-    options = CheckOptions(schema_version=work.schema_version, strict=work.strict)
-    report = check_taxonomy(work.taxonomy, base=work.base, head=work.head, options=options, use_cache=False)
+    options = CheckOptions(schema_version=work.schema_version, strict=work.strict, document_errors=work.document_errors)
+    leaves = collect_leaves(
+        work.taxonomy,
+        base=work.base,
+        head=work.head,
+        max_bytes=options.max_file_bytes,
+        folders=options.taxonomy_folders,
+    )
     if work.paths:
-        report.files = [f for f in report.files if any(fnmatch.fnmatch(f.path, g) for g in work.paths)]
+        leaves = [leaf for leaf in leaves if any(fnmatch.fnmatch(leaf.path, g) for g in work.paths)]
+    report = check_leaves(leaves, options, documents=_verifier(work) if work.documents else None)
     raise_if_out_of_memory(report)
-    return report_to_dict(report)
+    out = report_to_dict(report)
+    out["fixes"] = []
+    data = {leaf.path: leaf.data for leaf in leaves if leaf.kind == "file" and leaf.change != "deleted"}
+    for f in report.files:
+        if len(out["fixes"]) >= work.fixes:
+            break
+        if data.get(f.path) is not None:
+            fix = file_fixes(f.path, data[f.path], f.diagnostics, options.read_limits())
+            if fix is not None:
+                out["fixes"].append(fix.to_dict())
+    return out
+
+
+def _verifier(work: CheckWork):
+    from lab_ci.check.documents import FetchingVerifier
+    from lab_ci.taxonomy.documents import DocumentFetcher, mirrors_from_env
+
+    return FetchingVerifier(DocumentFetcher(cache_dir=work.document_cache, mirrors=mirrors_from_env()))
 
 
 def raise_if_out_of_memory(report: Report) -> None:

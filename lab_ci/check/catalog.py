@@ -465,7 +465,7 @@ def _engine_taxonomy() -> list[RuleDoc]:
             documents.ID,
             documents.LEVEL,
             documents.SUMMARY,
-            "With a document verifier (`lab-ci check --documents`, coming with the safe document fetcher; the "
+            "With a document verifier (`lab-ci check --documents`, on the safe document fetcher; the "
             "bot before a preview): the repository is fetched at the commit and each pattern must match a readable "
             "file. Findings are errors on the `document:` lines, in categories, never the network's raw text. In "
             "the examples, the document repository holds a page about the Moon and none about the Sun.",

@@ -4,6 +4,7 @@
                  [--schema-version latest|declared|N] [--format FORMAT] [--jobs N]
                  [--strict] [--no-cache] [--output FILE]
                  [--fix | --diff] [--unsafe-fixes]
+                 [--documents [--document-mirror URL=PATH]... [--document-cache DIR]]
 
 Exit codes: 0 every file valid (warnings allowed), 1 some file invalid (with
 ``--diff``: some file would change), 2 usage or internal error. Only argument parsing
@@ -98,6 +99,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="with --fix or --diff: also remove spaces at line ends inside | and > blocks (they are part of the text)",
     )
+    docs = p.add_argument_group("document references (knowledge leaves; online)")
+    docs.add_argument(
+        "--documents",
+        action="store_true",
+        help="fetch each knowledge leaf's document repository (the safe fetch: https, allowed hosts, no private "
+        "addresses; LAB_CI_DOCUMENT_* settings) and check that the commit exists and every pattern matches a "
+        "readable text file; the document rules become errors",
+    )
+    docs.add_argument(
+        "--document-mirror",
+        action="append",
+        default=[],
+        metavar="URL=PATH",
+        help="with --documents: read the repository URL from PATH (a local repository or an https mirror) "
+        "instead (repeatable; also LAB_CI_DOCUMENT_MIRRORS='URL=PATH;...')",
+    )
+    docs.add_argument(
+        "--document-cache", metavar="DIR", help="document cache folder (default: $XDG_CACHE_HOME/lab-ci/documents)"
+    )
     p.set_defaults(func=run)
     return p
 
@@ -113,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise LabCIError(f"path {value!r} is not valid UTF-8") from None
-    options = CheckOptions(schema_version=args.schema_version, strict=args.strict)
+    options = CheckOptions(schema_version=args.schema_version, strict=args.strict, document_errors=args.documents)
+    if (args.document_mirror or args.document_cache) and not args.documents:
+        raise LabCIError("--document-mirror and --document-cache go with --documents")
     if args.unsafe_fixes and not (args.fix or args.diff):
         raise LabCIError("--unsafe-fixes goes with --fix or --diff")
     if args.fix or args.diff:
@@ -128,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         jobs=args.jobs,
         use_cache=not args.no_cache,
+        documents=_verifier(args) if args.documents else None,
     )
     text = render(args.format, report, root_display=display_root(args.taxonomy, args.format))
     if args.output:
@@ -143,6 +166,20 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return report.exit_code
+
+
+def _verifier(args: argparse.Namespace):
+    """The online document verifier of ``--documents``. The diagnostics say what went
+    wrong; what git said goes to the log only, shown with ``lab-ci -v``."""
+    import logging
+
+    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+    from .documents import FetchingVerifier
+
+    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        logging.getLogger("lab_ci.taxonomy.documents").setLevel(logging.ERROR)
+    return FetchingVerifier(DocumentFetcher(cache_dir=args.document_cache, mirrors=mirrors))
 
 
 def _fix(args: argparse.Namespace, options) -> int:

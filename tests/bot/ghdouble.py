@@ -18,6 +18,13 @@ collaborators, teams/members, repos/contents, actions/workflows, apps).
   when a proxy times out after the backend committed: the client cannot tell).
 - Every call is recorded (:attr:`calls`: method, path, query, json body, arrival time
   ``at`` and ``done_at`` when the answer was sent, both ``time.monotonic()``).
+- Pull request reviews (docs.github.com/rest/pulls/reviews, .../pulls/comments): the
+  changed files with their ``patch`` (:meth:`GitHubDouble.add_pull_files_from_git`
+  computes them with real ``git diff``), reviews with line comments that must lie in one
+  hunk of the diff (``422`` as GitHub words it otherwise), editing a review's body,
+  dismissing (``422 Can not dismiss a commented pull request review`` for a COMMENT
+  review, as GitHub does), deleting a PENDING review, deleting a review comment;
+  :func:`apply_suggestions` is the "Commit suggestion" button.
 - Workflow dispatches create workflow runs (``GET .../actions/workflows/{id}/runs``)
   whose ``display_title`` is the workflow's ``run-name`` with the inputs filled in.
 """
@@ -31,6 +38,7 @@ import json
 import re
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,6 +97,8 @@ class FakeRepo:
     workflows: set[str] = field(default_factory=set)
     #: workflow file -> its ``run-name`` (``${{ inputs.X }}`` filled in on dispatch)
     run_names: dict[str, str] = field(default_factory=dict)
+    #: pull request number -> ``GET .../pulls/{n}/files`` items (with ``patch``)
+    pull_files: dict[int, list[dict]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -147,6 +157,8 @@ class GitHubDouble:
         self.comment_issue: dict[int, tuple[str, int]] = {}
         self.dispatches: list[dict] = []
         self.workflow_runs: list[dict] = []
+        self.reviews: dict[int, dict] = {}
+        self.review_comments: dict[int, dict] = {}
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._ids = itertools.count(1000)
@@ -220,6 +232,51 @@ class GitHubDouble:
         }
         repo.pulls[number] = pr
         return pr
+
+    def add_pull_files_from_git(self, full_name: str, number: int, git_dir, base: str, head: str) -> list[dict]:
+        """The pull request's changed files as ``GET .../pulls/{n}/files`` lists them:
+        ``git diff base...head`` (three dots: from the merge base, as GitHub diffs a pull
+        request), each with its ``patch`` (the hunks, without the ``diff --git`` header)."""
+
+        def git(*args: str) -> str:
+            return subprocess.run(
+                ["git", "--git-dir", str(git_dir), *args], capture_output=True, text=True, check=True
+            ).stdout
+
+        status = {"A": "added", "M": "modified", "D": "removed", "R": "renamed"}
+        items = []
+        for row in git("diff", "--no-renames", "--name-status", f"{base}...{head}").splitlines():
+            code, path = row.split("\t", 1)
+            diff = git("diff", "--no-renames", f"{base}...{head}", "--", path)
+            at = diff.find("\n@@")
+            patch = diff[at + 1 :].rstrip("\n") if at >= 0 else None
+            adds = sum(1 for ln in (patch or "").split("\n") if ln.startswith("+"))
+            dels = sum(1 for ln in (patch or "").split("\n") if ln.startswith("-"))
+            blob = git("rev-parse", f"{head}:{path}").strip() if code != "D" else "0" * 40
+            item = {
+                "sha": blob,
+                "filename": path,
+                "status": status.get(code[0], "modified"),
+                "additions": adds,
+                "deletions": dels,
+                "changes": adds + dels,
+                "blob_url": f"https://github.com/{full_name}/blob/{head}/{path}",
+                "raw_url": f"https://github.com/{full_name}/raw/{head}/{path}",
+                "contents_url": f"{self.base_url}/repos/{full_name}/contents/{path}?ref={head}",
+            }
+            if patch is not None:
+                item["patch"] = patch
+            items.append(item)
+        self.repos[full_name].pull_files[number] = items
+        return items
+
+    def reviews_of(self, full_name: str, number: int) -> list[dict]:
+        with self._lock:
+            return [r for _, r in sorted(self.reviews.items()) if (r["_repo"], r["_pull"]) == (full_name, number)]
+
+    def comments_of_review(self, review_id: int) -> list[dict]:
+        with self._lock:
+            return [c for _, c in sorted(self.review_comments.items()) if c["pull_request_review_id"] == review_id]
 
     def add_comment(
         self, full_name: str, number: int, body: str, *, user: str = "contributor", bot: bool = False
@@ -460,6 +517,15 @@ class GitHubDouble:
             ("GET", r"/repos/([^/]+/[^/]+)/contents/(.+)", self._contents),
             ("POST", r"/repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/dispatches", self._dispatch_workflow),
             ("GET", r"/repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/runs", self._list_workflow_runs),
+            ("GET", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/files", self._list_pull_files),
+            ("GET", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews", self._list_reviews),
+            ("POST", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews", self._create_review),
+            ("GET", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews/(\d+)", self._get_review),
+            ("PUT", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews/(\d+)", self._update_review),
+            ("DELETE", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews/(\d+)", self._delete_review),
+            ("PUT", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews/(\d+)/dismissals", self._dismiss_review),
+            ("GET", r"/repos/([^/]+/[^/]+)/pulls/(\d+)/reviews/(\d+)/comments", self._list_review_comments),
+            ("DELETE", r"/repos/([^/]+/[^/]+)/pulls/comments/(\d+)", self._delete_review_comment),
         ]
         for method, rx, fn in routes:
             m = re.fullmatch(rx, path)
@@ -851,3 +917,238 @@ class GitHubDouble:
             if r["_repo"] == full and r["_workflow"] == workflow and (event is None or r["event"] == event)
         ]
         return self._paginate(request, runs, "workflow_runs", {"total_count": len(runs)})
+
+    # -- pull request files and reviews ---------------------------------------------------
+    def _pull(self, full, number):
+        return self.repos[full].pulls.get(int(number))
+
+    def _list_pull_files(self, request, body, full, number):
+        if self._pull(full, number) is None:
+            return self._error(404, "Not Found")
+        return self._paginate(request, list(self.repos[full].pull_files.get(int(number), [])))
+
+    def _public_review(self, r: dict) -> dict:
+        return {k: v for k, v in r.items() if not k.startswith("_")}
+
+    def _list_reviews(self, request, body, full, number):
+        if self._pull(full, number) is None:
+            return self._error(404, "Not Found")
+        return self._paginate(request, [self._public_review(r) for r in self.reviews_of(full, int(number))])
+
+    def _review(self, full, number, rid) -> dict | None:
+        r = self.reviews.get(int(rid))
+        return r if r is not None and (r["_repo"], r["_pull"]) == (full, int(number)) else None
+
+    def _get_review(self, request, body, full, number, rid):
+        r = self._review(full, number, rid)
+        return JSONResponse(self._public_review(r)) if r else self._error(404, "Not Found")
+
+    def _invalid(self, message: str) -> JSONResponse:
+        return self._error(422, "Unprocessable Entity", [message])
+
+    def _create_review(self, request, body, full, number):
+        pr = self._pull(full, number)
+        if pr is None:
+            return self._error(404, "Not Found")
+        if not isinstance(body, dict):
+            return self._error(400, "Problems parsing JSON")
+        event = body.get("event")
+        if event not in (None, "APPROVE", "REQUEST_CHANGES", "COMMENT"):
+            return self._invalid(f"Unexpected event: {event}")
+        text = body.get("body")
+        comments = body.get("comments") or []
+        if event in ("REQUEST_CHANGES", "COMMENT") and not text and not comments:
+            return self._invalid("Review body is required")
+        files = {f["filename"]: f for f in self.repos[full].pull_files.get(int(number), [])}
+        for c in comments:
+            problem = self._comment_problem(c, files)
+            if problem:
+                return self._invalid(problem)
+        rid = next(self._ids)
+        commit = body.get("commit_id") or pr["head"]["sha"]
+        state = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}.get(
+            event, "PENDING"
+        )
+        review = {
+            "id": rid,
+            "node_id": f"PRR_{rid}",
+            "user": self._bot_user(),
+            "body": text or "",
+            "state": state,
+            "html_url": f"https://github.com/{full}/pull/{number}#pullrequestreview-{rid}",
+            "pull_request_url": f"{self.base_url}/repos/{full}/pulls/{number}",
+            "author_association": "NONE",
+            "_links": {"html": {"href": f"https://github.com/{full}/pull/{number}#pullrequestreview-{rid}"}},
+            "commit_id": commit,
+            "_repo": full,
+            "_pull": int(number),
+        }
+        if state != "PENDING":
+            review["submitted_at"] = iso()
+        self.reviews[rid] = review
+        for c in comments:
+            cid = next(self._ids)
+            line = int(c["line"])
+            start = c.get("start_line")
+            self.review_comments[cid] = {
+                "url": f"{self.base_url}/repos/{full}/pulls/comments/{cid}",
+                "pull_request_review_id": rid,
+                "id": cid,
+                "node_id": f"PRRC_{cid}",
+                "diff_hunk": self._hunk_text(files[c["path"]].get("patch") or "", line),
+                "path": c["path"],
+                "commit_id": commit,
+                "original_commit_id": commit,
+                "user": self._bot_user(),
+                "body": c["body"],
+                "created_at": iso(),
+                "updated_at": iso(),
+                "html_url": f"https://github.com/{full}/pull/{number}#discussion_r{cid}",
+                "pull_request_url": f"{self.base_url}/repos/{full}/pulls/{number}",
+                "author_association": "NONE",
+                "start_line": start,
+                "original_start_line": start,
+                "start_side": c.get("start_side", "RIGHT") if start is not None else None,
+                "line": line,
+                "original_line": line,
+                "side": c.get("side", "RIGHT"),
+                "subject_type": "line",
+            }
+        return JSONResponse(self._public_review(review))
+
+    @staticmethod
+    def _hunks(patch: str) -> list[tuple[int, int, int, int]]:
+        """(left first, left last, right first, right last) of each hunk of ``patch``."""
+        out = []
+        for ln in patch.split("\n"):
+            m = re.match(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", ln)
+            if m:
+                a, b = int(m.group(1)), int(m.group(2) or 1)
+                c, d = int(m.group(3)), int(m.group(4) or 1)
+                out.append((a, a + b - 1, c, c + d - 1))
+        return out
+
+    def _hunk_text(self, patch: str, line: int) -> str:
+        """GitHub's ``diff_hunk``: the hunk holding head-side ``line``, up to that line."""
+        out: list[str] = []
+        right = 0
+        for ln in patch.split("\n"):
+            m = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", ln)
+            if m:
+                out, right = [ln], int(m.group(1))
+                continue
+            out.append(ln)
+            if not ln.startswith("-"):
+                if right == line:
+                    return "\n".join(out)
+                right += 1
+        return "\n".join(out)
+
+    def _comment_problem(self, c: Any, files: dict) -> str | None:
+        """GitHub's 422 reason for a review comment, or None when it is acceptable."""
+        if not isinstance(c, dict) or not c.get("path") or not c.get("body"):
+            return "Invalid request: path and body are required for each comment"
+        if "position" in c:
+            return None  # the legacy diff position: not used by lab-ci
+        f = files.get(c["path"])
+        if f is None:
+            return "Path could not be resolved"
+        side = c.get("side", "RIGHT")
+        if side not in ("LEFT", "RIGHT") or c.get("start_side", side) not in ("LEFT", "RIGHT"):
+            return "Invalid side"
+        if not isinstance(c.get("line"), int):
+            return "Line could not be resolved"
+        line, start = c["line"], c.get("start_line")
+        hunks = self._hunks(f.get("patch") or "")
+        lo_hi = [(h[2], h[3]) if side == "RIGHT" else (h[0], h[1]) for h in hunks]
+        hunk = next((i for i, (lo, hi) in enumerate(lo_hi) if lo <= line <= hi), None)
+        if hunk is None:
+            return "Pull request review thread line must be part of the diff"
+        if start is not None:
+            if not isinstance(start, int) or start >= line:
+                return "Pull request review thread start line must precede the end line"
+            lo, hi = lo_hi[hunk]
+            if not lo <= start <= hi:
+                return "Pull request review thread start line must be part of the same hunk as the line"
+        return None
+
+    def _own(self, r: dict) -> bool:
+        return r["user"]["login"] == f"{self.app_slug}[bot]"
+
+    def _update_review(self, request, body, full, number, rid):
+        r = self._review(full, number, rid)
+        if r is None:
+            return self._error(404, "Not Found")
+        if not self._own(r):
+            return self._error(403, "Resource not accessible by integration")
+        if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+            return self._error(422, 'Invalid request.\n\n"body" wasn\'t supplied.')
+        r["body"] = body["body"]
+        return JSONResponse(self._public_review(r))
+
+    def _dismiss_review(self, request, body, full, number, rid):
+        r = self._review(full, number, rid)
+        if r is None:
+            return self._error(404, "Not Found")
+        if not isinstance(body, dict) or not body.get("message"):
+            return self._error(422, 'Invalid request.\n\n"message" wasn\'t supplied.')
+        if r["state"] in ("COMMENTED", "DISMISSED", "PENDING"):
+            return self._invalid(f"Can not dismiss a {r['state'].lower()} pull request review")
+        r["state"] = "DISMISSED"
+        return JSONResponse(self._public_review(r))
+
+    def _delete_review(self, request, body, full, number, rid):
+        r = self._review(full, number, rid)
+        if r is None:
+            return self._error(404, "Not Found")
+        if r["state"] != "PENDING":
+            return self._invalid("Can not delete a non-pending pull request review")
+        del self.reviews[r["id"]]
+        for cid in [c["id"] for c in self.comments_of_review(r["id"])]:
+            del self.review_comments[cid]
+        return JSONResponse(self._public_review(r))
+
+    def _list_review_comments(self, request, body, full, number, rid):
+        r = self._review(full, number, rid)
+        if r is None:
+            return self._error(404, "Not Found")
+        return self._paginate(request, self.comments_of_review(r["id"]))
+
+    def _delete_review_comment(self, request, body, full, cid):
+        c = self.review_comments.get(int(cid))
+        if c is None or self.reviews[c["pull_request_review_id"]]["_repo"] != full:
+            return self._error(404, "Not Found")
+        if c["user"]["login"] != f"{self.app_slug}[bot]":
+            return self._error(403, "Resource not accessible by integration")
+        del self.review_comments[int(cid)]
+        return Response(status_code=204)
+
+
+def apply_suggestions(text: str, comments: list[dict]) -> str:
+    """``text`` after "Commit suggestion" on each review comment holding a
+    ```` ```suggestion ```` block: the block's lines replace lines ``start_line``..``line``
+    (an empty block deletes them). Each line keeps its own line break: replaced lines get
+    one each, except that the file's last line, when it has none, still has none after
+    its replacement (GitHub keeps "No newline at end of file"), and deleting it leaves the
+    line before it as it was. Comments must not overlap (GitHub refuses to batch
+    overlapping suggestions)."""
+    segs = re.findall(r"[^\n]*\n|[^\n]+$", text)
+    spans = []
+    for c in comments:
+        m = re.search(r"^(`{3,})suggestion\n(.*?)^\1$", c["body"], re.S | re.M)
+        if not m:
+            continue
+        content = m.group(2)
+        new = content[:-1].split("\n") if content else []
+        first = c.get("start_line") or c["line"]
+        spans.append((first, c["line"], new))
+    spans.sort()
+    for (_, b1, _), (a2, _, _) in zip(spans, spans[1:]):
+        assert a2 > b1, "overlapping suggestions"
+    for first, last, new in reversed(spans):
+        old = segs[first - 1 : last]
+        rep = [line + "\n" for line in new]
+        if rep and old and not old[-1].endswith("\n"):
+            rep[-1] = rep[-1][:-1]
+        segs[first - 1 : last] = rep
+    return "".join(segs)

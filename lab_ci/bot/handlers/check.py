@@ -1,10 +1,16 @@
 """The ``check`` job: fetch the pull request, check its changed leaves in a limited
-child process, publish ``lab-ci/schema`` with annotations, then ask for a preview."""
+child process (strict document rules, documents fetched unless ``LAB_CI_CHECK_DOCUMENTS``
+is off, the safe ``--fix`` edits computed), publish ``lab-ci/schema`` with annotations,
+post the review of suggested changes (:mod:`lab_ci.bot.suggestions`), then ask for a
+preview when every leaf is valid."""
 
 from __future__ import annotations
 
-from lab_ci.bot import render, work
+from pathlib import Path
+
+from lab_ci.bot import render, suggestions, work
 from lab_ci.bot.config import CONFIG_PATH, RepoConfig
+from lab_ci.bot.github import GitHubError
 from lab_ci.bot.handlers.common import (
     SCHEMA_CHECK,
     fetch_pull_or_skip,
@@ -97,6 +103,10 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         schema_version=cfg.schema_version if cfg.schema_version is not None else "latest",
         strict=cfg.strict,
         paths=list(cfg.paths),
+        document_errors=True,
+        documents=services.settings.check_documents,
+        document_cache=str(Path(services.settings.data_dir).resolve() / "documents"),
+        fixes=services.settings.max_suggestions if is_head else 0,
     )
     result = run_or_report(
         services, job, "check", work.CHECK_TARGET, request.to_dict(), publish, failed_title="The check could not run"
@@ -112,10 +122,52 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         annotations=render.annotations(report),
     )
     services.log.info("check %s#%d@%s: %s", repo, number, sha[:12], conclusion)
+    if is_head and services.settings.max_suggestions:
+        fixes = [suggestions.FileFix.from_dict(f) for f in result.get("fixes") or ()]
+        suggest_fixes(gh, repo, number, sha, fixes, services)
     changed = [f for f in report.files if f.change != "deleted"]
     # a re-run of an older commit previews nothing (its preview would supersede the head's)
     if report.valid and changed and is_head and not draft and cfg.preview_enabled:
         auto_preview(job, p, sha, base_ref, author, cfg, services)
+
+
+def suggest_fixes(gh, repo: str, number: int, sha: str, fixes: list, services: Services) -> str:
+    """ONE review of suggested changes per head (:mod:`lab_ci.bot.suggestions`): the
+    head's own review is kept as it is (a redelivered webhook or a re-run posts none);
+    the bot's reviews of older heads get an "outdated" body and lose their suggestion
+    comments (a COMMENT review cannot be dismissed); then the new review, if there is
+    anything to suggest. Only the pull request's current head gets a review: the job of
+    an older head that finishes late posts nothing. Returns what happened: "stale",
+    "exists", "posted", "refused" or "none"."""
+    settings = services.settings
+    if (gh.get_pull(repo, number).get("head") or {}).get("sha") != sha:
+        return "stale"
+    current, older = suggestions.plan(gh.list_reviews(repo, number), settings.bot_login, sha)
+    if current is not None:
+        return "exists"
+    for old in older:
+        for c in gh.list_review_comments(repo, number, old["id"]):
+            if (c.get("user") or {}).get("login") == settings.bot_login:
+                gh.delete_review_comment(repo, c["id"])
+        gh.update_review_body(
+            repo, number, old["id"], suggestions.outdated_body(suggestions.review_head(old["body"]) or "", sha)
+        )
+    if not fixes:
+        return "none"
+    review = suggestions.build_review(fixes, gh.list_pull_files(repo, number), sha, limit=settings.max_suggestions)
+    if review is None:
+        return "none"
+    try:
+        gh.create_review(repo, number, review)
+    except GitHubError as e:
+        if e.status != 422:
+            raise  # transient: the job's retry looks for the review first
+        # GitHub refused a comment (its diff differs from the one we read, e.g. a push
+        # in between): the check run stands; the suggestions are a convenience.
+        services.log.warning("check %s#%d@%s: review of suggestions refused: %s", repo, number, sha[:12], e)
+        return "refused"
+    services.log.info("check %s#%d@%s: %d suggestion(s)", repo, number, sha[:12], len(review["comments"]))
+    return "posted"
 
 
 def auto_preview(job: Job, p: CheckPayload, sha: str, base_ref: str, author: str, cfg: RepoConfig, services: Services):

@@ -12,6 +12,7 @@ from lab_ci.bot.config import CONFIG_PATH
 from lab_ci.bot.handlers.common import (
     PREVIEW_CHECK,
     PREVIEW_MARKER,
+    SCHEMA_CHECK,
     fetch_pull_or_skip,
     load_repo_config,
     run_or_report,
@@ -91,6 +92,17 @@ def job_preview(job: Job, p: PreviewPayload, services: Services) -> None:
 
     if cfg_error:
         publish(conclusion="skipped", title=f"Broken {CONFIG_PATH}", summary=render.fence(cfg_error))
+        return
+    schema = gh.find_check_run(repo, sha, SCHEMA_CHECK)
+    if schema is not None and schema.get("status") == "completed" and schema.get("conclusion") == "failure":
+        # `/lab preview` on a commit whose check failed (e.g. its documents cannot be
+        # fetched): the check's annotations say what to fix; a preview would only fail later
+        publish(
+            conclusion="skipped",
+            title="Not previewed: the check of this commit failed",
+            summary=f"{render.code(SCHEMA_CHECK)} found problems in {render.code(sha[:12])}: fix what it lists and push; "
+            "the preview follows a passing check.",
+        )
         return
     teacher, teacher_error = resolve_teacher(cfg.teacher, settings)
     if teacher_error:
