@@ -44,7 +44,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         default=20,
         metavar="N",
-        help="multiple-choice candidates per knowledge leaf (default 20)",
+        help="teacher-written multiple-choice candidates per knowledge leaf (default 20)",
+    )
+    p.add_argument(
+        "--mcq-sources",
+        default="seeds,teacher",
+        metavar="LIST",
+        help="where knowledge questions come from: seeds (the contributor's Q/As), teacher "
+        "(written from the documents), or both (default seeds,teacher)",
     )
     p.add_argument(
         "--guard-skills",
@@ -141,7 +148,7 @@ def load_gates(path: str | None, items: list[str]):
 def run(args) -> int:
     from ..errors import LabCIError
     from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
-    from .runner import EvalRequest, run_eval
+    from .runner import EvalOptions, run_eval
 
     for name, low in (("questions", 1), ("guard_skills", 0), ("guard_knowledge", 0), ("max_new_tokens", 1)):
         if getattr(args, name) < low:
@@ -156,6 +163,11 @@ def run(args) -> int:
         if not os.path.isdir(d):
             raise LabCIError(f"--pipeline-dir {d}: no such folder")
     gates = load_gates(args.gates, args.gate)
+    from .runner import MCQ_SOURCES
+
+    sources = tuple(dict.fromkeys(x.strip() for x in args.mcq_sources.split(",") if x.strip()))
+    if not sources or set(sources) - set(MCQ_SOURCES):
+        raise LabCIError(f"--mcq-sources {args.mcq_sources!r}: a comma-separated list of {', '.join(MCQ_SOURCES)}")
     teacher = args.teacher or os.environ.get("LAB_CI_TEACHER")
     if not teacher:
         default = Path(".cache/models/teacher.gguf")
@@ -176,18 +188,17 @@ def run(args) -> int:
 
     hf_logging.disable_progress_bar()
     results = run_eval(
-        EvalRequest(
-            taxonomy=Path(args.taxonomy),
+        Path(args.taxonomy),
+        EvalOptions(
             candidate=Path(args.candidate),
             baseline=Path(args.baseline),
             teacher=teacher,
             judge=args.judge,
-            base=args.base,
-            head=args.head,
             out=Path(args.out),
             cache_dir=Path(args.cache_dir) if args.cache_dir else None,
             seed=args.seed,
             mcq_per_leaf=args.questions,
+            mcq_sources=sources,
             guard_skills=args.guard_skills,
             guard_knowledge=args.guard_knowledge,
             max_new_tokens=args.max_new_tokens,
@@ -200,7 +211,9 @@ def run(args) -> int:
             resamples=args.resamples,
             max_leaves=args.max_leaves,
             progress=progress,
-        )
+        ),
+        base=args.base,
+        head=args.head,
     )
     print(summary_text(results, Path(args.out)))
     return 0 if results["gates"]["passed"] else 1
@@ -211,6 +224,10 @@ def summary_text(results: dict, out: Path) -> str:
     lines = []
     for metric, unit in (("knowledge", "accuracy"), ("skills", "judge score")):
         sec = results.get(metric) or {}
+        not_done = [r for r in sec.get("leaves") or [] if r.get("status") != "evaluated"]
+        if not_done:
+            reasons = sorted({r.get("reason", "") for r in not_done})
+            lines.append(f"{metric}: {len(not_done)} leaves not evaluated ({'; '.join(reasons)})")
         for role in ("changed", "guard"):
             g = sec.get(role) or {}
             if g.get("leaves"):

@@ -1,22 +1,27 @@
 """MMLU-Branch: multiple-choice questions about a knowledge leaf, scored by log-likelihood.
 
-Generation. The teacher runs the ``mmlu_branch`` pipeline (``pipelines/mmlu_branch.yaml``,
-an ordinary :mod:`lab_ci.sdg` pipeline file: seed examples, a document chunk, one LLM
-block, dedupe) on the leaf: each candidate is a question, its correct answer and three
-wrong ones about one chunk of the leaf's documents. :func:`build_mcqs` keeps the ones
-with four distinct, non-empty options and shuffles the options with a draw seeded by
-the sample, so the key's position says nothing. A set is cached under
-:func:`mcq_key`: the document (repository, commit, patterns), the leaf's blob, the
-teacher, the pipeline version, the seed and the number asked for.
+Two sources, each optional. **Seed questions** (:func:`seed_mcqs`, no teacher): the
+contributor's own questions with their own answers as keys and other answers of the
+leaf as wrong options: human-written keys, and questions the model was not trained on
+verbatim (the knowledge pipeline rejects generated questions that copy a seed's).
+**Teacher questions**: the teacher runs the ``mmlu_branch`` pipeline
+(``pipelines/mmlu_branch.yaml``, an ordinary :mod:`lab_ci.sdg` pipeline file) on the
+leaf: for each candidate, a question and its answer about one chunk of the leaf's
+documents (the knowledge pipeline's own prompt, greedy), then four sampled wrong
+answers to it, written to sound right. :func:`build_mcqs` keeps the questions with
+three distinct wrong answers, drops near-duplicates and shuffles the options with a
+draw seeded by the sample, so the key's position says nothing. A teacher set is
+cached under :func:`mcq_key`: the document (repository, commit, patterns), the leaf's
+blob, the teacher, the pipeline version, the seed and the number asked for.
 
 Scoring. A model is asked each question (the chat template, the question as the user
 turn, no system prompt: the same prompt :mod:`lab_ci.eval.questions` sends) and each
 option is scored as the assistant's reply: the log-likelihood of the option's tokens
 and the end-of-text token, divided by their number (mean per token, so a long option
 is not penalised for its length). The option with the highest score is the model's
-choice. Nothing is generated, so a question costs four short forward passes (batched
-by :meth:`lab_ci.eval.hf.HFModel.loglikelihoods`) and the result is exact for the
-weights: no sampling, no parsing.
+choice. Nothing is generated: a question is its context evaluated once and its four
+options after it (:meth:`lab_ci.eval.hf.HFModel.score_choices`, batched over
+questions), and the result is exact for the weights: no sampling, no parsing.
 """
 
 from __future__ import annotations
@@ -53,13 +58,14 @@ def mcq_pipeline(extra_dirs=None):
 
 @dataclass(frozen=True, slots=True)
 class MCQ:
-    id: str  # "<sample id>" of the generating pipeline, e.g. "s3"
+    id: str  # the generating pipeline's sample id ("s3"), or "seed:<seed id>"
     leaf: str
     question: str
     options: tuple[str, ...]
     answer: int  # index of the correct option
-    source: str = ""  # document chunk reference
+    source: str = ""  # document chunk reference ("" for a seed question)
     seed_ids: tuple[str, ...] = ()
+    origin: str = "teacher"  # "teacher": written by the teacher; "seed": the contributor's Q/A
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,6 +83,7 @@ class MCQ:
             answer=int(d["answer"]),
             source=str(d.get("source", "")),
             seed_ids=tuple(str(s) for s in d.get("seed_ids", ())),
+            origin=str(d.get("origin", "teacher")),
         )
 
 
@@ -91,6 +98,7 @@ class MCQSet:
     items: list[MCQ]
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     document: dict = field(default_factory=dict)  # repo, commit, patterns
+    error: str = ""  # why the teacher wrote none (documents unreachable, pipeline failed)
 
     def to_dict(self) -> dict:
         return {
@@ -102,6 +110,7 @@ class MCQSet:
             "requested": self.requested,
             "document": self.document,
             "rejected": dict(sorted(self.rejected.items())),
+            "error": self.error,
             "items": [m.to_dict() for m in self.items],
         }
 
@@ -117,6 +126,7 @@ class MCQSet:
             items=[MCQ.from_dict(m) for m in d["items"]],
             rejected=dict(d.get("rejected") or {}),
             document=dict(d.get("document") or {}),
+            error=str(d.get("error") or ""),
         )
 
 
@@ -150,24 +160,47 @@ def _norm(text: str) -> str:
 
 
 def build_mcqs(records: Sequence[dict], leaf: str, seed: int) -> tuple[list[MCQ], dict[str, int]]:
-    """Questions from the pipeline's accepted records (pure): four distinct, non-empty
-    options each, shuffled with a draw seeded by (seed, leaf, sample, question).
-    Returns (questions, rejected reason -> count)."""
+    """Questions from the pipeline's accepted records (pure).
+
+    The pipeline's wrong-answer block makes several records per candidate (sample ids
+    ``s3.0``, ``s3.1``, ...: the same question and answer, one ``wrong`` each). A
+    question keeps its answer and the first three wrong answers that differ from it and
+    from each other (compared lower-cased, punctuation ignored); a question too close
+    to an earlier one (token Jaccard >= 0.9) is dropped. Options are shuffled with a
+    draw seeded by (seed, leaf, sample, question). Returns (questions, rejected
+    reason -> count)."""
+    from ..sdg.text import jaccard
+
+    groups: dict[str, list[dict]] = {}
+    for rec in records:
+        sid = str((rec.get("metadata") or {}).get("sample_id") or f"r{len(groups)}")
+        groups.setdefault(sid.split(".")[0], []).append(rec)
     out: list[MCQ] = []
     rejected: dict[str, int] = {}
-    for rec in records:
-        meta = rec.get("metadata") or {}
-        msgs = {m.get("role"): m.get("content", "") for m in rec.get("messages") or []}
+
+    def reject(reason: str) -> None:
+        rejected[reason] = rejected.get(reason, 0) + 1
+
+    for sample, recs in groups.items():
+        meta = recs[0].get("metadata") or {}
+        msgs = {m.get("role"): m.get("content", "") for m in recs[0].get("messages") or []}
         question = (msgs.get("user") or "").strip()
         correct = (msgs.get("assistant") or "").strip()
-        options = [correct] + [str(meta.get(f"wrong_{i}") or "").strip() for i in (1, 2, 3)]
-        if not question or not all(options):
-            rejected["empty-option"] = rejected.get("empty-option", 0) + 1
+        if not question or not correct:
+            reject("empty-question")
             continue
-        if len({_norm(o) for o in options}) < OPTIONS:
-            rejected["same-options"] = rejected.get("same-options", 0) + 1
+        options, seen = [correct], {_norm(correct)}
+        for r in recs:
+            wrong = str((r.get("metadata") or {}).get("wrong") or "").strip()
+            if wrong and _norm(wrong) not in seen and len(options) < OPTIONS:
+                options.append(wrong)
+                seen.add(_norm(wrong))
+        if len(options) < OPTIONS:
+            reject("too-few-wrong-answers")
             continue
-        sample = str(meta.get("sample_id") or len(out))
+        if any(jaccard(question, m.question) >= 0.9 for m in out):
+            reject("duplicate-question")
+            continue
         order = list(range(OPTIONS))
         random.Random(f"{seed}:{leaf}:{sample}:{question}").shuffle(order)
         out.append(
@@ -182,6 +215,59 @@ def build_mcqs(records: Sequence[dict], leaf: str, seed: int) -> tuple[list[MCQ]
             )
         )
     return out, rejected
+
+
+def seed_mcqs(seeds: LeafSeeds, seed: int = 0) -> list[MCQ]:
+    """The contributor's own Q/As as questions (pure, no teacher): the seed question as
+    :func:`lab_ci.eval.questions.seed_prompt` asks it (a knowledge question without
+    its context), the contributor's answer as the key, and three other answers of the
+    same leaf as the wrong options, drawn (seeded) from other contexts first, so a
+    wrong option answers another question about the same subject. Empty when the leaf
+    has fewer than four distinct answers."""
+    from .questions import seed_prompt
+
+    distinct = {_norm(e.answer) for e in seeds.examples}
+    if len(distinct) < OPTIONS:
+        return []
+    out = []
+    for e in seeds.examples:
+        rng = random.Random(f"{seed}:{seeds.path}:seed:{e.id}")
+        others = [x for x in seeds.examples if _norm(x.answer) != _norm(e.answer)]
+        far = [x for x in others if x.context != e.context or x.context is None]
+        near = [x for x in others if x not in far]
+        rng.shuffle(far)
+        rng.shuffle(near)
+        options, seen = [e.answer], {_norm(e.answer)}
+        for x in far + near:
+            if _norm(x.answer) not in seen and len(options) < OPTIONS:
+                options.append(x.answer)
+                seen.add(_norm(x.answer))
+        order = list(range(OPTIONS))
+        rng.shuffle(order)
+        out.append(
+            MCQ(
+                id=f"seed:{e.id}",
+                leaf=seeds.path,
+                question=seed_prompt(seeds, e),
+                options=tuple(options[i] for i in order),
+                answer=order.index(0),
+                seed_ids=(e.id,),
+                origin="seed",
+            )
+        )
+    return out
+
+
+def merge_questions(seed_items: Sequence[MCQ], teacher_items: Sequence[MCQ]) -> list[MCQ]:
+    """Seed questions first, then the teacher's, leaving out a teacher question that
+    repeats a seed question (token Jaccard >= 0.9): the contributor's key wins."""
+    from ..sdg.text import jaccard
+
+    kept = list(seed_items)
+    for m in teacher_items:
+        if not any(jaccard(m.question, s.question) >= 0.9 for s in seed_items):
+            kept.append(m)
+    return kept
 
 
 def generate_mcqs(
@@ -220,20 +306,22 @@ def generate_mcqs(
 
 
 # ---------------------------------------------------------------------- scoring
-def option_requests(model, items: Sequence[MCQ], system: str | None = None) -> list[tuple[list[int], list[int]]]:
-    """(context ids, continuation ids) for every option of every question, in order:
-    the question as the user turn of the model's chat template, the option plus the
+def option_groups(model, items: Sequence[MCQ], system: str | None = None) -> list[tuple[list[int], list[list[int]]]]:
+    """(context ids, [continuation ids per option]) for every question, in order: the
+    question as the user turn of the model's chat template, each option plus the
     end-of-text token as the reply."""
-    reqs = []
+    groups = []
     for m in items:
         conv = ([Message("system", system)] if system else []) + [Message("user", m.question)]
         ctx = model.encode(model.chat_prompt(conv))
-        for option in m.options:
-            cont = model.encode(option)
-            if model.eos_id is not None:
-                cont = cont + [model.eos_id]
-            reqs.append((ctx, cont))
-    return reqs
+        tail = [model.eos_id] if model.eos_id is not None else []
+        groups.append((ctx, [model.encode(option) + tail for option in m.options]))
+    return groups
+
+
+def option_requests(model, items: Sequence[MCQ], system: str | None = None) -> list[tuple[list[int], list[int]]]:
+    """:func:`option_groups` flattened: one (context, continuation) pair per option."""
+    return [(ctx, cont) for ctx, conts in option_groups(model, items, system) for cont in conts]
 
 
 @dataclass(frozen=True, slots=True)

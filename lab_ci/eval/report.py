@@ -9,6 +9,7 @@ no line breaks, no @-mentions.
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 LABELS = {
@@ -225,6 +226,11 @@ def plot_deltas(results: dict, out: Path) -> Path | None:
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)  # whole or not at all
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return out

@@ -34,7 +34,7 @@ from ..sdg.seeds import LeafSeeds
 from ..taxonomy.leaf import LeafFile
 from .gates import Gates, apply_gates
 from .judge import Judgment, Rubric, judge_answers
-from .mcq import MCQ, NORMALIZATION, MCQResult, MCQSet, choose, mcq_key, mcq_pipeline, option_requests
+from .mcq import MCQ, NORMALIZATION, MCQResult, MCQSet, choose, mcq_key, mcq_pipeline, option_groups
 from .questions import SeedAnswer, SeedQuestion, ask_seed_questions, seed_questions
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, grouped, paired, stratified
 from .store import EvalCache, read_json, stable_hash, write_json
@@ -166,21 +166,32 @@ def _teacher_id(t) -> str:
     return getattr(getattr(t, "info", None), "id", "") or type(t).__name__
 
 
+MCQ_SOURCES = ("seeds", "teacher")
+
+
 def prepare_questions(
     plan: EvalPlan,
     cache: EvalCache,
     *,
     teacher=None,
     mcq_per_leaf: int = 20,
+    sources: Sequence[str] = MCQ_SOURCES,
     documents=None,
     pipeline_dirs=None,
     progress: Progress | None = None,
 ) -> EvalPlan:
-    """Fill ``plan.mcqs`` (knowledge) and ``plan.questions`` (skills). ``teacher`` (an
-    object) writes the question sets the cache does not hold; a leaf whose documents or
-    generation fail is moved to ``plan.skipped`` with the reason."""
+    """Fill ``plan.mcqs`` (knowledge) and ``plan.questions`` (skills). ``sources``:
+    ``seeds`` (the contributor's Q/As, no teacher) and/or ``teacher`` (the mmlu_branch
+    pipeline; ``teacher``, an object, writes the sets the cache does not hold). A leaf
+    whose documents or generation fail keeps its seed questions; the failure is in
+    ``plan.mcqs[leaf].rejected`` (``error``) and, with no question left, the leaf moves
+    to ``plan.skipped`` with the reason."""
     from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
+    from .mcq import generate_mcqs, merge_questions, seed_mcqs
 
+    unknown = sorted(set(sources) - set(MCQ_SOURCES))
+    if unknown or not sources:
+        raise LabCIError(f"question sources {', '.join(sources) or '(none)'}: choose from {', '.join(MCQ_SOURCES)}")
     if not 1 <= mcq_per_leaf <= MAX_MCQ_PER_LEAF:
         raise LabCIError(f"questions per knowledge leaf must be from 1 to {MAX_MCQ_PER_LEAF}")
     for p in plan.of_kind("skill"):
@@ -188,40 +199,46 @@ def prepare_questions(
     knowledge = plan.of_kind("knowledge")
     if not knowledge:
         return plan
-    pipe = mcq_pipeline(pipeline_dirs)
-    tid = _teacher_id(teacher) if teacher is not None else None
+    use_teacher = "teacher" in sources
+    pipe = mcq_pipeline(pipeline_dirs) if use_teacher else None
+    if use_teacher and teacher is None:
+        raise LabCIError("teacher-written questions need a teacher (or use the seed questions only)")
+    tid = _teacher_id(teacher) if use_teacher else ""
     keep = []
     for p in plan.leaves:
         if p.kind != "knowledge":
             keep.append(p)
             continue
-        if tid is None:
-            raise LabCIError("knowledge leaves need a teacher to write their multiple-choice questions")
-        key = mcq_key(p.leaf, p.seeds, tid, pipe.version, plan.seed, mcq_per_leaf)
-        path = cache.mcq_path(key)
-        cached = read_json(path) if path else None
-        if isinstance(cached, dict):
-            plan.mcqs[p.path] = MCQSet.from_dict(cached)
-            keep.append(p)
+        seeds_items = seed_mcqs(p.seeds, plan.seed) if "seeds" in sources else []
+        mset = MCQSet(p.path, "", tid, pipe.version if pipe else "", plan.seed, 0, [], {}, {})
+        if use_teacher:
+            key = mcq_key(p.leaf, p.seeds, tid, pipe.version, plan.seed, mcq_per_leaf)
+            path = cache.mcq_path(key)
+            cached = read_json(path) if path else None
+            if isinstance(cached, dict):
+                mset = MCQSet.from_dict(cached)
+            else:
+                _say(progress, f"questions: {p.path}")
+                try:
+                    mset = generate_mcqs(
+                        p.leaf,
+                        teacher,
+                        n=mcq_per_leaf,
+                        seed=plan.seed,
+                        documents=documents,
+                        pipeline_dirs_=pipeline_dirs,
+                        key=key,
+                    )
+                    if path:
+                        write_json(path, mset.to_dict())
+                except (DocumentError, SeedError, BlockError, PipelineError) as e:
+                    mset.error = str(e)  # not cached: a later run tries again
+        items = merge_questions(seeds_items, mset.items)
+        if not items:
+            reason = mset.error or "no usable multiple-choice question (seed or teacher)"
+            plan.skipped.append({"leaf": p.path, "role": p.role, "reason": reason})
             continue
-        _say(progress, f"questions: {p.path}")
-        from .mcq import generate_mcqs
-
-        try:
-            mset = generate_mcqs(
-                p.leaf,
-                teacher,
-                n=mcq_per_leaf,
-                seed=plan.seed,
-                documents=documents,
-                pipeline_dirs_=pipeline_dirs,
-                key=key,
-            )
-        except (DocumentError, SeedError, BlockError, PipelineError) as e:
-            plan.skipped.append({"leaf": p.path, "role": p.role, "reason": str(e)})
-            continue
-        if path:
-            write_json(path, mset.to_dict())
+        mset.items = items
         plan.mcqs[p.path] = mset
         keep.append(p)
     plan.leaves = keep
@@ -236,10 +253,6 @@ class ModelScores:
     answers: dict[str, list[SeedAnswer]] = field(default_factory=dict)  # skill leaf -> per question
     judgments: dict[str, list[Judgment]] = field(default_factory=dict)  # skill leaf -> per answer
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _log_name(model) -> str:
-    return f"{model.fingerprint[:24]}-{model.device.type}-{model.dtype}"
 
 
 def _option_key(m: MCQ, option: str, system: str | None) -> str:
@@ -265,43 +278,63 @@ def score_model(
     model=None,
 ) -> ModelScores:
     """One model's choices on every multiple-choice question and answers to every skill
-    seed question of ``plan``; only what the cache lacks is computed, ``chunk``
-    requests at a time, each chunk written to the cache when done. ``model``: an
-    already loaded :class:`~lab_ci.eval.hf.HFModel` (then ``model_dir`` is ignored)."""
-    from .hf import HFModel, LogLikelihood
+    seed question of ``plan``. Only what the cache lacks is computed (the model is not
+    even loaded when nothing is), ``chunk`` requests at a time, each chunk written to
+    the cache when done. ``model``: an already loaded :class:`~lab_ci.eval.hf.HFModel`
+    (then ``model_dir`` is ignored)."""
+    from .hf import HFModel, LogLikelihood, check_model_dir, model_fingerprint, resolve_device
 
-    own = model is None
     t0 = time.perf_counter()
+    own = model is None
     if own:
-        _say(progress, f"loading {model_dir}")
-        model = HFModel(model_dir, device=device, dtype=dtype, max_batch_tokens=max_batch_tokens)
+        path = check_model_dir(model_dir)
+        dev, dt = resolve_device(device, dtype)
+        fingerprint, label = model_fingerprint(path), path.name
+    else:
+        path, dev, dt, fingerprint, label = (
+            model.path,
+            model.device.type,
+            model.dtype,
+            model.fingerprint,
+            model.info.name,
+        )
+    dev = dev.split(":")[0]
+    info = {
+        "path": str(path),
+        "id": f"hf:{fingerprint[:16]}:{label}",
+        "fingerprint": fingerprint,
+        "device": dev,
+        "dtype": dt,
+    }
+    name = f"{fingerprint[:24]}-{dev}-{dt}"
+    loaded = model
+
+    def get():
+        nonlocal loaded
+        if loaded is None:
+            _say(progress, f"loading {path}")
+            loaded = HFModel(path, device=device, dtype=dtype, max_batch_tokens=max_batch_tokens)
+        return loaded
+
     try:
-        info = {
-            "path": str(model.path),
-            "id": model.info.id,
-            "fingerprint": model.fingerprint,
-            "device": model.device.type,
-            "dtype": model.dtype,
-        }
         scores = ModelScores(info)
-        name = _log_name(model)
         # knowledge: option log-likelihoods
         ll_log = cache.log("loglik", name)
         items = [(leaf, m) for leaf, s in sorted(plan.mcqs.items()) for m in s.items]
-        keys = [_option_key(m, o, system) for _, m in items for o in m.options]
-        todo = sorted({i // 4 for i, k in enumerate(keys) if k not in ll_log})
+        todo = [m for _, m in items if any(_option_key(m, o, system) not in ll_log for o in m.options)]
         if todo:
-            _say(progress, f"{model.info.name}: scoring {len(todo)} multiple-choice questions")
+            _say(progress, f"{label}: scoring {len(todo)} multiple-choice questions")
         per = max(1, chunk // 4)
         for start in range(0, len(todo), per):
-            batch = [items[i][1] for i in todo[start : start + per]]
-            lls = model.loglikelihoods(option_requests(model, batch, system))
+            batch = todo[start : start + per]
+            m_ = get()
+            scored = m_.score_choices(option_groups(m_, batch, system))
             ll_log.put_many(
                 (_option_key(m, o, system), [ll.total, ll.tokens, ll.greedy])
-                for k, m in enumerate(batch)
-                for o, ll in zip(m.options, lls[4 * k : 4 * k + 4])
+                for m, lls in zip(batch, scored)
+                for o, ll in zip(m.options, lls)
             )
-            _say(progress, f"{model.info.name}: {min(start + per, len(todo))}/{len(todo)} questions scored")
+            _say(progress, f"{label}: {min(start + per, len(todo))}/{len(todo)} questions scored")
         for leaf, s in sorted(plan.mcqs.items()):
             lls = [LogLikelihood(*ll_log.get(_option_key(m, o, system))) for m in s.items for o in m.options]
             scores.mcq[leaf] = choose(s.items, lls)
@@ -310,13 +343,19 @@ def score_model(
         # skills: greedy answers
         ans_log = cache.log("answers", name)
         qs = [q for _, lst in sorted(plan.questions.items()) for q in lst]
-        missing = [q for q in qs if _answer_key(q, system, max_new_tokens) not in ans_log]
+        missing = list(
+            {
+                _answer_key(q, system, max_new_tokens): q
+                for q in qs
+                if _answer_key(q, system, max_new_tokens) not in ans_log
+            }.values()
+        )
         if missing:
-            _say(progress, f"{model.info.name}: answering {len(missing)} seed questions")
+            _say(progress, f"{label}: answering {len(missing)} seed questions")
         per = max(1, chunk // 8)
         for start in range(0, len(missing), per):
             got = ask_seed_questions(
-                model, questions=missing[start : start + per], max_tokens=max_new_tokens, seed=plan.seed, system=system
+                get(), questions=missing[start : start + per], max_tokens=max_new_tokens, seed=plan.seed, system=system
             )
             ans_log.put_many(
                 (_answer_key(a.question, system, max_new_tokens), [a.answer, a.finish_reason, a.error]) for a in got
@@ -326,8 +365,8 @@ def score_model(
         scores.timings["answers_s"] = round(time.perf_counter() - t1, 3)
         return scores
     finally:
-        if own:
-            model.close()
+        if own and loaded is not None:
+            loaded.close()
 
 
 def judge_model(
@@ -399,12 +438,18 @@ def compare(
                 b = [float(r.correct) for r in bres]
                 row["questions_generated"] = mset.requested
                 row["rejected"] = mset.rejected
+                row["questions_by_origin"] = {
+                    o: sum(1 for m in mset.items if m.origin == o) for o in ("seed", "teacher")
+                }
+                if mset.error:
+                    row["teacher_error"] = mset.error
                 row["items"] = [
                     {
                         "id": m.id,
                         "question": m.question,
                         "options": list(m.options),
                         "answer": m.answer,
+                        "origin": m.origin,
                         "source": m.source,
                         "candidate": cr.to_dict(),
                         "baseline": br.to_dict(),
@@ -466,18 +511,18 @@ def compare(
 
 # ------------------------------------------------------------------------------ the command
 @dataclass
-class EvalRequest:
-    taxonomy: Path
+class EvalOptions:
+    """Everything an evaluation needs besides the leaves (see ``lab-ci eval --help``)."""
+
     candidate: Path
     baseline: Path
     teacher: object  # a spec (GGUF path, http(s) URL) or a Teacher object: writes the questions
     judge: object = None  # the same; default: the teacher
-    base: str | None = None
-    head: str | None = None
-    out: Path = Path("eval")
-    cache_dir: Path | None = None  # default: <out>/cache
+    out: Path | None = Path("eval")  # None: write nothing
+    cache_dir: Path | None = None  # default: <out>/cache (no out: no cache)
     seed: int = 0
     mcq_per_leaf: int = 20
+    mcq_sources: tuple[str, ...] = MCQ_SOURCES  # "seeds" and/or "teacher"
     guard_skills: int = 4
     guard_knowledge: int = 0
     max_new_tokens: int = 256
@@ -493,96 +538,117 @@ class EvalRequest:
     progress: Progress | None = None
 
 
-def run_eval(req: EvalRequest) -> dict:
-    """Plan, generate questions, score both models, judge, compare, apply the gates;
-    write ``<out>/results.json``, ``<out>/report.md`` and ``<out>/deltas.png``.
-    Returns the results mapping."""
+def run_eval(taxonomy: str | Path, opts: EvalOptions, *, base: str | None = None, head: str | None = None) -> dict:
+    """``lab-ci eval``: :func:`plan_eval` on the change from git, then :func:`evaluate`."""
+    from .hf import check_model_dir, resolve_device
+
+    check_model_dir(opts.candidate, "candidate")  # before any expensive step
+    check_model_dir(opts.baseline, "baseline")
+    resolve_device(opts.device, opts.dtype)
+    plan = plan_eval(
+        taxonomy,
+        base=base,
+        head=head,
+        seed=opts.seed,
+        guard_skills=opts.guard_skills,
+        guard_knowledge=opts.guard_knowledge,
+        max_leaves=opts.max_leaves,
+    )
+    return evaluate(plan, opts)
+
+
+def evaluate(plan: EvalPlan, opts: EvalOptions) -> dict:
+    """Questions, both models' scores, judgments, the comparison and the gates for the
+    leaves of ``plan``; writes ``results.json``, ``report.md`` and ``deltas.png`` to
+    ``opts.out`` (when set). Returns the results mapping (``results.schema.json``).
+    A teacher or judge given as an object is used and left open; one given as a spec
+    is loaded and closed here."""
+    from .hf import check_model_dir
     from .report import plot_deltas, render_markdown
+    from .store import write_text
 
     t0 = time.perf_counter()
-    out = Path(req.out)
-    cache = EvalCache(req.cache_dir or out / "cache")
-    plan = plan_eval(
-        req.taxonomy,
-        base=req.base,
-        head=req.head,
-        seed=req.seed,
-        guard_skills=req.guard_skills,
-        guard_knowledge=req.guard_knowledge,
-        max_leaves=req.max_leaves,
-    )
-    rubric = Rubric.load(req.pipeline_dirs)
+    check_model_dir(opts.candidate, "candidate")
+    check_model_dir(opts.baseline, "baseline")
+    out = Path(opts.out) if opts.out is not None else None
+    root = opts.cache_dir or (out / "cache" if out is not None else None)
+    cache = EvalCache(root)
+    rubric = Rubric.load(opts.pipeline_dirs)
     teacher = judge = None
     own: list = []
     try:
-        need_teacher = bool(plan.of_kind("knowledge"))
-        if need_teacher:
-            teacher, mine = _load(req.teacher)
+        if plan.of_kind("knowledge") and "teacher" in opts.mcq_sources:
+            teacher, mine = _load(opts.teacher)
             own += [teacher] if mine else []
         prepare_questions(
             plan,
             cache,
             teacher=teacher,
-            mcq_per_leaf=req.mcq_per_leaf,
-            documents=req.documents,
-            pipeline_dirs=req.pipeline_dirs,
-            progress=req.progress,
+            mcq_per_leaf=opts.mcq_per_leaf,
+            sources=opts.mcq_sources,
+            documents=opts.documents,
+            pipeline_dirs=opts.pipeline_dirs,
+            progress=opts.progress,
         )
         t1 = time.perf_counter()
         kw = dict(
-            device=req.device,
-            dtype=req.dtype,
-            max_batch_tokens=req.max_batch_tokens,
-            max_new_tokens=req.max_new_tokens,
-            progress=req.progress,
+            device=opts.device,
+            dtype=opts.dtype,
+            max_batch_tokens=opts.max_batch_tokens,
+            max_new_tokens=opts.max_new_tokens,
+            progress=opts.progress,
         )
-        cand = score_model(req.candidate, plan, cache, **kw)
-        base = score_model(req.baseline, plan, cache, **kw)
+        cand = score_model(opts.candidate, plan, cache, **kw)
+        base = score_model(opts.baseline, plan, cache, **kw)
         t2 = time.perf_counter()
         if plan.questions:
-            if req.judge is None or req.judge == req.teacher:
+            if teacher is not None and (opts.judge is None or opts.judge is opts.teacher or opts.judge == opts.teacher):
                 judge = teacher
             if judge is None:
-                judge, mine = _load(req.judge if req.judge is not None else req.teacher)
+                judge, mine = _load(opts.judge if opts.judge is not None else opts.teacher)
                 own += [judge] if mine else []
             for s in (cand, base):
-                judge_model(s, judge, rubric, cache, seed=req.seed, batch_size=req.judge_batch, progress=req.progress)
+                judge_model(
+                    s, judge, rubric, cache, seed=plan.seed, batch_size=opts.judge_batch, progress=opts.progress
+                )
         t3 = time.perf_counter()
         results = {
             "schema": SCHEMA_ID,
             "version": SCHEMA_VERSION,
             "lab_ci_version": __version__,
-            "taxonomy": {"base": req.base, "head": req.head or "working tree"},
+            "taxonomy": {"base": plan.base, "head": plan.head or "working tree"},
             "models": {"candidate": cand.model, "baseline": base.model},
             "teacher": _info(teacher) if teacher is not None else None,
             "judge": {**_info(judge), "rubric": rubric.version} if judge is not None else None,
             "settings": {
-                "seed": req.seed,
-                "mcq_per_leaf": req.mcq_per_leaf,
-                "guard_skills": req.guard_skills,
-                "guard_knowledge": req.guard_knowledge,
-                "max_new_tokens": req.max_new_tokens,
+                "seed": plan.seed,
+                "mcq_per_leaf": opts.mcq_per_leaf,
+                "mcq_sources": list(opts.mcq_sources),
+                "guard_skills": opts.guard_skills,
+                "guard_knowledge": opts.guard_knowledge,
+                "max_new_tokens": opts.max_new_tokens,
                 "normalization": NORMALIZATION,
-                "bootstrap": {"resamples": req.resamples, "confidence": DEFAULT_CONFIDENCE},
-                "pipeline": mcq_pipeline(req.pipeline_dirs).version if plan.mcqs else None,
+                "bootstrap": {"resamples": opts.resamples, "confidence": DEFAULT_CONFIDENCE},
+                "pipeline": mcq_pipeline(opts.pipeline_dirs).version
+                if plan.mcqs and "teacher" in opts.mcq_sources
+                else None,
             },
-            **compare(plan, cand, base, resamples=req.resamples),
+            **compare(plan, cand, base, resamples=opts.resamples),
             "skipped": plan.skipped,
         }
-        outcome = apply_gates(results, req.gates)
-        results["gates"] = outcome.to_dict()
+        results["gates"] = apply_gates(results, opts.gates).to_dict()
         results["timings_s"] = {
             "questions": round(t1 - t0, 2),
             "scoring": round(t2 - t1, 2),
             "judging": round(t3 - t2, 2),
             "total": round(time.perf_counter() - t0, 2),
         }
-        png = plot_deltas(results, out / "deltas.png")
-        results["plot"] = png.name if png else None
-        write_json(out / "results.json", results)
-        from .store import write_text
-
-        write_text(out / "report.md", render_markdown(results, plot=results["plot"]))
+        results["plot"] = None
+        if out is not None:
+            png = plot_deltas(results, out / "deltas.png")
+            results["plot"] = png.name if png else None
+            write_json(out / "results.json", results)
+            write_text(out / "report.md", render_markdown(results, plot=results["plot"]))
         return results
     finally:
         for t in own:

@@ -13,26 +13,30 @@ from labtest import EXAMPLE_TAXONOMY
 KNOWLEDGE = "knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml"
 
 
-def record(i, question, answer, wrong):
-    return {
-        "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-        "metadata": {
-            "sample_id": f"s{i}",
-            "seed_ids": ["0.1"],
-            "document_source": "doc.md#0",
-            **{f"wrong_{k}": w for k, w in enumerate(wrong, 1)},
-        },
-    }
+def records(i, question, answer, wrongs):
+    """The records the pipeline makes for candidate ``s{i}``: one per wrong answer."""
+    return [
+        {
+            "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+            "metadata": {"sample_id": f"s{i}.{j}", "seed_ids": ["0.1"], "document_source": "doc.md#0", "wrong": w},
+        }
+        for j, w in enumerate(wrongs)
+    ]
 
 
 def test_records_become_shuffled_questions_whose_key_follows_the_right_answer():
     recs = [
-        record(i, f"Question {i}?", f"Right {i}.", [f"Wrong {i}a.", f"Wrong {i}b.", f"Wrong {i}c."]) for i in range(40)
+        r
+        for i in range(40)
+        for r in records(
+            i, f"Question number {i}?", f"Right {i}.", [f"Wrong {i}a.", f"Wrong {i}b.", f"Wrong {i}c.", "x"]
+        )
     ]
     items, rejected = build_mcqs(recs, "k/qna.yaml", seed=1)
     assert rejected == {} and len(items) == 40
     for i, m in enumerate(items):
         assert m.options[m.answer] == f"Right {i}." and len(m.options) == 4
+        # the first three distinct wrong answers, in the order written
         assert sorted(m.options) == sorted([f"Right {i}.", f"Wrong {i}a.", f"Wrong {i}b.", f"Wrong {i}c."])
         assert m.id == f"s{i}" and m.source == "doc.md#0" and m.seed_ids == ("0.1",)
     positions = Counter(m.answer for m in items)
@@ -43,16 +47,18 @@ def test_records_become_shuffled_questions_whose_key_follows_the_right_answer():
     assert [m.answer for m in other] != [m.answer for m in items]
 
 
-def test_questions_with_empty_or_repeated_options_are_rejected_with_a_reason():
+def test_repeated_wrong_answers_are_skipped_and_too_few_or_duplicate_questions_rejected():
     recs = [
-        record(0, "Q?", "A.", ["B.", "", "C."]),
-        record(1, "Q?", "Same answer", ["same answer!", "B.", "C."]),  # equal after normalising
-        record(2, "", "A.", ["B.", "C.", "D."]),
-        record(3, "Good?", "A.", ["B.", "C.", "D."]),
+        # "right." repeats the answer and "Wrong A" repeats "wrong a!": skipped, 3 remain
+        *records(0, "Who built the tower?", "Right.", ["right.", "Wrong A", "wrong a!", "Wrong B", "Wrong C"]),
+        *records(1, "Q1?", "A.", ["B.", "B", "C."]),  # two distinct wrong answers only
+        *records(2, "", "A.", ["B.", "C.", "D."]),
+        *records(3, "Who built the tower ?", "A.", ["B.", "C.", "D."]),  # the same question again
     ]
     items, rejected = build_mcqs(recs, "k", seed=0)
-    assert [m.question for m in items] == ["Good?"]
-    assert rejected == {"empty-option": 2, "same-options": 1}
+    [m] = items
+    assert sorted(m.options) == ["Right.", "Wrong A", "Wrong B", "Wrong C"]
+    assert rejected == {"too-few-wrong-answers": 1, "empty-question": 1, "duplicate-question": 1}
 
 
 def test_set_round_trips_and_the_cache_key_covers_its_inputs():
@@ -93,3 +99,40 @@ def test_choice_is_the_best_normalised_option():
     assert (r[0].choice, r[0].correct) == (1, True)
     assert (r[1].choice, r[1].correct) == (1, False)
     assert r[0].to_dict()["scores"] == [-2.0, -1.0, -2.5, -3.0]
+
+
+def test_seed_questions_use_the_contributor_s_answer_as_key_and_other_answers_as_wrong_options():
+    from lab_ci.eval.mcq import merge_questions, seed_mcqs
+
+    data = (EXAMPLE_TAXONOMY / KNOWLEDGE).read_bytes()
+    seeds = parse_leaf(LeafFile(KNOWLEDGE, data))
+    items = seed_mcqs(seeds, seed=0)
+    assert len(items) == len(seeds.examples) == 15
+    answers = {e.answer for e in seeds.examples}
+    for m, e in zip(items, seeds.examples):
+        assert m.origin == "seed" and m.id == f"seed:{e.id}" and m.seed_ids == (e.id,)
+        assert m.question == e.question  # a knowledge question is asked without its context
+        assert m.options[m.answer] == e.answer
+        assert set(m.options) <= answers and len(set(m.options)) == 4
+        others = [x for x in seeds.examples if x.answer in m.options and x is not e]
+        assert all(x.context != e.context for x in others)  # wrong options from other sections
+    assert seed_mcqs(seeds, seed=0) == items and [m.answer for m in seed_mcqs(seeds, seed=1)] != [
+        m.answer for m in items
+    ]
+    # a teacher question that repeats a seed question is left out: the contributor's key wins
+    teacher = [
+        MCQ("s0", KNOWLEDGE, items[0].question + " ", ("a", "b", "c", "d"), 1),
+        MCQ("s1", KNOWLEDGE, "Which colour is the band below the lantern room?", ("red", "b", "c", "d"), 0),
+    ]
+    merged = merge_questions(items, teacher)
+    assert merged[: len(items)] == items and [m.id for m in merged[len(items) :]] == ["s1"]
+    # fewer than four distinct answers: no seed questions
+    few = parse_leaf(
+        LeafFile(
+            "knowledge/x/qna.yaml",
+            b"version: 3\ndomain: d\ndocument_outline: o\ncreated_by: x\nseed_examples:\n"
+            b"  - context: c\n    questions_and_answers:\n"
+            b"      - {question: q1, answer: a}\n      - {question: q2, answer: b}\n      - {question: q3, answer: A}\n",
+        )
+    )
+    assert seed_mcqs(few) == []
