@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: files up to this size are hashed by content for the fingerprint; bigger ones
 #: (weights) by name, size and modification time
 _HASH_CONTENT_BYTES = 4 << 20
-#: most logits (rows x positions x vocabulary) one shared-context batch may hold: 1 GiB of fp32
+#: most logits (rows x positions x vocabulary) one batch may hold: 1 GiB of fp32
 _LOGITS_BUDGET = 1 << 28
 
 
@@ -270,11 +270,17 @@ class HFModel:
             full = (list(ctx) + list(cont))[-(self.max_context + 1) :]
             items.append((i, full[:-1], full[-len(cont) :]))
         items.sort(key=lambda it: (-len(it[1]), it[0]))
-        saved, self.max_batch_tokens = self.max_batch_tokens, budget
-        try:
-            batches = self._batches(items, lambda it: len(it[1]))
-        finally:
-            self.max_batch_tokens = saved
+        vocab = int(getattr(self.model.config, "vocab_size", 0) or 32000)
+        batches, cur, keep = [], [], 0
+        for it in items:  # longest first: the first row's length is the padded width
+            k = max(keep, len(it[2]))
+            if cur and (len(cur[0][1]) * (len(cur) + 1) > budget or (len(cur) + 1) * k * vocab > _LOGITS_BUDGET):
+                batches.append(cur)
+                cur, k = [], len(it[2])
+            cur.append(it)
+            keep = k
+        if cur:
+            batches.append(cur)
         out: dict[int, LogLikelihood] = {}
         for batch in batches:
             ids, mask = self._left_pad([inp for _, inp, _ in batch])
@@ -296,127 +302,21 @@ class HFModel:
     def score_choices(
         self, groups: Sequence[tuple[list[int], Sequence[list[int]]]], *, max_batch_tokens: int | None = None
     ) -> list[list[LogLikelihood]]:
-        """``log P(choice | context)`` for each (context ids, [choice ids, ...]), the
-        context evaluated ONCE for all its choices (a multiple-choice question's four
-        options share it).
+        """:meth:`loglikelihoods` of every (context, choice) pair of each (context ids,
+        [choice ids, ...]) group (a multiple-choice question and its options), all pairs
+        batched together, returned per group.
 
-        Two forward passes per batch of questions: the contexts (left-padded, keeping
-        their KV cache and the last position's logits, which score every choice's first
-        token), then every choice after its own context's cache (selected per row), so
-        no context token is computed twice. The same numbers as :meth:`loglikelihoods`
-        on each (context, choice) pair, to float rounding; a model whose cache cannot do
-        this (checked on the first batch) is scored pair by pair instead."""
-        budget = self.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
-        if getattr(self, "_shared_ok", None) is False:
-            return self._pairwise(groups, budget)
-        prepared = []
-        for g, (ctx, choices) in enumerate(groups):
+        Sharing each context's keys and values between its choices (one forward pass of
+        the context, then the choices after its cache) was measured and left out:
+        MMLU-Branch contexts are short (a question asked without its passage: 13-15% of
+        the tokens) and the cache copies cost more than the saved context tokens on CPU
+        (docs/developers/benchmarks.md)."""
+        for g, (_, choices) in enumerate(groups):
             if not choices or any(not c for c in choices):
                 raise ValueError(f"group {g}: every choice needs at least one token")
-            longest = max(len(c) for c in choices)
-            if longest >= self.max_context:
-                raise LabCIError(f"a continuation of {longest} tokens does not fit the model's context")
-            keep = self.max_context - longest
-            prepared.append((g, list(ctx)[-keep:] if len(ctx) > keep else list(ctx), [list(c) for c in choices]))
-        prepared.sort(key=lambda it: (-(len(it[1]) + max(len(c) for c in it[2])), it[0]))
-        vocab = int(getattr(self.model.config, "vocab_size", 32000) or 32000)
-        batches, cur = [], []
-        for it in prepared:
-            trial = cur + [it]
-            rows = sum(len(c) for _, _, c in trial)
-            width = max(len(x[1]) for x in trial) + max(len(c) for x in trial for c in x[2])
-            logits = rows * max(len(c) for x in trial for c in x[2]) * vocab
-            if cur and (rows * width > budget or logits > _LOGITS_BUDGET):
-                batches.append(cur)
-                cur = [it]
-            else:
-                cur = trial
-        if cur:
-            batches.append(cur)
-        out: dict[int, list[LogLikelihood]] = {}
-        for batch in batches:
-            try:
-                got = self._shared_batch(batch)
-            except (TypeError, AttributeError, NotImplementedError) as e:  # a model without a selectable cache
-                log.warning("%s: shared-context scoring unavailable (%s); scoring pair by pair", self.path, e)
-                self._shared_ok = False
-                return self._pairwise(groups, budget)
-            if getattr(self, "_shared_ok", None) is None:
-                g0, ctx0, ch0 = batch[0]
-                plain = self.loglikelihoods([(ctx0, c) for c in ch0], max_batch_tokens=budget)
-                if any(abs(a.total - b.total) > 1e-3 * max(1.0, abs(b.total)) for a, b in zip(got[g0], plain)):
-                    log.warning("%s: shared-context scores differ from plain ones; scoring pair by pair", self.path)
-                    self._shared_ok = False
-                    return self._pairwise(groups, budget)
-                self._shared_ok = True
-            out.update(got)
-        return [out[g] for g in range(len(groups))]
-
-    def _pairwise(self, groups, budget: int) -> list[list[LogLikelihood]]:
         flat = [(ctx, c) for ctx, choices in groups for c in choices]
-        lls = iter(self.loglikelihoods(flat, max_batch_tokens=budget))
+        lls = iter(self.loglikelihoods(flat, max_batch_tokens=max_batch_tokens))
         return [[next(lls) for _ in choices] for _, choices in groups]
-
-    def _shared_batch(self, batch) -> dict[int, list[LogLikelihood]]:
-        import torch
-
-        ids, mask = self._left_pad([ctx for _, ctx, _ in batch])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.inference_mode():
-            first = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-            )
-            first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # [questions, vocab]
-            cache = getattr(first, "cache", None) or getattr(first, "past_key_values", None)
-            rows = [(b, k) for b, (_, _, choices) in enumerate(batch) for k in range(len(choices))]
-            longer = [(b, k) for b, k in rows if len(batch[b][2][k]) > 1]
-            rest_logp = {}
-            if longer:
-                if cache is None:
-                    raise AttributeError("the model returned no cache")
-                index = torch.tensor([b for b, _ in longer], device=self.device)
-                cache.batch_select_indices(index)
-                width = max(len(batch[b][2][k]) - 1 for b, k in longer)
-                inp = torch.full((len(longer), width), self.pad_id, dtype=torch.long, device=self.device)
-                omask = torch.zeros((len(longer), width), dtype=torch.long, device=self.device)
-                for r, (b, k) in enumerate(longer):
-                    toks = batch[b][2][k][:-1]
-                    inp[r, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-                    omask[r, : len(toks)] = 1
-                ctx_len = mask.sum(-1)[index]
-                opos = ctx_len[:, None] + torch.arange(width, device=self.device)[None, :]
-                logits = self.model(
-                    input_ids=inp,
-                    attention_mask=torch.cat([mask[index], omask], dim=-1),
-                    position_ids=opos,
-                    **{self._cache_kw(): cache},
-                ).logits
-                logp = torch.log_softmax(logits.float(), dim=-1)
-                for r, (b, k) in enumerate(longer):
-                    rest_logp[(b, k)] = logp[r]
-        out: dict[int, list[LogLikelihood]] = {}
-        for b, (g, _, choices) in enumerate(batch):
-            scores = []
-            for k, choice in enumerate(choices):
-                t0 = choice[0]
-                total = float(first_logp[b, t0])
-                greedy = bool(first_logp[b].argmax() == t0)
-                if len(choice) > 1:
-                    rows_lp = rest_logp[(b, k)][: len(choice) - 1]
-                    t = torch.tensor(choice[1:], device=rows_lp.device)
-                    total += float(rows_lp.gather(-1, t[:, None]).sum())
-                    greedy = greedy and bool((rows_lp.argmax(-1) == t).all())
-                scores.append(LogLikelihood(total, len(choice), greedy))
-            out[g] = scores
-        return out
-
-    def _cache_kw(self) -> str:
-        """How this transformers version names the cache argument (``cache`` from 5.x,
-        ``past_key_values`` before)."""
-        import inspect
-
-        params = inspect.signature(self.model.forward).parameters
-        return "cache" if "cache" in params else "past_key_values"
 
     def close(self) -> None:
         self.model = None

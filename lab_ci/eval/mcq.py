@@ -19,9 +19,9 @@ turn, no system prompt: the same prompt :mod:`lab_ci.eval.questions` sends) and 
 option is scored as the assistant's reply: the log-likelihood of the option's tokens
 and the end-of-text token, divided by their number (mean per token, so a long option
 is not penalised for its length). The option with the highest score is the model's
-choice. Nothing is generated: a question is its context evaluated once and its four
-options after it (:meth:`lab_ci.eval.hf.HFModel.score_choices`, batched over
-questions), and the result is exact for the weights: no sampling, no parsing.
+choice. Nothing is generated: a question is four (question, option) sequences scored
+in one pass (:meth:`lab_ci.eval.hf.HFModel.score_choices`, all questions' options
+batched together), and the result is exact for the weights: no sampling, no parsing.
 """
 
 from __future__ import annotations

@@ -106,32 +106,31 @@ def test_fingerprint_follows_the_files(tiny_models, tmp_path):
     assert model_fingerprint(copy) != first
 
 
-def test_shared_context_scores_equal_pair_by_pair_scores(student):
+def test_grouped_scores_are_the_pairs_scores_per_question(student):
     reqs = requests(student)
     groups = [(reqs[k][0], [c for _, c in reqs[k : k + 4]]) for k in range(0, len(reqs), 4)]
     groups.append((groups[0][0], [[student.eos_id], groups[0][1][0]]))  # a one-token choice, and two choices
-    shared = student.score_choices(groups)
-    assert student._shared_ok is True  # the self-check on the first batch passed
+    grouped = student.score_choices(groups)
     pairwise = student.loglikelihoods([(ctx, c) for ctx, cs in groups for c in cs])
-    flat = [ll for lls in shared for ll in lls]
-    assert [len(lls) for lls in shared] == [len(cs) for _, cs in groups]
-    for a, b in zip(flat, pairwise):
-        assert a.tokens == b.tokens and a.greedy == b.greedy
-        assert a.total == pytest.approx(b.total, rel=1e-5, abs=1e-4)
-    # one question per batch (a tiny budget) gives the same numbers
-    small = student.score_choices(groups, max_batch_tokens=1)
-    assert [ll.total for lls in small for ll in lls] == pytest.approx([ll.total for ll in flat], rel=1e-5, abs=1e-4)
+    assert [len(lls) for lls in grouped] == [len(cs) for _, cs in groups]
+    assert [ll for lls in grouped for ll in lls] == pairwise
     with pytest.raises(ValueError):
         student.score_choices([(groups[0][0], [[]])])
 
 
-def test_a_model_whose_shared_scores_disagree_is_scored_pair_by_pair(tiny_models):
-    """The first batch is checked against the plain path; a model failing the check (here:
-    the flag it leaves behind, set as the check would) is scored pair by pair."""
-    m = HFModel(tiny_models["student"])
-    reqs = requests(m)
-    groups = [(reqs[0][0], [c for _, c in reqs[:4]])]
-    m._shared_ok = False
-    got = m.score_choices(groups)
-    want = m.loglikelihoods(reqs[:4])
-    assert [ll.total for ll in got[0]] == [ll.total for ll in want]
+def test_batches_are_bounded_by_logits_memory(student, monkeypatch):
+    """A batch holds at most _LOGITS_BUDGET logits (rows x kept positions x vocabulary):
+    with a budget for one row at a time, every request is scored alone, to the same numbers."""
+    import lab_ci.eval.hf as hf
+
+    reqs = requests(student)
+    want = student.loglikelihoods(reqs)
+    monkeypatch.setattr(hf, "_LOGITS_BUDGET", student.model.config.vocab_size)  # not even two rows of one token
+    calls = []
+    forward = student.model.forward
+    monkeypatch.setattr(
+        student.model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape[0]) or forward(*a, **k)
+    )
+    got = student.loglikelihoods(reqs)
+    assert calls == [1] * len(reqs)
+    assert [g.total for g in got] == pytest.approx([w.total for w in want], rel=1e-5)
