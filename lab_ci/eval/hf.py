@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 #: files up to this size are hashed by content for the fingerprint; bigger ones
 #: (weights) by name, size and modification time
 _HASH_CONTENT_BYTES = 4 << 20
-#: most logits (rows x positions x vocabulary) one batch may hold: 1 GiB of fp32
+#: most logits (positions scored x vocabulary) one batch may hold: 1 GiB of fp32
 _LOGITS_BUDGET = 1 << 28
+#: a row shorter than this fraction of its batch's longest row starts a new batch (padding)
+_MIN_FILL = 0.8
 
 
 def model_fingerprint(path: str | Path) -> str:
@@ -139,6 +141,7 @@ class HFModel:
         limits = [getattr(self.model.config, "max_position_embeddings", None), getattr(tok, "model_max_length", None)]
         self.max_context = min([n for n in limits if isinstance(n, int) and 0 < n < 10**7] or [2048])
         self.fingerprint = model_fingerprint(self.path)
+        self._head_ok: bool | None = None
         label = name or self.path.name
         self.info = TeacherInfo(
             id=f"hf:{self.fingerprint[:16]}:{label}",
@@ -258,8 +261,6 @@ class HFModel:
         The context is cut from the left when context + continuation exceed the model's
         context. ``max_batch_tokens`` overrides the model's budget for this call (1:
         one request per forward pass, the unbatched path)."""
-        import torch
-
         budget = self.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
         items = []
         for i, (ctx, cont) in enumerate(requests):
@@ -271,33 +272,85 @@ class HFModel:
             items.append((i, full[:-1], full[-len(cont) :]))
         items.sort(key=lambda it: (-len(it[1]), it[0]))
         vocab = int(getattr(self.model.config, "vocab_size", 0) or 32000)
-        batches, cur, keep = [], [], 0
+        batches, cur, scored = [], [], 0
         for it in items:  # longest first: the first row's length is the padded width
-            k = max(keep, len(it[2]))
-            if cur and (len(cur[0][1]) * (len(cur) + 1) > budget or (len(cur) + 1) * k * vocab > _LOGITS_BUDGET):
+            if cur and (
+                len(cur[0][1]) * (len(cur) + 1) > budget  # padded tokens
+                or len(it[1]) < _MIN_FILL * len(cur[0][1])  # too short for this batch: mostly padding
+                or (scored + len(it[2])) * vocab > _LOGITS_BUDGET  # logits memory
+            ):
                 batches.append(cur)
-                cur, k = [], len(it[2])
+                cur, scored = [], 0
             cur.append(it)
-            keep = k
+            scored += len(it[2])
         if cur:
             batches.append(cur)
         out: dict[int, LogLikelihood] = {}
         for batch in batches:
-            ids, mask = self._left_pad([inp for _, inp, _ in batch])
-            keep = max(len(t) for _, _, t in batch)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
-                ).logits[:, -keep:, :]
-                logp = torch.log_softmax(logits.float(), dim=-1)
-            for k, (i, _, target) in enumerate(batch):
-                rows = logp[k, keep - len(target) :, :]
-                t = torch.tensor(target, device=rows.device)
-                picked = rows.gather(-1, t[:, None]).squeeze(-1)
-                greedy = bool((rows.argmax(-1) == t).all())
-                out[i] = LogLikelihood(float(picked.sum()), len(target), greedy)
+            out.update(self._score_batch(batch))
         return [out[i] for i in range(len(requests))]
+
+    def _score_batch(self, batch) -> dict[int, LogLikelihood]:
+        """One forward pass over left-padded rows; the log-probabilities of the target
+        tokens only (logit minus logsumexp, no full log-softmax copy). The output layer
+        runs on exactly the positions that predict a target (the decoder's hidden states
+        gathered, then the head) when the model passed the check in :meth:`_head_check`;
+        otherwise on the last K positions of every row (``logits_to_keep``)."""
+        import torch
+
+        ids, mask = self._left_pad([inp for _, inp, _ in batch])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        width = ids.shape[1]
+        rows_idx = [k for k, (_, _, t) in enumerate(batch) for _ in t]
+        pos_idx = [width - len(t) + j for _, _, t in batch for j in range(len(t))]
+        with torch.inference_mode():
+            if self._head_check():
+                hidden = self._decoder()(input_ids=ids, attention_mask=mask, position_ids=positions)[0]
+                picked_h = hidden[torch.tensor(rows_idx, device=self.device), torch.tensor(pos_idx, device=self.device)]
+                logits = self.model.get_output_embeddings()(picked_h).float()  # [targets, vocab]
+            else:
+                keep = max(len(t) for _, _, t in batch)
+                full = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+                kept = full.logits[:, -keep:, :]
+                logits = kept[
+                    torch.tensor(rows_idx, device=self.device),
+                    torch.tensor([p - (width - keep) for p in pos_idx], device=self.device),
+                ].float()
+            targets = torch.tensor([tok for _, _, t in batch for tok in t], device=self.device)
+            logp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            hit = logits.argmax(-1) == targets
+        out, start = {}, 0
+        for i, _, target in batch:
+            n = len(target)
+            out[i] = LogLikelihood(float(logp[start : start + n].sum()), n, bool(hit[start : start + n].all()))
+            start += n
+        return out
+
+    def _decoder(self):
+        get = getattr(self.model, "get_decoder", None)
+        dec = get() if callable(get) else None
+        return dec if dec is not None and dec is not self.model else self.model.base_model
+
+    def _head_check(self) -> bool:
+        """Whether the output layer applied to the decoder's hidden states gives the
+        model's own logits (true for llama-style models; models that scale or cap their
+        logits afterwards fail it and keep the slower path). Checked once, on 8 tokens."""
+        if self._head_ok is None:
+            import torch
+
+            try:
+                ids = torch.tensor([[self.pad_id] + list(range(1, 8))], device=self.device) % max(
+                    2, int(getattr(self.model.config, "vocab_size", 2))
+                )
+                with torch.inference_mode():
+                    want = self.model(input_ids=ids).logits.float()
+                    got = self.model.get_output_embeddings()(self._decoder()(input_ids=ids)[0]).float()
+                self._head_ok = bool(torch.allclose(got, want, rtol=1e-3, atol=1e-3))
+            except (AttributeError, TypeError, NotImplementedError, RuntimeError, IndexError):
+                self._head_ok = False
+            if not self._head_ok:
+                log.info("%s: output layer not separable; scoring with logits_to_keep", self.path)
+        return self._head_ok
 
     def score_choices(
         self, groups: Sequence[tuple[list[int], Sequence[list[int]]]], *, max_batch_tokens: int | None = None

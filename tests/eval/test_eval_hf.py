@@ -47,8 +47,20 @@ def test_log_likelihood_is_the_sum_of_the_model_s_own_token_log_probabilities(st
     with torch.no_grad():
         logp = torch.log_softmax(student.model(input_ids=ids).logits[0].float(), -1)
     want = sum(float(logp[len(ctx) - 1 + i, t]) for i, t in enumerate(cont))
+    assert student._head_check() is True  # a llama: the head is separable
     [got] = student.loglikelihoods([(ctx, cont)])
     assert got.total == pytest.approx(want, abs=1e-4)
+    # the other output path, as for a model that scales its logits after the head
+    student._head_ok = False
+    try:
+        [kept] = student.loglikelihoods([(ctx, cont)])
+        batch = student.loglikelihoods(requests(student))
+    finally:
+        student._head_ok = None
+    assert kept.total == pytest.approx(want, abs=1e-4)
+    assert [b.total for b in batch] == pytest.approx(
+        [r.total for r in student.loglikelihoods(requests(student))], rel=1e-5
+    )
 
 
 def test_a_context_longer_than_the_model_is_cut_from_the_left(student):
@@ -119,18 +131,16 @@ def test_grouped_scores_are_the_pairs_scores_per_question(student):
 
 
 def test_batches_are_bounded_by_logits_memory(student, monkeypatch):
-    """A batch holds at most _LOGITS_BUDGET logits (rows x kept positions x vocabulary):
-    with a budget for one row at a time, every request is scored alone, to the same numbers."""
+    """A batch holds at most _LOGITS_BUDGET logits (scored positions x vocabulary): with a
+    budget for one position, every request is scored alone, to the same numbers."""
     import lab_ci.eval.hf as hf
 
     reqs = requests(student)
     want = student.loglikelihoods(reqs)
-    monkeypatch.setattr(hf, "_LOGITS_BUDGET", student.model.config.vocab_size)  # not even two rows of one token
+    monkeypatch.setattr(hf, "_LOGITS_BUDGET", student.model.config.vocab_size)
     calls = []
-    forward = student.model.forward
-    monkeypatch.setattr(
-        student.model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape[0]) or forward(*a, **k)
-    )
+    score = student._score_batch
+    monkeypatch.setattr(student, "_score_batch", lambda batch: calls.append(len(batch)) or score(batch))
     got = student.loglikelihoods(reqs)
     assert calls == [1] * len(reqs)
     assert [g.total for g in got] == pytest.approx([w.total for w in want], rel=1e-5)
