@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 _HASH_CONTENT_BYTES = 4 << 20
 #: most logits (positions scored x vocabulary) one batch may hold: 1 GiB of fp32
 _LOGITS_BUDGET = 1 << 28
-#: a row shorter than this fraction of its batch's longest row starts a new batch (padding)
-_MIN_FILL = 0.8
 
 
 def model_fingerprint(path: str | Path) -> str:
@@ -276,7 +274,6 @@ class HFModel:
         for it in items:  # longest first: the first row's length is the padded width
             if cur and (
                 len(cur[0][1]) * (len(cur) + 1) > budget  # padded tokens
-                or len(it[1]) < _MIN_FILL * len(cur[0][1])  # too short for this batch: mostly padding
                 or (scored + len(it[2])) * vocab > _LOGITS_BUDGET  # logits memory
             ):
                 batches.append(cur)

@@ -96,6 +96,29 @@ def parse_rating(text: str) -> Judgment:
     return Judgment(rating, text)
 
 
+def _ask(judge, convs, params) -> list[list]:
+    """One batched call; when it fails (a local judge refuses a whole batch when one
+    prompt does not fit its context), each conversation alone, a failure becoming that
+    answer's error. If every one fails too, the judge itself is broken: raise."""
+    from ..teacher.base import Completion, TeacherError
+
+    try:
+        return judge.chat(convs, params, n=1)
+    except TeacherError as batch_error:
+        if len(convs) == 1:
+            raise
+        out, failed = [], 0
+        for conv in convs:
+            try:
+                out.append(judge.chat([conv], params, n=1)[0])
+            except TeacherError as e:
+                failed += 1
+                out.append([Completion(f"the judge failed on this answer: {e}", "error")])
+        if failed == len(convs):
+            raise batch_error
+        return out
+
+
 def judge_answers(
     judge,
     rubric: Rubric,
@@ -118,12 +141,12 @@ def judge_answers(
     params = SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS, seed=seed)
     for start in range(0, len(asks), max(1, batch_size)):
         idx = asks[start : start + batch_size]
-        replies = judge.chat([rubric.conversation(*pairs[i]) for i in idx], params, n=1)
+        replies = _ask(judge, [rubric.conversation(*pairs[i]) for i in idx], params)
         batch = []
         for i, comps in zip(idx, replies):
             c = comps[0] if comps else None
             if c is None or c.finish_reason == "error":
-                out[i] = Judgment(None, c.text if c else "", "the judge failed on this answer")
+                out[i] = Judgment(None, c.text if c else "", (c.text if c else "") or "the judge failed on this answer")
             else:
                 out[i] = parse_rating(c.text)
             batch.append((i, out[i]))

@@ -40,7 +40,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 EVAL_PIPELINES = PACKAGE_DIR / "pipelines"
 MCQ_PIPELINE = "mmlu_branch"
 OPTIONS = 4
-LETTERS = "ABCD"
+#: a seed answer longer than this is not used as an option (the pipeline's own options
+#: stop at 1,200 characters): every option fits any model's context
+MAX_OPTION_CHARS = 2000
 #: how an option is scored (recorded in results.json)
 NORMALIZATION = "mean log-likelihood per token of the option and end-of-text"
 
@@ -226,13 +228,14 @@ def seed_mcqs(seeds: LeafSeeds, seed: int = 0) -> list[MCQ]:
     has fewer than four distinct answers."""
     from .questions import seed_prompt
 
-    distinct = {_norm(e.answer) for e in seeds.examples}
+    usable = [e for e in seeds.examples if len(e.answer) <= MAX_OPTION_CHARS]
+    distinct = {_norm(e.answer) for e in usable}
     if len(distinct) < OPTIONS:
         return []
     out = []
-    for e in seeds.examples:
+    for e in usable:
         rng = random.Random(f"{seed}:{seeds.path}:seed:{e.id}")
-        others = [x for x in seeds.examples if _norm(x.answer) != _norm(e.answer)]
+        others = [x for x in usable if _norm(x.answer) != _norm(e.answer)]
         far = [x for x in others if x.context != e.context or x.context is None]
         near = [x for x in others if x not in far]
         rng.shuffle(far)

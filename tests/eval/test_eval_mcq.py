@@ -136,3 +136,17 @@ def test_seed_questions_use_the_contributor_s_answer_as_key_and_other_answers_as
         )
     )
     assert seed_mcqs(few) == []
+
+
+def test_a_seed_answer_too_long_to_be_an_option_is_left_out():
+    """An option must fit any model's context whole (a longer continuation is an error),
+    so a contributor's 3,000-character answer is neither a key nor a wrong option."""
+    from lab_ci.eval.mcq import MAX_OPTION_CHARS, seed_mcqs
+
+    data = (EXAMPLE_TAXONOMY / KNOWLEDGE).read_bytes()
+    long = "Three keepers lived on the island at any time. " * 70
+    assert len(long) > MAX_OPTION_CHARS
+    data = data.replace(b"Three keepers lived on the island at any time, working in shifts.", long.strip().encode())
+    seeds = parse_leaf(LeafFile(KNOWLEDGE, data))
+    items = seed_mcqs(seeds)
+    assert len(items) == 14 and all(len(o) <= MAX_OPTION_CHARS for m in items for o in m.options)

@@ -84,3 +84,25 @@ def test_paired_judge_scores_deltas_cache_and_gates(tmp_path):
     worse = compare(plan, base, cand)  # swapped: the candidate is now the worse model
     out = apply_gates(worse, Gates(skills=MetricGates(max_leaf_drop=1.0)))
     assert not out.passed and ANTONYMS in out.reasons[0]
+
+
+def test_a_prompt_too_long_for_a_local_judge_fails_that_answer_only(tiny_models):
+    """llama.cpp refuses a whole call when one prompt does not fit its context: the other
+    answers are judged one by one; if every answer fails, the judge error is raised."""
+    import pytest
+
+    from lab_ci.teacher import TeacherError, load_teacher
+
+    rubric = Rubric.load()
+    qs = seed_questions([leaf_plan(ANTONYMS).seeds])
+    judge = load_teacher(str(tiny_models["teacher"]), n_ctx=1024)
+    try:
+        long_answer = "cold " * 2000
+        got = judge_answers(judge, rubric, [(qs[0], qs[0].reference), (qs[1], long_answer), (qs[2], "hot")])
+        assert "the judge failed on this answer" in got[1].error and "n_ctx=1024" in got[1].error
+        for j in (got[0], got[2]):  # judged (the tiny teacher writes no rating: unparseable, not failed)
+            assert j.text and "judge failed" not in j.error
+        with pytest.raises(TeacherError):
+            judge_answers(judge, rubric, [(qs[0], long_answer), (qs[1], long_answer)])
+    finally:
+        judge.close()
