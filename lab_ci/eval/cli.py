@@ -147,7 +147,7 @@ def load_gates(path: str | None, items: list[str]):
 
 def run(args) -> int:
     from ..errors import LabCIError
-    from ..sdg.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .runner import EvalOptions, run_eval
 
     for name, low in (("questions", 1), ("guard_skills", 0), ("guard_knowledge", 0), ("max_new_tokens", 1)):

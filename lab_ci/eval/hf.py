@@ -1,7 +1,7 @@
 """A Hugging Face causal LM folder as an evaluation model (transformers, CPU or CUDA).
 
 :class:`HFModel` speaks the teacher interface (``chat``/``complete``, so
-:func:`lab_ci.eval.questions.ask_seed_questions` asks it the same prompts it asks a
+:func:`lab_ci.sdg.questions.ask_seed_questions` asks it the same prompts it asks a
 GGUF) and adds :meth:`HFModel.loglikelihoods`, the batched scorer behind the
 multiple-choice (MMLU-Branch) evaluation.
 

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..sdg.questions import SeedQuestion
 from ..sdg.text import FieldSpec, Unparseable, parse_fields, render
 from ..teacher.base import Message, SamplingParams
-from .questions import SeedQuestion
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "pipelines" / "prompts"
 JUDGE_PROMPT = "judge_answer.txt"

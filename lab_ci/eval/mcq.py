@@ -15,7 +15,7 @@ cached under :func:`mcq_key`: the document (repository, commit, patterns), the l
 blob, the teacher, the pipeline version, the seed and the number asked for.
 
 Scoring. A model is asked each question (the chat template, the question as the user
-turn, no system prompt: the same prompt :mod:`lab_ci.eval.questions` sends) and each
+turn, no system prompt: the same prompt :mod:`lab_ci.sdg.questions` sends) and each
 option is scored as the assistant's reply: the log-likelihood of the option's tokens
 and the end-of-text token, divided by their number (mean per token, so a long option
 is not penalised for its length). The option with the highest score is the model's
@@ -221,12 +221,12 @@ def build_mcqs(records: Sequence[dict], leaf: str, seed: int) -> tuple[list[MCQ]
 
 def seed_mcqs(seeds: LeafSeeds, seed: int = 0) -> list[MCQ]:
     """The contributor's own Q/As as questions (pure, no teacher): the seed question as
-    :func:`lab_ci.eval.questions.seed_prompt` asks it (a knowledge question without
+    :func:`lab_ci.sdg.questions.seed_prompt` asks it (a knowledge question without
     its context), the contributor's answer as the key, and three other answers of the
     same leaf as the wrong options, drawn (seeded) from other contexts first, so a
     wrong option answers another question about the same subject. Empty when the leaf
     has fewer than four distinct answers."""
-    from .questions import seed_prompt
+    from ..sdg.questions import seed_prompt
 
     usable = [e for e in seeds.examples if len(e.answer) <= MAX_OPTION_CHARS]
     distinct = {_norm(e.answer) for e in usable}

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import LabCIError
+from ..sdg.questions import SeedAnswer, SeedQuestion, ask_seed_questions, seed_questions
 from ..sdg.seeds import LeafSeeds
 from ..taxonomy.leaf import LeafFile
 from .gates import Gates, apply_gates
 from .judge import Judgment, Rubric, judge_answers
 from .mcq import MCQ, NORMALIZATION, MCQResult, MCQSet, choose, mcq_key, mcq_pipeline, option_groups
-from .questions import SeedAnswer, SeedQuestion, ask_seed_questions, seed_questions
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, grouped, paired, stratified
 from .store import EvalCache, read_json, stable_hash, write_json
 
@@ -557,12 +557,13 @@ def run_eval(taxonomy: str | Path, opts: EvalOptions, *, base: str | None = None
     return evaluate(plan, opts)
 
 
-def evaluate(plan: EvalPlan, opts: EvalOptions) -> dict:
+def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> dict:
     """Questions, both models' scores, judgments, the comparison and the gates for the
     leaves of ``plan``; writes ``results.json``, ``report.md`` and ``deltas.png`` to
     ``opts.out`` (when set). Returns the results mapping (``results.schema.json``).
     A teacher or judge given as an object is used and left open; one given as a spec
-    is loaded and closed here."""
+    is loaded and closed here. ``prepared``: :func:`prepare_questions` already ran on
+    ``plan`` (the build does, to choose the checkpoint first)."""
     from .hf import check_model_dir
     from .report import plot_deltas, render_markdown
     from .store import write_text
@@ -580,16 +581,17 @@ def evaluate(plan: EvalPlan, opts: EvalOptions) -> dict:
         if plan.of_kind("knowledge") and "teacher" in opts.mcq_sources:
             teacher, mine = _load(opts.teacher)
             own += [teacher] if mine else []
-        prepare_questions(
-            plan,
-            cache,
-            teacher=teacher,
-            mcq_per_leaf=opts.mcq_per_leaf,
-            sources=opts.mcq_sources,
-            documents=opts.documents,
-            pipeline_dirs=opts.pipeline_dirs,
-            progress=opts.progress,
-        )
+        if not prepared:
+            prepare_questions(
+                plan,
+                cache,
+                teacher=teacher,
+                mcq_per_leaf=opts.mcq_per_leaf,
+                sources=opts.mcq_sources,
+                documents=opts.documents,
+                pipeline_dirs=opts.pipeline_dirs,
+                progress=opts.progress,
+            )
         t1 = time.perf_counter()
         kw = dict(
             device=opts.device,
@@ -736,7 +738,9 @@ def select_checkpoint(
         )
     scored = [(i, r) for i, r in enumerate(rows) if r["value"] is not None]
     if not scored:
-        raise LabCIError(f"no checkpoint could be scored by the {metric} metric (no questions to ask)")
+        raise LabCIError(
+            f"no checkpoint could be scored by the {metric} metric (no questions, or the judge rated no answer)"
+        )
     best_i, best = max(scored, key=lambda ir: (ir[1]["value"], ir[0]))
     others = ", ".join(f"{r['name']} {r['value']:.3f}" for r in rows if r is not best and r["value"] is not None)
     reason = f"{best['name']} has the highest {SELECTION_METRICS[metric]}: {best['value']:.3f}" + (

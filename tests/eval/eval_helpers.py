@@ -16,7 +16,7 @@ ANTONYMS = "compositional_skills/linguistics/antonyms/qna.yaml"
 
 def leaf_records(seeds) -> list[dict]:
     """A leaf's seed Q/As as training records (the question asked as the eval asks it)."""
-    from lab_ci.eval.questions import seed_questions
+    from lab_ci.sdg.questions import seed_questions
 
     return [
         {"messages": [{"role": "user", "content": q.prompt}, {"role": "assistant", "content": q.reference}]}
@@ -67,7 +67,7 @@ def damaged(model_dir: Path, out: Path, *, scale: float = 1.0, seed: int = 0) ->
 
 
 def docs_fetcher(example_docs_repo: Path, cache: Path):
-    from lab_ci.sdg.documents import DocumentFetcher
+    from lab_ci.taxonomy.documents import DocumentFetcher
 
     return DocumentFetcher(cache_dir=cache, mirrors={EXAMPLE_DOCS_URL: str(example_docs_repo)})
 

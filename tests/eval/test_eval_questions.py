@@ -1,12 +1,12 @@
 """The one function that asks a model a leaf's seed questions, and its context rule
-(lab_ci.eval.questions), on the real tiny teacher (llama.cpp) and the real tiny
+(lab_ci.sdg.questions), on the real tiny teacher (llama.cpp) and the real tiny
 student (transformers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab_ci.eval.questions import ask_seed_questions, seed_prompt, seed_questions
+from lab_ci.sdg.questions import ask_seed_questions, seed_prompt, seed_questions
 from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
 from labtest import EXAMPLE_TAXONOMY

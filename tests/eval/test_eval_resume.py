@@ -21,7 +21,7 @@ class Killed(Exception):
 def plan_with_questions() -> EvalPlan:
     """The lighthouse leaf with questions made from its seed Q/As (no teacher needed)
     and the antonyms leaf's seed questions."""
-    from lab_ci.eval.questions import seed_questions
+    from lab_ci.sdg.questions import seed_questions
 
     leaves = {p: LeafFile(p, (EXAMPLE_TAXONOMY / p).read_bytes()) for p in (LIGHTHOUSE, ANTONYMS)}
     seeds = {p: parse_leaf(l) for p, l in leaves.items()}
