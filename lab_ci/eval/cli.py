@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "knowledge leaves by multiple-choice questions the teacher writes from their documents "
         "(log-likelihood scoring), skill leaves by the teacher judging both models' answers to "
         "the seed questions against the contributors' answers; unchanged leaves sampled as a "
-        "regression guard. Writes results.json, report.md and deltas.png to --out.",
+        "regression guard. Writes `results.json`, `report.md` and `deltas.png` to --out.",
     )
     p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: current folder)")
     p.add_argument("--base", metavar="REV", help="evaluate the leaves changed since the merge base with REV")
