@@ -8,9 +8,9 @@ from eval_helpers import ANTONYMS, RuleJudge
 
 from lab_ci.eval.gates import Gates, MetricGates, apply_gates
 from lab_ci.eval.judge import Rubric, judge_answers, parse_rating
-from lab_ci.sdg.questions import SeedAnswer, seed_questions
 from lab_ci.eval.runner import EvalPlan, LeafPlan, ModelScores, compare, judge_model
 from lab_ci.eval.store import EvalCache
+from lab_ci.sdg.questions import SeedAnswer, seed_questions
 from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
 from labtest import EXAMPLE_TAXONOMY
