@@ -25,7 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--taxonomy", type=Path, default=Path("."), help="taxonomy folder or git repository (default: .)")
     p.add_argument("--commit", help="build the tree at this commit (default: the working tree)")
-    p.add_argument("--since", metavar="REV", help="postcheck only the leaves changed since REV (e.g. the last release)")
+    p.add_argument(
+        "--since",
+        metavar="REV",
+        help="evaluate and postcheck only the leaves changed since REV (default: evaluate since the previous "
+        "release in --out, postcheck every leaf)",
+    )
     p.add_argument(
         "--teacher",
         default=spec_from_env(),

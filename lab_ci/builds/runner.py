@@ -498,7 +498,7 @@ def stage_evaluate(b: Build) -> None:
     finished score; a failing gate raises :class:`~.evaluate.GatesFailed` after the
     results are written (the stage stays done: ``--accept-regression`` redoes nothing)."""
     from ..eval.gates import Gates, apply_gates
-    from ..eval.runner import EvalOptions, evaluate, plan_eval, prepare_questions
+    from ..eval.runner import EvalOptions, eval_cache, evaluate, plan_eval, prepare
 
     req, ecfg = b.req, b.req.config.eval
     phases = b.train["phases"]
@@ -560,16 +560,8 @@ def stage_evaluate(b: Build) -> None:
                 max_leaves=ecfg["max_leaves"],
                 progress=lambda what: _say(f"evaluate: {what}"),
             )
-            cache = _eval_cache(opts)
-            prepare_questions(
-                plan,
-                cache,
-                teacher=teacher,
-                mcq_per_leaf=opts.mcq_per_leaf,
-                sources=opts.mcq_sources,
-                documents=opts.documents,
-                progress=opts.progress,
-            )
+            cache = eval_cache(opts)
+            prepare(plan, opts, cache, teacher)
             selection = _select(plan, cache, teacher, ecfg["select"], phases, opts)
             if selection is not None:
                 opts.candidate = Path(selection["path"])
@@ -611,12 +603,6 @@ def stage_evaluate(b: Build) -> None:
         raise evaluation.GatesFailed(evaluation.gate_failure_message(results, out_dir / "results.json"))
 
 
-def _eval_cache(opts):
-    from ..eval.store import EvalCache
-
-    return EvalCache(opts.cache_dir)
-
-
 def _fetcher(req: BuildRequest) -> DocumentFetcher:
     return DocumentFetcher(
         cache_dir=req.cache_root / "documents",
@@ -641,7 +627,10 @@ def _choose_baseline(b: Build, key: str, out_dir: Path) -> dict:
         model, source = kept, f"previous release {prev['name']} ({prev['commit']})"
     else:
         model, source = Path(req.student), "base student (no earlier release)"
-    base = req.since or (prev["commit"] if prev is not None and prev["commit"] != "working tree" else None)
+    if req.since:
+        base = resolve_commit(req.taxonomy, req.since)  # the commit id: traceable in results.json
+    else:
+        base = prev["commit"] if prev is not None and prev["commit"] != "working tree" else None
     changed = None
     if base is not None:
         changed = sorted(

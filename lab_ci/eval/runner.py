@@ -557,6 +557,26 @@ def run_eval(taxonomy: str | Path, opts: EvalOptions, *, base: str | None = None
     return evaluate(plan, opts)
 
 
+def prepare(plan: EvalPlan, opts: EvalOptions, cache: EvalCache, teacher=None) -> EvalPlan:
+    """:func:`prepare_questions` with the settings of ``opts`` (``teacher``: an object)."""
+    return prepare_questions(
+        plan,
+        cache,
+        teacher=teacher,
+        mcq_per_leaf=opts.mcq_per_leaf,
+        sources=opts.mcq_sources,
+        documents=opts.documents,
+        pipeline_dirs=opts.pipeline_dirs,
+        progress=opts.progress,
+    )
+
+
+def eval_cache(opts: EvalOptions) -> EvalCache:
+    """The cache ``opts`` names (``cache_dir``, else ``<out>/cache``; neither: none)."""
+    root = opts.cache_dir or (Path(opts.out) / "cache" if opts.out is not None else None)
+    return EvalCache(root)
+
+
 def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> dict:
     """Questions, both models' scores, judgments, the comparison and the gates for the
     leaves of ``plan``; writes ``results.json``, ``report.md`` and ``deltas.png`` to
@@ -572,8 +592,7 @@ def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> di
     check_model_dir(opts.candidate, "candidate")
     check_model_dir(opts.baseline, "baseline")
     out = Path(opts.out) if opts.out is not None else None
-    root = opts.cache_dir or (out / "cache" if out is not None else None)
-    cache = EvalCache(root)
+    cache = eval_cache(opts)
     rubric = Rubric.load(opts.pipeline_dirs)
     teacher = judge = None
     own: list = []
@@ -582,16 +601,7 @@ def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> di
             teacher, mine = _load(opts.teacher)
             own += [teacher] if mine else []
         if not prepared:
-            prepare_questions(
-                plan,
-                cache,
-                teacher=teacher,
-                mcq_per_leaf=opts.mcq_per_leaf,
-                sources=opts.mcq_sources,
-                documents=opts.documents,
-                pipeline_dirs=opts.pipeline_dirs,
-                progress=opts.progress,
-            )
+            prepare(plan, opts, cache, teacher)
         t1 = time.perf_counter()
         kw = dict(
             device=opts.device,

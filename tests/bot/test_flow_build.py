@@ -205,6 +205,21 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         print(f"built {a.commit} from {n} leaves")
     """)
     )
+    jobs = approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha)
+    assert [j["kind"] for j in jobs if j["kind"].startswith("build")] == ["build-request", "build-local"]
+    [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
+    assert run["conclusion"] == "success", run["output"]
+    assert f"built {sha} from" in run["output"]["text"]
+    out = bot_settings.data_dir / "builds"
+    [model] = list(out.glob("*/model.txt"))
+    leaves = run_git("ls-tree", "-r", "--name-only", sha, cwd=github_side_repo).count("qna.yaml")
+    assert model.read_text() == f"{sha} {leaves}" and leaves > 0
+    assert ghdouble.dispatches == []
+
+
+def approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha) -> list:
+    """Merge, then approve, a build run by the local executor with ``script`` as the
+    build command; the jobs the bot ran."""
     settings = replace(
         bot_settings,
         allow_local_executor=True,
@@ -217,16 +232,7 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         server.deliver("pull_request", merged_payload(github_side_repo, sha))
         server.wait_idle()
         server.deliver("issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "maintainer"))
-        jobs = server.wait_idle()
-        assert [j["kind"] for j in jobs if j["kind"].startswith("build")] == ["build-request", "build-local"]
-        [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
-        assert run["conclusion"] == "success", run["output"]
-        assert f"built {sha} from" in run["output"]["text"]
-        out = bot_settings.data_dir / "builds"
-        [model] = list(out.glob("*/model.txt"))
-        leaves = run_git("ls-tree", "-r", "--name-only", sha, cwd=github_side_repo).count("qna.yaml")
-        assert model.read_text() == f"{sha} {leaves}" and leaves > 0
-        assert ghdouble.dispatches == []
+        return server.wait_idle()
     finally:
         server.stop()
 
@@ -267,31 +273,17 @@ def test_local_build_check_run_shows_the_evaluation_and_the_failed_gate(
     sha = main_commits(github_side_repo)[0]
     script = tmp_path / "gated_build.py"
     script.write_text(GATED_BUILD)
-    settings = replace(
-        bot_settings,
-        allow_local_executor=True,
-        build_command=(sys.executable, str(script)),
-        git_url_template=f"file://{github_side_repo.parent.parent}/{{repo}}.git",
-    )
-    ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = "build:\n  executor: local\n"
-    server = BotServer(settings).start()
-    try:
-        server.deliver("pull_request", merged_payload(github_side_repo, sha))
-        server.wait_idle()
-        server.deliver("issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "maintainer"))
-        server.wait_idle()
-        [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
-        out = run["output"]
-        assert run["conclusion"] == "failure", out
-        assert out["title"].startswith("Evaluation gates failed: release not published")
-        summary = out["summary"]
-        assert "`lab-ci build` exited with 3" in summary
-        assert "| `knowledge/history/lighthouse` | changed | 10 | 0.80 | 0.20 | -0.60 |" in summary
-        assert "Gates: **failed**" in summary
-        assert (
-            "- knowledge/history/lighthouse/qna.yaml: accuracy 0.20 vs 0.80 baseline (delta -0.60, "
-            "95% interval -1.00 to +0.00) is below the baseline by more than 0.1 (knowledge.max_leaf_drop"
-        ) in summary
-        assert "the release was NOT published" in out["text"]
-    finally:
-        server.stop()
+    approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha)
+    [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
+    out = run["output"]
+    assert run["conclusion"] == "failure", out
+    assert out["title"].startswith("Evaluation gates failed: release not published")
+    summary = out["summary"]
+    assert "`lab-ci build` exited with 3" in summary
+    assert "| `knowledge/history/lighthouse` | changed | 10 | 0.80 | 0.20 | -0.60 |" in summary
+    assert "Gates: **failed**" in summary
+    assert (
+        "- knowledge/history/lighthouse/qna.yaml: accuracy 0.20 vs 0.80 baseline (delta -0.60, "
+        "95% interval -1.00 to +0.00) is below the baseline by more than 0.1 (knowledge.max_leaf_drop"
+    ) in summary
+    assert "the release was NOT published" in out["text"]
