@@ -2,8 +2,6 @@
 
 Modules (each importable alone; torch and llama.cpp load only when a model does):
 
-- :mod:`.questions`: the context rule and :func:`~.questions.ask_seed_questions`, the one
-  function that asks a model a leaf's seed questions (precheck, postcheck, eval).
 - :mod:`.hf`: :class:`~.hf.HFModel`, a Hugging Face model folder with the teacher
   interface plus batched log-likelihood scoring (CPU or CUDA).
 - :mod:`.mcq`: MMLU-Branch: multiple-choice questions the teacher writes from a knowledge
@@ -17,7 +15,10 @@ Modules (each importable alone; torch and llama.cpp load only when a model does)
 - :mod:`.report`: the Markdown section and the per-leaf delta plot.
 - :mod:`.store`: the resumable cache.
 
+The context rule and the one function that asks a model a leaf's seed questions
+(precheck, postcheck, eval) are in :mod:`lab_ci.sdg.questions`, below every caller.
+
 Layering: eval reads leaves (``taxonomy``, ``sdg.seeds``), asks teachers (``teacher``),
-generates through ``sdg`` pipelines and loads models with transformers; ``build`` and
-``bot`` call it, never the other way round.
+generates through ``sdg`` pipelines and loads models with transformers; ``builds`` (its
+evaluate stage) and ``bot`` (the build check run) call it, never the other way round.
 """

@@ -263,6 +263,13 @@ def _answer_key(q: SeedQuestion, system: str | None, max_tokens: int) -> str:
     return stable_hash({"p": q.prompt, "s": system, "max_tokens": max_tokens, "decoding": "greedy"})
 
 
+def model_label(path: Path) -> str:
+    """A short name for a model folder: its name, with its parent's when the name alone
+    says nothing (``phase-1/final``, ``release/model``)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.name in ("final", "model") and path.parent.name else path.name
+
+
 def score_model(
     model_dir: str | Path,
     plan: EvalPlan,
@@ -289,7 +296,7 @@ def score_model(
     if own:
         path = check_model_dir(model_dir)
         dev, dt = resolve_device(device, dtype)
-        fingerprint, label = model_fingerprint(path), path.name
+        fingerprint, label = model_fingerprint(path), model_label(path)
     else:
         path, dev, dt, fingerprint, label = (
             model.path,

@@ -174,6 +174,7 @@ def test_build_release_then_incremental_build_under_torchrun(
     cmd = build_cmd(repo, out, models, example_docs_repo, "--since", "HEAD~1", "--nproc-per-node", "2", cache=cache)
     r = run_build(cmd)
     assert r.returncode == 3, r.stderr[-4000:]
+    assert "torch.distributed.run" in r.stderr and "--nproc-per-node=2" in r.stderr
     assert "the evaluation's gates failed; the release was NOT published" in r.stderr
     assert f"{ANTONYMS}: not evaluated" in r.stderr and "--accept-regression REASON" in r.stderr
     assert "skills.max_leaf_drop needs every changed leaf evaluated" in r.stderr
@@ -192,7 +193,6 @@ def test_build_release_then_incremental_build_under_torchrun(
     assert r.returncode == 0, r.stderr[-4000:]
     assert "accepted by --accept-regression" in r.stderr
     assert not any(w in r.stderr for w in ("scoring", "answering", "judging", "evaluate: questions:")), r.stderr
-    assert "torch.distributed.run" in r.stderr and "--nproc-per-node=2" in r.stderr
     manifest = json.loads((out / "generate" / "manifest.json").read_text())
     now = {row["leaf"]: (row["rounds_now"], row["generated_now"]) for row in manifest["leaves"]}
     assert now[ANTONYMS][0] > 0  # the changed leaf: generated again (new blob id, new cache entry)
@@ -273,6 +273,33 @@ def test_killed_build_resumes_to_the_same_weights(example_taxonomy_repo, models,
     for a, b in zip(sorted((ref_out / "mix").glob("*.jsonl")), sorted((out / "mix").glob("*.jsonl"))):
         assert a.read_bytes() == b.read_bytes()
     assert_same_weights(ref_model, model)
+
+    # 5. kill during evaluate, once the first model's option scores are on disk: the run
+    # started again keeps every finished score and computes none of them again
+    loglik = out / "cache" / "eval" / "loglik"
+    ev_cmd = cmd[:-1] + ["evaluate"]
+    kill_when(ev_cmd, lambda: any(f.stat().st_size for f in loglik.glob("*.jsonl")), cwd=REPO_ROOT, env=env())
+    assert not (out / "evaluate" / "manifest.json").exists()
+    before = {f.name: scored_keys(f) for f in loglik.glob("*.jsonl")}
+    assert any(before.values())
+    r = run_build(ev_cmd)
+    assert r.returncode == 0, r.stderr[-4000:]
+    for f in loglik.glob("*.jsonl"):
+        keys = scored_keys(f)
+        assert len(keys) == len(set(keys)), f"{f.name}: a score was computed twice"
+        assert keys[: len(before.get(f.name, []))] == before.get(f.name, [])
+    assert json.loads((out / "evaluate" / "results.json").read_text())["knowledge"]["leaves"]
+
+
+def scored_keys(log: Path) -> list[str]:
+    """The keys of the complete lines of an eval cache log (a torn last line is not one)."""
+    keys = []
+    for line in log.read_text().splitlines():
+        try:
+            keys.append(json.loads(line)["k"])
+        except ValueError:
+            pass
+    return keys
 
 
 def test_invalid_tree_exits_1_naming_file_and_line(example_taxonomy_repo, models, example_docs_repo, tmp_path):
