@@ -175,6 +175,10 @@ def test_build_release_then_incremental_build_under_torchrun(
     r = run_build(cmd)
     assert r.returncode == 3, r.stderr[-4000:]
     assert "torch.distributed.run" in r.stderr and "--nproc-per-node=2" in r.stderr
+    manifest = json.loads((out / "generate" / "manifest.json").read_text())
+    now = {row["leaf"]: (row["rounds_now"], row["generated_now"]) for row in manifest["leaves"]}
+    assert now[ANTONYMS][0] > 0  # the changed leaf: generated again (new blob id, new cache entry)
+    assert all(n == (0, 0) for leaf, n in now.items() if leaf != ANTONYMS), now
     assert "the evaluation's gates failed; the release was NOT published" in r.stderr
     assert f"{ANTONYMS}: not evaluated" in r.stderr and "--accept-regression REASON" in r.stderr
     assert "skills.max_leaf_drop needs every changed leaf evaluated" in r.stderr
@@ -193,10 +197,6 @@ def test_build_release_then_incremental_build_under_torchrun(
     assert r.returncode == 0, r.stderr[-4000:]
     assert "accepted by --accept-regression" in r.stderr
     assert not any(w in r.stderr for w in ("scoring", "answering", "judging", "evaluate: questions:")), r.stderr
-    manifest = json.loads((out / "generate" / "manifest.json").read_text())
-    now = {row["leaf"]: (row["rounds_now"], row["generated_now"]) for row in manifest["leaves"]}
-    assert now[ANTONYMS][0] > 0  # the changed leaf: generated again (new blob id, new cache entry)
-    assert all(n == (0, 0) for leaf, n in now.items() if leaf != ANTONYMS), now
     prov2 = assert_complete_release(rel)
     assert prov2["taxonomy"]["commit"] == run_git("rev-parse", "HEAD", cwd=repo)
     assert prov2["datasets"] != prov["datasets"]
