@@ -103,6 +103,10 @@ def test_build_release_then_incremental_build_under_torchrun(
     # no ratings, so skills cannot choose and knowledge accuracy does)
     ev = prov["evaluation"]
     results = json.loads((rel / "eval" / "results.json").read_text())
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((REPO_ROOT / "lab_ci" / "eval" / "results.schema.json").read_text())
+    assert not list(Draft202012Validator(schema).iter_errors(results))
     assert results["taxonomy"] == {"base": None, "head": commit}
     assert ev["baseline"]["source"] == "base student (no earlier release)"
     sel = ev["selection"]
