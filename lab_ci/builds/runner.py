@@ -305,11 +305,7 @@ def stage_generate(b: Build) -> None:
 
 def _generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[list[LeafData], dict[str, int]]:
     cfg = req.config
-    fetcher = DocumentFetcher(
-        cache_dir=req.cache_root / "documents",
-        allow_file=req.allow_file_documents,
-        mirrors=req.document_mirrors or {},
-    )
+    fetcher = _fetcher(req)
     gcache = GenerationCache(req.cache_root / "generated")
     kinds = {l.path: leaf_kind(l) for l in leaves}
     targets = {l.path: cfg.samples_per_leaf.get(kinds[l.path], 0) for l in leaves}
