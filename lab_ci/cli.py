@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "lab_ci.check.cli",
     "lab_ci.preview.cli",
     "lab_ci.builds.cli",
+    "lab_ci.eval.cli",
     "lab_ci.bot.cli",
 )
 

@@ -231,7 +231,7 @@ def _leaf_documents(seeds, documents_dir: Path = DOCUMENTS_DIR) -> list:
     docs repository made by ``make_example_docs.py`` serves)."""
     from fnmatch import fnmatch
 
-    from lab_ci.sdg.documents import Document
+    from lab_ci.taxonomy.documents import Document
 
     if seeds.document is None:
         return []

@@ -11,7 +11,7 @@ from ..errors import LabCIError
 from ..teacher import spec_from_env
 
 #: kept in sync with lab_ci.builds.runner.STAGES (not imported: the CLI loads light)
-STAGES = ("validate", "generate", "mix", "train", "postcheck", "release")
+STAGES = ("validate", "generate", "mix", "train", "evaluate", "postcheck", "release")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,12 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="validate, generate, mix, train (phased LAB) and write a release",
         description="Validate the whole tree at a commit, generate data for every leaf (cached per "
         "leaf, resumable), mix the phases, train the student (knowledge, then skills with "
-        "replay), postcheck, and write a release with provenance. Run it again after a kill: "
-        "it resumes where it stopped.",
+        "replay), evaluate the result against the previous release (gates), postcheck, and "
+        "write a release with provenance. Run it again after a kill: it resumes where it stopped.",
     )
     p.add_argument("--taxonomy", type=Path, default=Path("."), help="taxonomy folder or git repository (default: .)")
     p.add_argument("--commit", help="build the tree at this commit (default: the working tree)")
-    p.add_argument("--since", metavar="REV", help="postcheck only the leaves changed since REV (e.g. the last release)")
+    p.add_argument(
+        "--since",
+        metavar="REV",
+        help="evaluate and postcheck only the leaves changed since REV (default: evaluate since the previous "
+        "release in --out, postcheck every leaf)",
+    )
     p.add_argument(
         "--teacher",
         default=spec_from_env(),
@@ -87,6 +92,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="STAGE",
         help=f"stop after this stage ({', '.join(STAGES)}); run again without it to go on",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="evaluate against this model (default: the previous release in --out, else the student)",
+    )
+    p.add_argument(
+        "--accept-regression",
+        metavar="REASON",
+        help="publish the release although an evaluation gate failed; REASON is recorded in release.json "
+        "and the model card",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--print-recipe",
@@ -113,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "nproc_per_node" else 1):
             raise LabCIError(f"--{name.replace('_', '-')} must be >= {0 if name == 'nproc_per_node' else 1}")
+    if args.accept_regression is not None and not args.accept_regression.strip():
+        raise LabCIError("--accept-regression needs a reason (it is recorded in release.json)")
     try:
         torchrun_args = shlex.split(args.torchrun_args)
     except ValueError as e:

@@ -28,6 +28,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from ..errors import LabCIError
+from ..eval.gates import GateConfigError, Gates
 from ..sdg.pipeline import load_pipeline
 from ..taxonomy import yamlsrc
 from ..train import config as train_config
@@ -64,6 +65,8 @@ class BuildConfig:
     gguf_quant: str = "q8_0"
     #: leaf kind -> SDG pipeline name or .yaml file
     pipelines: dict[str, str] = field(default_factory=dict)
+    #: the evaluate stage's settings and gates (``eval`` in ``recipe.schema.json``)
+    eval: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(defaults()["eval"]))
 
     def to_dict(self) -> dict:
         return {
@@ -77,6 +80,7 @@ class BuildConfig:
             "export_gguf": self.export_gguf,
             "gguf_quant": self.gguf_quant,
             "pipelines": dict(self.pipelines),
+            "eval": copy.deepcopy(self.eval),
         }
 
 
@@ -211,6 +215,7 @@ def load_config(path: Path | None = None, overrides: Mapping | None = None) -> B
         export_gguf=raw["export_gguf"],
         gguf_quant=raw["gguf_quant"],
         pipelines=dict(gen["pipelines"]),
+        eval={**copy.deepcopy(defaults()["eval"]), **raw["eval"]},
     )
 
 
@@ -235,6 +240,10 @@ def effective_recipe(path: Path | None = None, overrides: Mapping | None = None)
         train_config.TrainConfig.from_dict({"seed": gen["seed"], **raw["train"]})
     except LabCIError as e:
         raise LabCIError(_at(where, root, ("train",), str(e))) from None
+    try:  # the ranges the schema cannot say (a judge score drop of at most 9 points...)
+        Gates.from_dict(raw["eval"].get("gates") or {}, "eval.gates.")
+    except GateConfigError as e:
+        raise LabCIError(_at(where, root, tuple(e.key.split(".")), e.detail)) from None
     return raw
 
 

@@ -1,96 +1,64 @@
 """Postcheck: did the build learn what was merged?
 
 Before and after training, the student answers every changed leaf's seed questions
-(greedy decoding, LAB chat template). The release card shows the answers side by
-side with the contributor's answer and an agreement score (token-overlap F1, 0-1).
+(greedy decoding, the model's chat template), asked by the one function that asks seed
+questions (:func:`lab_ci.sdg.questions.ask_seed_questions`, also behind the preview's
+precheck and ``lab-ci eval``), so the context rule is the same everywhere: a knowledge
+question is asked without its answer-bearing context. The release card shows the
+answers side by side with the contributor's answer and an agreement score (token-overlap
+F1, 0-1).
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..sdg.errors import EmptyLeafError
+from ..sdg.questions import SeedQuestion, ask_seed_questions
+from ..sdg.questions import seed_questions as questions_of
+from ..sdg.seeds import LeafSeeds, parse_leaf
+from ..sdg.text import token_f1
 from ..taxonomy.leaf import LeafFile
-from ..taxonomy.yamlsrc import load as load_leaf_yaml
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD-style token F1 between two texts, case-insensitive."""
-    p = _TOKEN.findall(prediction.lower())
-    r = _TOKEN.findall(reference.lower())
-    if not p or not r:
-        return float(p == r)
-    common = sum((Counter(p) & Counter(r)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(r)
-    return 2 * precision * recall / (precision + recall)
+#: questions asked in one batched call (the progress bar moves between calls)
+CHUNK = 16
 
 
-@dataclass
-class SeedQuestion:
-    leaf: str
-    context: str | None
-    question: str
-    answer: str
+def leaf_seeds(leaf: LeafFile) -> LeafSeeds | None:
+    """The leaf's seeds (bounded read), or None for a leaf without seed questions."""
+    try:
+        return parse_leaf(leaf)
+    except EmptyLeafError:  # valid (check warns): nothing to ask
+        return None
 
 
 def seed_questions(leaf: LeafFile) -> list[SeedQuestion]:
-    data = load_leaf_yaml(leaf.data or b"") or {}  # bounded: aliases, depth, size
-    out = []
-    for ex in data.get("seed_examples") or []:
-        if not isinstance(ex, dict):
-            continue
-        if "questions_and_answers" in ex:
-            for qa in ex.get("questions_and_answers") or []:
-                if isinstance(qa, dict) and qa.get("question"):
-                    out.append(
-                        SeedQuestion(leaf.path, ex.get("context"), str(qa["question"]), str(qa.get("answer", "")))
-                    )
-        elif ex.get("question"):
-            out.append(SeedQuestion(leaf.path, ex.get("context"), str(ex["question"]), str(ex.get("answer", ""))))
-    return out
-
-
-def user_prompt(q: SeedQuestion) -> str:
-    return f"{q.context.strip()}\n\n{q.question.strip()}" if q.context else q.question.strip()
+    """Every seed question of ``leaf``, as the model is asked it."""
+    seeds = leaf_seeds(leaf)
+    return questions_of([seeds]) if seeds is not None else []
 
 
 def answer_with_model(
     model_dir: Path, questions: list[SeedQuestion], max_new_tokens: int, on_answer: Callable[[], None] | None = None
 ) -> list[str]:
-    """Greedy answers from a Hugging Face causal LM directory (CPU or CUDA)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Greedy answers from a Hugging Face causal LM folder (CPU or CUDA), batched; a
+    question the model cannot take (too long for its context) gets an empty answer."""
+    from ..eval.hf import HFModel
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
-    answers = []
-    for q in questions:
-        messages = [{"role": "user", "content": user_prompt(q)}]
-        if getattr(tok, "chat_template", None):
-            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            prompt = f"<|user|>\n{user_prompt(q)}\n<|assistant|>\n"
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False).to(device)
-        max_ctx = getattr(model.config, "max_position_embeddings", 2048)
-        if ids["input_ids"].shape[1] + max_new_tokens > max_ctx:
-            answers.append("(question too long for the model's context)")
-            continue
-        with torch.no_grad():
-            out = model.generate(
-                **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id
-            )
-        answers.append(tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
-        if on_answer:
-            on_answer()
-    return answers
+    model = HFModel(model_dir)
+    try:
+        answers = []
+        for start in range(0, len(questions), CHUNK):
+            chunk = questions[start : start + CHUNK]
+            got = ask_seed_questions(model, questions=chunk, max_tokens=max_new_tokens)
+            answers += [a.answer for a in got]
+            for _ in got:
+                if on_answer:
+                    on_answer()
+        return answers
+    finally:
+        model.close()
 
 
 def postcheck(
@@ -107,11 +75,11 @@ def postcheck(
         {
             "leaf": q.leaf,
             "question": q.question,
-            "reference": q.answer,
+            "reference": q.reference,
             "before": b,
             "after": a,
-            "score_before": round(token_f1(b, q.answer), 3),
-            "score_after": round(token_f1(a, q.answer), 3),
+            "score_before": round(token_f1(b, q.reference), 3),
+            "score_after": round(token_f1(a, q.reference), 3),
         }
         for q, b, a in zip(questions, a_before, a_after)
     ]

@@ -1,4 +1,4 @@
-"""``lab-ci build``: validate → generate → mix → train → postcheck → release.
+"""``lab-ci build``: validate → generate → mix → train → evaluate → postcheck → release.
 
 :data:`STAGES` lists the stages in order; each is a function of the :class:`Build` it
 reads from and adds to, so a new stage (an evaluation before the release) is one
@@ -53,6 +53,7 @@ from ..taxonomy.leaf import LeafFile
 from ..teacher import TeacherError, load_teacher
 from ..train.files import atomic_dir, os_error, recover_dir, writable_dir, write_text_atomic
 from ..train.gguf_export import NotExportable, export_gguf
+from . import evaluate as evaluation
 from .config import BuildConfig, defaults, effective_recipe, load_config
 from .generate import GenerationCache, LeafData, cache_key, generate_leaf_cached, leaf_kind
 from .mix import mix_phases
@@ -96,6 +97,8 @@ class BuildRequest:
     nproc_per_node: int = 0  # >0: train under torchrun with this many processes per node
     torchrun_args: list[str] = field(default_factory=list)  # extra torchrun options (multi-node)
     until: str | None = None  # stop after this stage
+    baseline: Path | None = None  # evaluate against this model (default: the previous release, else the student)
+    accept_regression: str | None = None  # publish although a gate failed; the reason goes into release.json
 
     @property
     def cache_root(self) -> Path:
@@ -117,6 +120,9 @@ class Build:
     pools: dict[str, list[dict]] = field(default_factory=dict)  # leaf kind -> samples
     datasets: list[dict] = field(default_factory=list)  # per phase
     train: dict = field(default_factory=dict)  # the train manifest
+    gates: dict = field(default_factory=dict)  # eval.gates: from .github/lab-ci.yaml and the recipe
+    evaluation: dict | None = None  # what the evaluate stage decided (release.json's "evaluation")
+    model_dir: Path | None = None  # the model released: the chosen phase model (default: the last)
     postcheck: list[dict] = field(default_factory=list)
     release: dict | None = None  # release.json
 
@@ -129,6 +135,7 @@ class Build:
             "generation": self.generation,
             "datasets": self.datasets,
             "train": self.train,
+            "evaluation": self.evaluation,
             "postcheck": self.postcheck,
         }
         return {k: v for k, v in parts.items() if v}
@@ -237,6 +244,13 @@ def stage_validate(b: Build) -> None:
     if not b.leaves:
         raise LabCIError(f"{req.taxonomy}: no qna.yaml leaves to build from")
     check_student(req.student)  # fail before the expensive stages
+    if req.config.eval["enabled"]:  # a broken gate setting fails before the expensive stages too
+        data, where = evaluation.read_repo_config(req.taxonomy, b.commit)
+        repo = evaluation.gates_from_yaml(data, where)
+        gates, sources = evaluation.effective_gates(repo, req.config.eval.get("gates") or {})
+        b.gates = {"effective": gates.to_dict(), **sources}
+        if req.baseline is not None:
+            check_student(req.baseline)
     b.taxonomy = {
         "commit": b.commit or "working tree",
         "leaves": [{"path": l.path, "blob": l.blob_id} for l in b.leaves],
@@ -291,11 +305,7 @@ def stage_generate(b: Build) -> None:
 
 def _generate(req: BuildRequest, leaves: list[LeafFile], teacher) -> tuple[list[LeafData], dict[str, int]]:
     cfg = req.config
-    fetcher = DocumentFetcher(
-        cache_dir=req.cache_root / "documents",
-        allow_file=req.allow_file_documents,
-        mirrors=req.document_mirrors or {},
-    )
+    fetcher = _fetcher(req)
     gcache = GenerationCache(req.cache_root / "generated")
     kinds = {l.path: leaf_kind(l) for l in leaves}
     targets = {l.path: cfg.samples_per_leaf.get(kinds[l.path], 0) for l in leaves}
@@ -476,6 +486,208 @@ def stage_train(b: Build) -> None:
     )
 
 
+def stage_evaluate(b: Build) -> None:
+    """The candidate (the best phase model by the recipe's ``eval.select``) against the
+    baseline on the changed leaves and the regression guard; ``<out>/evaluate/`` gets
+    ``results.json``, ``report.md`` and ``deltas.png``. Everything expensive is cached
+    in ``<cache>/eval`` as it is computed, so a killed stage resumes without redoing a
+    finished score; a failing gate raises :class:`~.evaluate.GatesFailed` after the
+    results are written (the stage stays done: ``--accept-regression`` redoes nothing)."""
+    from ..eval.gates import Gates, apply_gates
+    from ..eval.runner import EvalOptions, eval_cache, evaluate, plan_eval, prepare
+
+    req, ecfg = b.req, b.req.config.eval
+    phases = b.train["phases"]
+    b.model_dir = Path(b.train["final_dir"])
+    if not ecfg["enabled"]:
+        b.evaluation = None
+        return
+    out_dir = req.out / "evaluate"
+    gates = Gates.from_dict(b.gates.get("effective"))
+    settings = {k: v for k, v in ecfg.items() if k != "gates"}
+    key = stable_hash(
+        {
+            "train": b.train["inputs"],
+            "commit": b.taxonomy["commit"],
+            "settings": settings,
+            "teacher": req.teacher,
+            "since": req.since,
+            "baseline": str(req.baseline) if req.baseline else None,
+        }
+    )
+    # the baseline is decided once per trained model (the previous release is replaced
+    # by this one at the end, so it is kept, hard-linked, in the stage's folder)
+    choice = read_json(out_dir / "baseline.json")
+    if not (isinstance(choice, dict) and choice.get("key") == key and Path(choice["model"]).is_dir()):
+        choice = _choose_baseline(b, key, out_dir)
+    manifest = StageManifest(req.out, "evaluate")
+    inputs = stable_hash({"key": key, "baseline": choice, "gates": gates.to_dict()})
+    done = manifest.done(inputs)
+    results = read_json(out_dir / "results.json")
+    if not (done and isinstance(results, dict)):
+        teacher = open_teacher(req.teacher, req.teacher_concurrency)
+        try:
+            plan = plan_eval(
+                req.taxonomy,
+                leaves=b.leaves,
+                changed=choice["changed"],
+                base=choice["base"],
+                head=b.commit,
+                seed=req.config.seed,
+                guard_skills=ecfg["guard_skills"],
+                guard_knowledge=ecfg["guard_knowledge"],
+                max_leaves=ecfg["max_leaves"],
+            )
+            opts = EvalOptions(
+                candidate=b.model_dir,
+                baseline=Path(choice["model"]),
+                teacher=teacher,
+                out=out_dir,
+                cache_dir=req.cache_root / "eval",
+                seed=req.config.seed,
+                mcq_per_leaf=ecfg["questions_per_leaf"],
+                mcq_sources=tuple(ecfg["question_sources"]),
+                guard_skills=ecfg["guard_skills"],
+                guard_knowledge=ecfg["guard_knowledge"],
+                max_new_tokens=ecfg["max_new_tokens"],
+                documents=_fetcher(req),
+                gates=gates,
+                resamples=ecfg["resamples"],
+                max_leaves=ecfg["max_leaves"],
+                progress=lambda what: _say(f"evaluate: {what}"),
+            )
+            cache = eval_cache(opts)
+            prepare(plan, opts, cache, teacher)
+            selection = _select(plan, cache, teacher, ecfg["select"], phases, opts)
+            if selection is not None:
+                opts.candidate = Path(selection["path"])
+            results = evaluate(plan, opts, prepared=True)
+            results["selection"] = selection
+            results["baseline_source"] = choice["source"]
+            write_json_atomic(out_dir / "results.json", results)
+        finally:
+            teacher.close()
+        manifest.finish(inputs, candidate=str(opts.candidate), baseline=choice, gates=results["gates"])
+    else:
+        _say("evaluate: already done for these inputs")
+    b.model_dir = Path(results["models"]["candidate"]["path"])
+    verdict = apply_gates(results, gates).to_dict()  # the same verdict, from the data on disk
+    accepted = None
+    if not verdict["passed"] and req.accept_regression:
+        accepted = {"reason": req.accept_regression, "failures": [f["message"] for f in verdict["failures"]]}
+        _say(f"evaluate: gates failed; accepted by --accept-regression: {req.accept_regression}")
+    b.evaluation = {
+        "results": "eval/results.json",
+        "candidate": {"phase": (results.get("selection") or {}).get("best"), **results["models"]["candidate"]},
+        "baseline": {**results["models"]["baseline"], "source": choice["source"]},
+        "taxonomy": results["taxonomy"],
+        "selection": results.get("selection"),
+        "summary": {
+            m: {role: results[m][role] for role in ("changed", "guard")}
+            for m in ("knowledge", "skills")
+            if results.get(m)
+        },
+        "gates": {
+            "passed": verdict["passed"],
+            "active": verdict["active"],
+            "config": b.gates,
+            "failures": [f["message"] for f in verdict["failures"]],
+            "accepted": accepted,
+        },
+    }
+    if not verdict["passed"] and accepted is None:
+        raise evaluation.GatesFailed(evaluation.gate_failure_message(results, out_dir / "results.json"))
+
+
+def _fetcher(req: BuildRequest) -> DocumentFetcher:
+    return DocumentFetcher(
+        cache_dir=req.cache_root / "documents",
+        allow_file=req.allow_file_documents,
+        mirrors=req.document_mirrors or {},
+    )
+
+
+def _choose_baseline(b: Build, key: str, out_dir: Path) -> dict:
+    """The baseline model and the base revision of the comparison, decided now and
+    written to ``<out>/evaluate/baseline.json``."""
+    req = b.req
+    prev = evaluation.previous_release(req.out)
+    if prev is not None and prev["commit"] == b.taxonomy["commit"]:
+        prev = None  # a rebuild of the released commit: compare with the base student
+    kept = out_dir / "baseline-model"
+    if req.baseline is not None:
+        model, source = Path(req.baseline), f"--baseline {req.baseline}"
+    elif prev is not None:
+        shutil.rmtree(kept, ignore_errors=True)
+        link_tree(prev["model"], kept)
+        model, source = kept, f"previous release {prev['name']} ({prev['commit']})"
+    else:
+        model, source = Path(req.student), "base student (no earlier release)"
+    if req.since:
+        base = resolve_commit(req.taxonomy, req.since)  # the commit id: traceable in results.json
+    else:
+        base = prev["commit"] if prev is not None and prev["commit"] != "working tree" else None
+    changed = None
+    if base is not None:
+        changed = sorted(
+            l.path
+            for l in collect_leaves(req.taxonomy, base=base, head=b.commit)
+            if l.kind == "file" and l.change != "deleted"
+        )
+    choice = {"key": key, "model": str(model), "source": source, "base": base, "changed": changed}
+    write_json_atomic(out_dir / "baseline.json", choice)
+    return choice
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """A copy of the folder ``src`` at ``dst`` whose files are hard links where the file
+    system allows (a 14 GB model costs no space), else copies."""
+
+    def link(a, b_):
+        try:
+            os.link(a, b_)
+        except OSError:
+            shutil.copy2(a, b_)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def _select(plan, cache, teacher, select: str, phases: list[dict], opts) -> dict | None:
+    """Which phase model to release (None: the last, when there is one or ``select: last``)."""
+    from ..eval.judge import Rubric
+    from ..eval.runner import select_checkpoint
+
+    finals = [(p["name"], Path(p["dir"]) / "final") for p in phases if (Path(p["dir"]) / "final").is_dir()]
+    if select == "last" or len(finals) < 2:
+        return None
+    order = {"auto": ("skills", "knowledge"), "skills": ("skills", "knowledge"), "knowledge": ("knowledge", "skills")}
+    tried = []
+    for metric in order[select]:
+        if not ((metric == "skills" and plan.questions) or (metric == "knowledge" and plan.mcqs)):
+            continue
+        try:
+            chosen = select_checkpoint(
+                finals,
+                plan,
+                cache,
+                metric=metric,
+                judge=teacher,
+                rubric=Rubric.load(),
+                resamples=opts.resamples,
+                progress=opts.progress,
+                max_new_tokens=opts.max_new_tokens,
+            )
+        except LabCIError as e:  # nothing scored by this metric (a judge that gives no ratings)
+            tried.append(f"{metric}: {e}")
+            _say(f"evaluate: cannot choose by {metric}: {e}")
+            continue
+        _say(f"evaluate: released model: {chosen.reason}")
+        return {**chosen.to_dict(), "not_used": tried}
+    if tried:
+        _say("evaluate: no metric could choose a phase model; the last phase's is released")
+    return None
+
+
 def stage_postcheck(b: Build) -> None:
     req = b.req
     if req.since:
@@ -486,6 +698,7 @@ def stage_postcheck(b: Build) -> None:
     inputs = stable_hash(
         {
             "train": b.train["inputs"],
+            "model": str(b.model_dir or b.train["final_dir"]),
             "leaves": [l.blob_id for l in leaves],
             "max_new_tokens": req.config.postcheck_max_new_tokens,
         }
@@ -500,7 +713,7 @@ def stage_postcheck(b: Build) -> None:
     with _bar(total, "postcheck", req.progress, unit="answer") as bar:
         b.postcheck = postcheck(
             req.student,
-            Path(b.train["final_dir"]),
+            Path(b.model_dir or b.train["final_dir"]),
             leaves,
             req.config.postcheck_max_new_tokens,
             on_answer=lambda: bar.update(1),
@@ -525,7 +738,8 @@ def stage_release(b: Build) -> None:
     }
     phases = b.train["phases"]
     with atomic_dir(req.out / "release", failpoints="release") as tmp:
-        shutil.copytree(b.train["final_dir"], tmp / "model")
+        shutil.copytree(b.model_dir or b.train["final_dir"], tmp / "model")
+        eval_section = _release_evaluation(b, tmp)
         metrics = {p["name"]: list(read_jsonl(Path(p["dir"]) / "metrics.jsonl")) for p in phases}
         write_json_atomic(tmp / "metrics.json", metrics)
         loss_png = plot_losses(metrics, tmp / "loss.png")
@@ -548,11 +762,12 @@ def stage_release(b: Build) -> None:
                 }
                 for p in phases
             ],
+            evaluation=b.evaluation,
             postcheck=_postcheck_summary(b.postcheck),
             gguf=gguf_name,
         )
         (tmp / "README.md").write_text(
-            model_card(prov, b.postcheck, "loss.png" if loss_png else None), encoding="utf-8"
+            model_card(prov, b.postcheck, "loss.png" if loss_png else None) + eval_section, encoding="utf-8"
         )
         # every file but release.json itself, with its sha256: what a reader checks
         prov["files"] = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
@@ -560,6 +775,24 @@ def stage_release(b: Build) -> None:
         write_json_atomic(tmp / "release.json", prov)
     b.release = prov
     _say(f"release written to {req.out / 'release'}")
+
+
+def _release_evaluation(b: Build, tmp: Path) -> str:
+    """Copy the evaluation's files into ``release/eval/``; the model card's section."""
+    if b.evaluation is None:
+        return ""
+    from ..eval.report import render_markdown
+
+    src = b.req.out / "evaluate"
+    (tmp / "eval").mkdir()
+    for name in ("results.json", "deltas.png"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, tmp / "eval" / name)
+    results = read_json(tmp / "eval" / "results.json")
+    plot = "eval/deltas.png" if (tmp / "eval" / "deltas.png").is_file() else None
+    section = render_markdown(results, plot=plot, details=True, heading="##")
+    write_text_atomic(tmp / "eval" / "report.md", section)
+    return "\n" + evaluation.card_lines(b.evaluation) + "\n" + section
 
 
 def _postcheck_summary(rows: list[dict]) -> dict:
@@ -589,6 +822,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("generate", stage_generate, "synthetic data for every leaf, cached per leaf and round"),
     Stage("mix", stage_mix, "the phases' datasets from the recipe (knowledge, then skills with replay)"),
     Stage("train", stage_train, "phased training of the student, resumable per checkpoint"),
+    Stage(
+        "evaluate",
+        stage_evaluate,
+        "the release candidate (the best phase model) against the baseline: MMLU-Branch and MT-Bench-Branch, gates",
+    ),
     Stage("postcheck", stage_postcheck, "the base and the trained model answer the changed leaves' seed questions"),
     Stage("release", stage_release, "model, GGUF export, loss plot and model card, swapped in whole"),
 )
@@ -621,6 +859,8 @@ def build_from_args(args, torchrun_args: list[str]) -> dict:
             nproc_per_node=args.nproc_per_node,
             torchrun_args=torchrun_args,
             until=args.until,
+            baseline=args.baseline,
+            accept_regression=args.accept_regression,
         )
     )
 

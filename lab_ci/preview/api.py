@@ -16,11 +16,12 @@ from ..check.api import check_taxonomy, collect_leaves
 from ..errors import LabCIError
 from ..sdg.api import generate_leaf
 from ..sdg.errors import BlockError, DocumentError, EmptyLeafError, PipelineError, SeedError
+from ..sdg.questions import ask_seed_questions, seed_questions
 from ..sdg.seeds import parse_leaf
 from ..sdg.text import rouge_l, token_f1
 from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 from ..teacher import load_teacher, spec_from_env
-from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
+from ..teacher.base import Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
 
@@ -87,25 +88,24 @@ def _diagnostic(d) -> dict:
 def precheck(
     model: Teacher, seeds_by_leaf: dict, *, max_tokens: int = 128, seed: int = 0
 ) -> dict[str, list[PrecheckItem]]:
-    """Ask the current model every seed question of every leaf (one batched call);
+    """Ask the current model every seed question of every leaf (one batched call of
+    :func:`lab_ci.sdg.questions.ask_seed_questions`, which states the context rule);
     score each answer against the contributor's (token F1 and ROUGE-L)."""
-    asks = [(path, e) for path, seeds in seeds_by_leaf.items() for e in seeds.examples]
+    asks = [(path, q) for path, seeds in seeds_by_leaf.items() for q in seed_questions([seeds])]
     if not asks:
         return {}
-    convs = []
-    for path, e in asks:
-        # knowledge: does the model know it without the context? skills: can it do the task?
-        grounded = e.context and seeds_by_leaf[path].kind != "knowledge"
-        q = f"{e.context}\n\n{e.question}" if grounded else e.question
-        convs.append([Message("user", q)])
-    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, seed=seed)
-    outs = model.chat(convs, params, n=1)
+    answers = ask_seed_questions(model, questions=[q for _, q in asks], max_tokens=max_tokens, seed=seed)
     result: dict[str, list[PrecheckItem]] = {}
-    for (path, e), comps in zip(asks, outs):
-        got = comps[0].text.strip() if comps else ""
+    for (path, q), a in zip(asks, answers):
+        got = a.answer
         result.setdefault(path, []).append(
             PrecheckItem(
-                e.id, e.question, e.answer, got, round(token_f1(got, e.answer), 4), round(rouge_l(got, e.answer), 4)
+                q.seed_id,
+                q.question,
+                q.reference,
+                got,
+                round(token_f1(got, q.reference), 4),
+                round(rouge_l(got, q.reference), 4),
             )
         )
     return result

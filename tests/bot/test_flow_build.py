@@ -205,6 +205,21 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         print(f"built {a.commit} from {n} leaves")
     """)
     )
+    jobs = approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha)
+    assert [j["kind"] for j in jobs if j["kind"].startswith("build")] == ["build-request", "build-local"]
+    [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
+    assert run["conclusion"] == "success", run["output"]
+    assert f"built {sha} from" in run["output"]["text"]
+    out = bot_settings.data_dir / "builds"
+    [model] = list(out.glob("*/model.txt"))
+    leaves = run_git("ls-tree", "-r", "--name-only", sha, cwd=github_side_repo).count("qna.yaml")
+    assert model.read_text() == f"{sha} {leaves}" and leaves > 0
+    assert ghdouble.dispatches == []
+
+
+def approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha) -> list:
+    """Merge, then approve, a build run by the local executor with ``script`` as the
+    build command; the jobs the bot ran."""
     settings = replace(
         bot_settings,
         allow_local_executor=True,
@@ -217,15 +232,58 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         server.deliver("pull_request", merged_payload(github_side_repo, sha))
         server.wait_idle()
         server.deliver("issue_comment", comment_payload(github_side_repo, f"/lab approve-build {sha}", "maintainer"))
-        jobs = server.wait_idle()
-        assert [j["kind"] for j in jobs if j["kind"].startswith("build")] == ["build-request", "build-local"]
-        [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
-        assert run["conclusion"] == "success", run["output"]
-        assert f"built {sha} from" in run["output"]["text"]
-        out = bot_settings.data_dir / "builds"
-        [model] = list(out.glob("*/model.txt"))
-        leaves = run_git("ls-tree", "-r", "--name-only", sha, cwd=github_side_repo).count("qna.yaml")
-        assert model.read_text() == f"{sha} {leaves}" and leaves > 0
-        assert ghdouble.dispatches == []
+        return server.wait_idle()
     finally:
         server.stop()
+
+
+#: stands in for `lab-ci build` whose evaluation gate fails: a real results.json from the
+#: eval package's own statistics and gates (one changed knowledge leaf that got worse),
+#: then exit 3 as the build does
+GATED_BUILD = """
+import argparse, json, pathlib, sys
+from lab_ci.eval.gates import Gates, apply_gates
+from lab_ci.eval.stats import grouped, paired
+ap = argparse.ArgumentParser(); ap.add_argument("--taxonomy"); ap.add_argument("--commit"); ap.add_argument("--out")
+a = ap.parse_args()
+leaf = "knowledge/history/lighthouse/qna.yaml"
+cand, base = [0.0] * 8 + [1.0] * 2, [1.0] * 8 + [0.0] * 2
+row = {"leaf": leaf, "role": "changed", "status": "evaluated", **paired(cand, base, resamples=500).to_dict()}
+section = {"leaves": [row], "changed": {**grouped({leaf: (cand, base)}, resamples=500).to_dict(), "leaves": 1}, "guard": {}}
+results = {
+    "taxonomy": {"base": None, "head": a.commit},
+    "models": {"candidate": {"id": "hf:cand"}, "baseline": {"id": "hf:base"}},
+    "settings": {"bootstrap": {"resamples": 500}},
+    "knowledge": section,
+    "skills": {"leaves": [], "changed": {}, "guard": {}},
+}
+results["gates"] = apply_gates(results, Gates.from_dict({"knowledge": {"max_leaf_drop": 0.1}})).to_dict()
+out = pathlib.Path(a.out, "evaluate"); out.mkdir(parents=True, exist_ok=True)
+(out / "results.json").write_text(json.dumps(results))
+print("lab-ci: error: the evaluation's gates failed; the release was NOT published", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def test_local_build_check_run_shows_the_evaluation_and_the_failed_gate(
+    bot_settings, ghdouble, github_side_repo, tmp_path
+):
+    """A build whose gate failed: the lab-ci/build check run fails, titled so, and its
+    summary carries the evaluation table and the gate's reason."""
+    sha = main_commits(github_side_repo)[0]
+    script = tmp_path / "gated_build.py"
+    script.write_text(GATED_BUILD)
+    approved_local_build(bot_settings, ghdouble, github_side_repo, script, sha)
+    [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
+    out = run["output"]
+    assert run["conclusion"] == "failure", out
+    assert out["title"].startswith("Evaluation gates failed: release not published")
+    summary = out["summary"]
+    assert "`lab-ci build` exited with 3" in summary
+    assert "| `knowledge/history/lighthouse` | changed | 10 | 0.80 | 0.20 | -0.60 |" in summary
+    assert "Gates: **failed**" in summary
+    assert (
+        "- knowledge/history/lighthouse/qna.yaml: accuracy 0.20 vs 0.80 baseline (delta -0.60, "
+        "95% interval -1.00 to +0.00) is below the baseline by more than 0.1 (knowledge.max_leaf_drop"
+    ) in summary
+    assert "the release was NOT published" in out["text"]

@@ -55,15 +55,22 @@ def test_build_release_then_incremental_build_under_torchrun(
     example_taxonomy_repo, models, example_docs_repo, tmp_path
 ):
     repo, out, cache = example_taxonomy_repo, tmp_path / "out", tmp_path / "cache"
+    # the maintainers' gates, versioned with the taxonomy: a knowledge leaf may drop by 1.0
+    # at most (always true: this gate is active and passes)
+    (repo / ".github").mkdir()
+    (repo / ".github" / "lab-ci.yaml").write_text("eval:\n  gates:\n    knowledge: {max_leaf_drop: 1.0}\n")
+    run_git("add", "-A", cwd=repo)
+    run_git("commit", "--quiet", "-m", "gates", cwd=repo)
     t0 = time.monotonic()
     r = run_build(build_cmd(repo, out, models, example_docs_repo, cache=cache))
     seconds = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-4000:]
-    for stage in ("validate", "generate", "mix", "train", "postcheck"):
+    for stage in ("validate", "generate", "mix", "train", "evaluate", "postcheck"):
         assert f"== {stage}" in r.stderr
     rel = out / "release"
     prov = assert_complete_release(rel)
     assert {"model/model.safetensors", "model.gguf", "loss.png", "metrics.json", "README.md"} <= set(prov["files"])
+    assert {"eval/results.json", "eval/report.md", "eval/deltas.png"} <= set(prov["files"])
     commit = run_git("rev-parse", "HEAD", cwd=repo)
     leaves = sorted(str(p.relative_to(repo)) for p in repo.rglob("qna.yaml"))
 
@@ -90,6 +97,34 @@ def test_build_release_then_incremental_build_under_torchrun(
     assert commit in card and prov["teacher"]["id"] in card and prov["datasets"][0]["sha256"] in card
     assert "![training loss](loss.png)" in card and (rel / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"### `{ANTONYMS}`" in card and "agreement" in card.lower()
+
+    # the evaluation: a first build compares with the base student on every leaf; the
+    # released model is the phase model chosen by the stated metric (the tiny judge gives
+    # no ratings, so skills cannot choose and knowledge accuracy does)
+    ev = prov["evaluation"]
+    results = json.loads((rel / "eval" / "results.json").read_text())
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((REPO_ROOT / "lab_ci" / "eval" / "results.schema.json").read_text())
+    assert not list(Draft202012Validator(schema).iter_errors(results))
+    assert results["taxonomy"] == {"base": None, "head": commit}
+    assert ev["baseline"]["source"] == "base student (no earlier release)"
+    sel = ev["selection"]
+    assert sel["metric"] == "knowledge" and [s["name"] for s in sel["scores"]] == ["knowledge", "skills"]
+    assert all(s["n"] > 0 and s["ci"][0] <= s["value"] <= s["ci"][1] for s in sel["scores"])
+    assert_same_weights(rel / "model", Path(sel["path"]))  # the chosen phase model is the one released
+    assert {l["leaf"] for l in results["knowledge"]["leaves"]} | {
+        l["leaf"] for l in results["skills"]["leaves"]
+    } == set(leaves)
+    assert all(l["n"] > 0 and l["ci"] for l in results["knowledge"]["leaves"])
+    assert ev["gates"]["active"] and ev["gates"]["passed"] and ev["gates"]["accepted"] is None
+    assert ev["gates"]["config"]["repository"] == {"knowledge": {"max_leaf_drop": 1.0}}
+    assert "## Release decision" in card and f"Released model: phase `{sel['best']}`" in card
+    assert (
+        "## Evaluation: candidate vs baseline" in card
+        and "![per-leaf deltas with 95% intervals](eval/deltas.png)" in card
+    )
+    assert (rel / "eval" / "deltas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the loss went down in phase 1: its last epoch (the same samples again) has a lower
     # mean loss than its first
@@ -134,16 +169,38 @@ def test_build_release_then_incremental_build_under_torchrun(
     text = p.read_text()
     assert "in one short example sentence" in text
     p.write_text(text.replace("in one short example sentence", "in one example sentence", 1))
-    run_git("commit", "--quiet", "-am", "tweak antonyms", cwd=repo)
-    r = run_build(
-        build_cmd(repo, out, models, example_docs_repo, "--since", "HEAD~1", "--nproc-per-node", "2", cache=cache)
+    # a skills gate the tiny judge cannot satisfy: it rates no answer, so the changed
+    # skill leaf is unevaluated, which fails a metric with gates (unevaluated: fail)
+    (repo / ".github" / "lab-ci.yaml").write_text(
+        "eval:\n  gates:\n    knowledge: {max_leaf_drop: 1.0}\n    skills: {max_leaf_drop: 2.0}\n"
     )
-    assert r.returncode == 0, r.stderr[-4000:]
+    run_git("commit", "--quiet", "-am", "tweak antonyms", cwd=repo)
+    cmd = build_cmd(repo, out, models, example_docs_repo, "--since", "HEAD~1", "--nproc-per-node", "2", cache=cache)
+    r = run_build(cmd)
+    assert r.returncode == 3, r.stderr[-4000:]
     assert "torch.distributed.run" in r.stderr and "--nproc-per-node=2" in r.stderr
     manifest = json.loads((out / "generate" / "manifest.json").read_text())
     now = {row["leaf"]: (row["rounds_now"], row["generated_now"]) for row in manifest["leaves"]}
     assert now[ANTONYMS][0] > 0  # the changed leaf: generated again (new blob id, new cache entry)
     assert all(n == (0, 0) for leaf, n in now.items() if leaf != ANTONYMS), now
+    assert "the evaluation's gates failed; the release was NOT published" in r.stderr
+    assert f"{ANTONYMS}: not evaluated" in r.stderr and "--accept-regression REASON" in r.stderr
+    assert "skills.max_leaf_drop needs every changed leaf evaluated" in r.stderr
+    assert "Traceback" not in r.stderr and "== postcheck" not in r.stderr
+    assert assert_complete_release(rel) == prov  # the release was not swapped
+    failed = json.loads((out / "evaluate" / "results.json").read_text())
+    assert not failed["gates"]["passed"] and failed["taxonomy"]["base"] == run_git("rev-parse", "HEAD~1", cwd=repo)
+    assert failed["baseline_source"].startswith(f"previous release {prov['name']} ({commit})")
+    changed = [l["leaf"] for sec in ("knowledge", "skills") for l in failed[sec]["leaves"] if l["role"] == "changed"]
+    assert changed == [ANTONYMS]  # --since: the changed leaf, plus the guard
+    assert [l["role"] for l in failed["skills"]["leaves"]].count("guard") == 1
+    # the maintainer accepts the regression: nothing is scored again (the stage is done,
+    # and even with its manifest gone every score comes from the cache), the reason is recorded
+    (out / "evaluate" / "manifest.json").unlink()
+    r = run_build([*cmd, "--accept-regression", "the tiny judge rates nothing"])
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "accepted by --accept-regression" in r.stderr
+    assert not any(w in r.stderr for w in ("scoring", "answering", "judging", "evaluate: questions:")), r.stderr
     prov2 = assert_complete_release(rel)
     assert prov2["taxonomy"]["commit"] == run_git("rev-parse", "HEAD", cwd=repo)
     assert prov2["datasets"] != prov["datasets"]
@@ -154,6 +211,10 @@ def test_build_release_then_incremental_build_under_torchrun(
     assert {r["metadata"]["leaf_blob"] for r in skills if r["metadata"]["leaf"] == ANTONYMS} == {blob}
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("release")) == ["release"]
     assert list(prov2["postcheck"]) == [ANTONYMS]  # --since: only the changed leaf
+    acc = prov2["evaluation"]["gates"]
+    assert not acc["passed"] and acc["accepted"]["reason"] == "the tiny judge rates nothing"
+    assert acc["accepted"]["failures"] == acc["failures"] and acc["failures"]
+    assert "published anyway (`--accept-regression`)" in (rel / "README.md").read_text()
     result = json.loads((out / "train" / "result.json").read_text())
     assert result["completed"] and all(ph["global_step"] > 0 for ph in result["phases"])
     assert load_tensors(rel / "model").keys() == first_weights.keys()
@@ -216,6 +277,33 @@ def test_killed_build_resumes_to_the_same_weights(example_taxonomy_repo, models,
     for a, b in zip(sorted((ref_out / "mix").glob("*.jsonl")), sorted((out / "mix").glob("*.jsonl"))):
         assert a.read_bytes() == b.read_bytes()
     assert_same_weights(ref_model, model)
+
+    # 5. kill during evaluate, once the first model's option scores are on disk: the run
+    # started again keeps every finished score and computes none of them again
+    loglik = out / "cache" / "eval" / "loglik"
+    ev_cmd = cmd[:-1] + ["evaluate"]
+    kill_when(ev_cmd, lambda: any(f.stat().st_size for f in loglik.glob("*.jsonl")), cwd=REPO_ROOT, env=env())
+    assert not (out / "evaluate" / "manifest.json").exists()
+    before = {f.name: scored_keys(f) for f in loglik.glob("*.jsonl")}
+    assert any(before.values())
+    r = run_build(ev_cmd)
+    assert r.returncode == 0, r.stderr[-4000:]
+    for f in loglik.glob("*.jsonl"):
+        keys = scored_keys(f)
+        assert len(keys) == len(set(keys)), f"{f.name}: a score was computed twice"
+        assert keys[: len(before.get(f.name, []))] == before.get(f.name, [])
+    assert json.loads((out / "evaluate" / "results.json").read_text())["knowledge"]["leaves"]
+
+
+def scored_keys(log: Path) -> list[str]:
+    """The keys of the complete lines of an eval cache log (a torn last line is not one)."""
+    keys = []
+    for line in log.read_text().splitlines():
+        try:
+            keys.append(json.loads(line)["k"])
+        except ValueError:
+            pass
+    return keys
 
 
 def test_invalid_tree_exits_1_naming_file_and_line(example_taxonomy_repo, models, example_docs_repo, tmp_path):

@@ -39,12 +39,17 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("generate: {seed: true}\n", "1:18: generate.seed: True is not of type 'integer'"),
         (
             "export_gguf: true\nbogus: 1\n",
-            "2:1: (top level): unknown key 'bogus' (known: export_gguf, generate, gguf_quant, phases, postcheck, train)",
+            "2:1: (top level): unknown key 'bogus' (known: eval, export_gguf, generate, gguf_quant, phases, postcheck, train)",
         ),
         ("gguf_quant: q4\n", "1:13: gguf_quant: 'q4' is not one of ['f32', 'f16', 'q8_0']"),
         ("postcheck: {max_new_tokens: 0}\n", "1:29: postcheck.max_new_tokens: 0 is less than the minimum of 1"),
         ("train:\n  epochs: two\n", "2:11: train.epochs: 'two' is not of type 'integer'"),
         ("- a\n", "1:1: (top level): ['a'] is not of type 'object'"),
+        (
+            "eval:\n  gates:\n    skills: {max_leaf_drop: 12}\n",
+            "3:29: eval.gates.skills.max_leaf_drop: 12 is greater than the maximum of 9",
+        ),
+        ("eval: {select: best}\n", "1:16: eval.select: 'best' is not one of ['auto', 'knowledge', 'skills', 'last']"),
         (
             "phases: [\n",
             "2:1: YAML cannot read this: while parsing a flow node; expected the node content, but found '<stream end>'",

@@ -12,6 +12,7 @@ from lab_ci.builds.config import load_config
 from lab_ci.builds.generate import GenerationCache, cache_key, generate_leaf_cached, leaf_kind
 from lab_ci.builds.mix import mix_phases, take
 from lab_ci.builds.store import append_jsonl, read_jsonl, write_json_atomic
+from lab_ci.errors import LabCIError
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
 
 SKILL = b"version: 3\ncreated_by: me\ntask_description: t\nseed_examples:\n  - question: q\n    answer: a\n"
@@ -221,3 +222,113 @@ def test_model_card_groups_postcheck_by_leaf_and_escapes():
     assert "### `x/qna.yaml`" in card and "Agreement: before 0.00, after 1.00" in card
     assert "q \\| @\u200dyou" in card  # no table breakage, no mention
     assert "c0ffee" in card and "f" * 64 in card and "3.0000 → 2.0000" in card and "model.gguf" in card
+
+
+# ------------------------------------------------------------------------------ evaluate: gates
+def test_gates_come_from_the_repository_file_at_the_commit_and_the_recipe_wins(tmp_path):
+    from lab_ci.builds.evaluate import effective_gates, gates_from_yaml, read_repo_config
+    from labtest import commit_all, run_git
+
+    repo = tmp_path / "tax"
+    (repo / ".github").mkdir(parents=True)
+    cfg = repo / ".github" / "lab-ci.yaml"
+    cfg.write_text("check: {strict: true}\neval:\n  gates:\n    rule: lenient\n    knowledge: {max_leaf_drop: 0.1}\n")
+    run_git("init", "--quiet", "--initial-branch=main", cwd=repo)
+    commit_all(repo, "gates")
+    first = run_git("rev-parse", "HEAD", cwd=repo)
+    cfg.write_text("eval:\n  gates:\n    knowledge: {max_leaf_drop: 0.5}\n")  # on disk, not committed
+    data, where = read_repo_config(repo, first)
+    assert where == f"{first[:12]}:.github/lab-ci.yaml"
+    repo_gates = gates_from_yaml(data, where)
+    assert repo_gates == {"rule": "lenient", "knowledge": {"max_leaf_drop": 0.1}}
+    gates, sources = effective_gates(repo_gates, {"knowledge": {"max_guard_drop": 0.05}, "rule": "strict"})
+    assert gates.rule == "strict" and gates.knowledge.max_leaf_drop == 0.1 and gates.knowledge.max_guard_drop == 0.05
+    assert sources["repository"] == repo_gates
+    on_disk, _ = read_repo_config(repo, None)  # a working-tree build reads the file on disk
+    assert gates_from_yaml(on_disk, "x") == {"knowledge": {"max_leaf_drop": 0.5}}
+    assert gates_from_yaml(None, "x") == {} and gates_from_yaml(b"check: {}\n", "x") == {}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "eval:\n  gates:\n    knowledge: {max_leaf_drop: 2}\n",
+            "x:3:32: eval.gates.knowledge.max_leaf_drop: must be between 0 and 1, got 2",
+        ),
+        (
+            "eval:\n  gates:\n    rule: sure\n",
+            "x:3:11: eval.gates.rule: must be one of estimate, lenient, strict, got 'sure'",
+        ),
+        ("eval:\n  gates: [1]\n", "x:2:10: eval.gates: must be a mapping"),
+        ("eval: {gates: {knowledge: {max_leaf_drop: 0.1}}\n", "x:2:1: "),
+    ],
+)
+def test_a_bad_gate_setting_is_located_in_the_repository_file(text, message):
+    from lab_ci.builds.evaluate import gates_from_yaml
+
+    with pytest.raises(LabCIError) as e:
+        gates_from_yaml(text.encode(), "x")
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_the_gate_failure_is_one_block_naming_every_reason():
+    from lab_ci.builds.evaluate import GatesFailed, gate_failure_message
+
+    results = {"gates": {"failures": [{"message": "a.yaml: accuracy dropped"}, {"message": "guard dropped"}]}}
+    msg = gate_failure_message(results, Path("out/evaluate/results.json"))
+    assert msg.splitlines() == [
+        "the evaluation's gates failed; the release was NOT published (out/evaluate/results.json):",
+        "  - a.yaml: accuracy dropped",
+        "  - guard dropped",
+        "Fix the data and build again, or publish anyway with --accept-regression REASON (recorded in release.json); "
+        "the evaluation is cached, so only the release is redone.",
+    ]
+    assert GatesFailed(msg).exit_code == 3
+
+
+# ------------------------------------------------------------------------------ one way to ask
+def test_postcheck_and_precheck_ask_the_same_prompts_without_a_knowledge_answer(tiny_models):
+    """The build's postcheck and the preview's precheck ask a leaf's seed questions
+    through one function: a knowledge question without the passage that holds its answer
+    (the postcheck used to put it in the prompt), a grounded skill's context with its
+    question; the real tiny teacher answers the precheck's."""
+    from lab_ci.builds.postcheck import seed_questions
+    from lab_ci.preview.api import precheck
+    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.teacher import load_teacher
+    from labtest import EXAMPLE_TAXONOMY
+
+    paths = [
+        "knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml",
+        "compositional_skills/extraction/commit_messages/summary/qna.yaml",
+    ]
+    leaves = [LeafFile(path=p, data=(EXAMPLE_TAXONOMY / p).read_bytes()) for p in paths]
+    seeds = {l.path: parse_leaf(l) for l in leaves}
+    knowledge, grounded = (seed_questions(l) for l in leaves)
+    contexts = [e.context for e in seeds[paths[0]].examples]
+    assert knowledge and all(contexts)
+    for q in knowledge:  # asked as written: no passage of the leaf in the prompt
+        assert q.prompt == q.question.strip() and not any(c.strip() in q.prompt for c in contexts)
+    skill_examples = {e.id: e for e in seeds[paths[1]].examples}
+    assert grounded and all(
+        q.prompt == f"{skill_examples[q.seed_id].context.strip()}\n\n{q.question.strip()}" for q in grounded
+    )
+
+    class Recording:  # the real teacher, with the prompts it was sent kept
+        def __init__(self, inner):
+            self.inner, self.sent = inner, []
+
+        def chat(self, conversations, params, n=1):
+            self.sent += [c[-1].content for c in conversations]
+            return self.inner.chat(conversations, params, n=n)
+
+    teacher = load_teacher(str(tiny_models["teacher"]))
+    try:
+        spy = Recording(teacher)
+        checks = precheck(spy, seeds, max_tokens=8)
+    finally:
+        teacher.close()
+    assert spy.sent == [q.prompt for q in knowledge + grounded]
+    assert [len(checks[p]) for p in paths] == [len(knowledge), len(grounded)]
+    assert all(0 <= item.f1 <= 1 for items in checks.values() for item in items)

@@ -25,10 +25,10 @@ RANKS = {
     "sdg": 3,
     "preview": 4,
     "train": 4,
-    "builds": 5,
     "eval": 5,
-    "bot": 6,
-    "cli": 7,
+    "builds": 6,
+    "bot": 7,
+    "cli": 8,
 }
 ROOT_MODULES = {"errors": "lab_ci", "__init__": "lab_ci", "cli": "cli", "__main__": "cli"}
 

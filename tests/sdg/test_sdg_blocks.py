@@ -137,8 +137,8 @@ def test_truncated_answers_are_rejected_as_truncated():
 def test_knowledge_leaf_document_errors_name_leaf_and_field(tmp_path):
     import pytest
 
-    from lab_ci.sdg.documents import DocumentFetcher
     from lab_ci.sdg.errors import DocumentError
+    from lab_ci.taxonomy.documents import DocumentFetcher
 
     base = textwrap.dedent("""
         version: 3

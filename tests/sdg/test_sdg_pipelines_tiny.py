@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lab_ci.sdg.api import PIPELINE_VERSION, generate_leaf, write_jsonl
-from lab_ci.sdg.documents import DocumentFetcher
+from lab_ci.taxonomy.documents import DocumentFetcher
 from lab_ci.taxonomy.leaf import LeafFile
 
 EXAMPLE_DOCS_URL = "https://github.com/lab-ci/example-documents.git"

@@ -8,6 +8,7 @@ Jobs: ``build-request`` (a merge to the default branch), ``approve`` (the button
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from lab_ci.bot import render
@@ -274,14 +275,38 @@ def job_build_local(job: Job, p: BuildRunPayload, services: Services) -> None:
         return  # cancelled: the cancel already updated the check run
     event, conclusion = ("succeed", "success") if result.returncode == 0 else ("fail", "failure")
     request = store.apply(request.id, event, note=f"exit {result.returncode}")
+    evaluation = evaluation_summary(out)
+    title = f"Build {'succeeded' if conclusion == 'success' else 'failed'} ({result.seconds:.0f}s)"
+    if result.returncode == GATES_FAILED_EXIT:
+        title = f"Evaluation gates failed: release not published ({result.seconds:.0f}s)"
     publish_build(
         gh,
         request,
         conclusion=conclusion,
-        title=f"Build {'succeeded' if conclusion == 'success' else 'failed'} ({result.seconds:.0f}s)",
-        summary=f"`lab-ci build` exited with {result.returncode} for {render.code(request.sha)}; output in {render.code(str(out))}.",
+        title=title,
+        summary=render.truncate(
+            f"`lab-ci build` exited with {result.returncode} for {render.code(request.sha)}; output in {render.code(str(out))}."
+            + (f"\n\n{evaluation}" if evaluation else ""),
+        ),
         text=render.truncate(tail),
     )
+
+
+#: ``lab-ci build``'s exit status when an evaluation gate failed (lab_ci.builds.evaluate.GatesFailed)
+GATES_FAILED_EXIT = 3
+
+
+def evaluation_summary(out: Path) -> str:
+    """The build's evaluation table and gate verdict (``<out>/evaluate/results.json``,
+    written by the build's evaluate stage whether the gates passed or not), or ""."""
+    from lab_ci.eval.report import render_markdown
+
+    path = Path(out) / "evaluate" / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        return render_markdown(results, plot=None, details=False, heading="###") if isinstance(results, dict) else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def job_build_status(job: Job, p: BuildStatusPayload, services: Services) -> None:
