@@ -33,6 +33,7 @@ from ..errors import LabCIError
 from ..sdg.questions import SeedAnswer, SeedQuestion, ask_seed_questions, seed_questions
 from ..sdg.seeds import LeafSeeds
 from ..taxonomy.leaf import LeafFile
+from ..teacher import open_teacher
 from .gates import Gates, apply_gates
 from .judge import Judgment, Rubric, judge_answers
 from .mcq import MCQ, NORMALIZATION, MCQResult, MCQSet, choose, mcq_key, mcq_pipeline, option_groups
@@ -150,18 +151,6 @@ def plan_eval(
 
 
 # ------------------------------------------------------------------------------ questions
-def _load(spec):
-    """A teacher object for a spec (path or URL), and whether we own it."""
-    if not isinstance(spec, (str, Path)):
-        return spec, False
-    from ..teacher import TeacherError, load_teacher
-
-    try:
-        return load_teacher(str(spec)), True
-    except TeacherError as e:
-        raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
-
-
 def _teacher_id(t) -> str:
     return getattr(getattr(t, "info", None), "id", "") or type(t).__name__
 
@@ -605,7 +594,7 @@ def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> di
     own: list = []
     try:
         if plan.of_kind("knowledge") and "teacher" in opts.mcq_sources:
-            teacher, mine = _load(opts.teacher)
+            teacher, mine = open_teacher(opts.teacher)
             own += [teacher] if mine else []
         if not prepared:
             prepare(plan, opts, cache, teacher)
@@ -624,7 +613,7 @@ def evaluate(plan: EvalPlan, opts: EvalOptions, *, prepared: bool = False) -> di
             if teacher is not None and (opts.judge is None or opts.judge is opts.teacher or opts.judge == opts.teacher):
                 judge = teacher
             if judge is None:
-                judge, mine = _load(opts.judge if opts.judge is not None else opts.teacher)
+                judge, mine = open_teacher(opts.judge if opts.judge is not None else opts.teacher)
                 own += [judge] if mine else []
             for s in (cand, base):
                 judge_model(

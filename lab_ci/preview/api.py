@@ -20,7 +20,7 @@ from ..sdg.questions import ask_seed_questions, seed_questions
 from ..sdg.seeds import parse_leaf
 from ..sdg.text import rouge_l, token_f1
 from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
-from ..teacher import load_teacher, spec_from_env
+from ..teacher import open_teacher, spec_from_env
 from ..teacher.base import Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
@@ -41,16 +41,6 @@ def default_teacher_spec(env=None) -> str:
         "LAB_CI_TEACHER, or build the tiny teacher with "
         "`python scripts/build_tiny_models.py --out .cache/models`"
     )
-
-
-def _load(spec) -> tuple[Teacher, bool]:
-    """A teacher object and whether we own it (and must close it)."""
-    if not isinstance(spec, (str, Path)):
-        return spec, False
-    try:
-        return load_teacher(str(spec)), True
-    except TeacherError as e:
-        raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
 
 
 #: teacher details that can name the machine's file system: never in a preview
@@ -173,7 +163,7 @@ def run_preview(
 
     tinfo = None
     if todo:
-        teacher_obj, own_teacher = _load(teacher)
+        teacher_obj, own_teacher = open_teacher(teacher)
         try:
             tinfo = _info(teacher_obj)
             for leaf, p, seeds in todo:
@@ -203,7 +193,7 @@ def run_preview(
 
     pinfo = None
     if precheck_model is not None and seeds_by_leaf:
-        model, own = _load(precheck_model)
+        model, own = open_teacher(precheck_model)
         try:
             pinfo = _info(model)
             if progress:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import LabCIError
 from .base import (
     LAB_ASSISTANT,
     LAB_EOS,
@@ -48,6 +49,7 @@ __all__ = [
     "TeacherError",
     "TeacherInfo",
     "load_teacher",
+    "open_teacher",
     "spec_from_env",
     "teacher_from_env",
 ]
@@ -123,3 +125,15 @@ def _reject_unknown(kw: dict, allowed: set[str], what: str) -> None:
         raise TeacherError(
             f"option(s) {', '.join(unknown)} do not apply to {what} (allowed: {', '.join(sorted(allowed))})"
         )
+
+
+def open_teacher(spec: Teacher | str | Path) -> tuple[Teacher, bool]:
+    """A teacher for ``spec`` and whether the caller owns it (and must close it): a
+    teacher object is used as it is; a GGUF path or a server URL is loaded, and a spec
+    that cannot be loaded is a :class:`lab_ci.errors.LabCIError` naming it."""
+    if not isinstance(spec, (str, Path)):
+        return spec, False
+    try:
+        return load_teacher(str(spec)), True
+    except TeacherError as e:
+        raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
