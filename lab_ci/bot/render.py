@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from lab_ci.check.formats.markdown import defuse_references, escape_markdown
+from lab_ci.words import plural
 
 #: GitHub's limit for a check run's output.summary / output.text and a comment body.
 GITHUB_TEXT_LIMIT = 65535
@@ -152,8 +153,10 @@ def check_title(report) -> str:
     if s["files"] == 0:
         return "No taxonomy leaves changed"
     if report.valid:
-        return f"{s['files']} leaf file(s) valid" + (f", {s['warnings']} warning(s)" if s["warnings"] else "")
-    return f"{s['invalid']} of {s['files']} leaf file(s) invalid: {s['errors']} error(s)"
+        return f"{plural(s['files'], 'leaf file')} valid" + (
+            f", {plural(s['warnings'], 'warning')}" if s["warnings"] else ""
+        )
+    return f"{s['invalid']:,} of {plural(s['files'], 'leaf file')} invalid: {plural(s['errors'], 'error')}"
 
 
 def check_summary(report, *, markdown: str | None = None) -> str:
@@ -162,8 +165,8 @@ def check_summary(report, *, markdown: str | None = None) -> str:
     table), truncated to GitHub's limit."""
     s = report.summary()
     head = (
-        f"**{s['files']}** file(s) checked: **{s['valid']}** valid, **{s['invalid']}** invalid "
-        f"({s['errors']} error(s), {s['warnings']} warning(s))."
+        f"**{s['files']:,}** {'file' if s['files'] == 1 else 'files'} checked: **{s['valid']:,}** valid, "
+        f"**{s['invalid']:,}** invalid ({plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')})."
     )
     body = markdown if markdown is not None else _diagnostics_table(report)
     return truncate(head + "\n\n" + body)

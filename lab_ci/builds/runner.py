@@ -53,6 +53,7 @@ from ..taxonomy.leaf import LeafFile
 from ..teacher import TeacherError, load_teacher
 from ..train.files import atomic_dir, os_error, recover_dir, writable_dir, write_text_atomic
 from ..train.gguf_export import NotExportable, export_gguf
+from ..words import plural
 from . import evaluate as evaluation
 from .config import BuildConfig, defaults, effective_recipe, load_config
 from .generate import GenerationCache, LeafData, cache_key, generate_leaf_cached, leaf_kind
@@ -169,7 +170,7 @@ def invalid_tree_message(report, limit: int = 20) -> str | None:
         lines.append(f"  {f.path}:{first.line}:{first.column}: {first.message}")
     more = f"\n  ... and {len(bad) - limit} more" if len(bad) > limit else ""
     return (
-        f"{len(bad)} invalid leaf file(s); a release build needs a valid tree "
+        f"{plural(len(bad), 'invalid leaf file')}; a release build needs a valid tree "
         f"(run `lab-ci check` for details):\n" + "\n".join(lines) + more
     )
 

@@ -9,6 +9,7 @@ from statistics import mean
 
 from ..sdg.seeds import LeafSeeds, SeedExample
 from ..sdg.text import approx_tokens, jaccard
+from ..words import and_list, plural
 from .model import PrecheckItem
 
 #: seed examples the schema asks for, and the LAB paper's advice
@@ -18,18 +19,6 @@ MIN_KNOWLEDGE_SEEDS = 5  # contexts, each with 3 Q/A
 SIMILAR = 0.6
 #: pairs named one by one before "and N more"
 MAX_PAIRS_NAMED = 6
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``"1 leaf"``, ``"3 leaves"``, ``"2 samples"``."""
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
-
-
-def and_list(items: list[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def similar_groups(examples: tuple[SeedExample, ...] | list[SeedExample]) -> tuple[int, list[str]]:

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .hints import plural
+from ..words import plural
 from .model import MARKER, LeafPreview, PreviewResult
 
 ZWSP = "\u200b"

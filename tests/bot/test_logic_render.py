@@ -114,10 +114,10 @@ def test_annotations_on_exact_lines_and_batches_of_50():
 
 def test_check_title_and_summary():
     r = _report(2)
-    assert render.check_title(r) == "1 of 2 leaf file(s) invalid: 2 error(s)"
+    assert render.check_title(r) == "1 of 2 leaf files invalid: 2 errors"
     assert render.check_title(Report([])) == "No taxonomy leaves changed"
     s = render.check_summary(r)
-    assert "**2** file(s) checked" in s and "<b>" not in s
+    assert "**2** files checked" in s and "<b>" not in s
     huge = render.check_summary(_report(3000))
     assert len(huge) <= render.GITHUB_TEXT_LIMIT and "truncated" in huge
 

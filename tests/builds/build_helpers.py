@@ -51,7 +51,9 @@ def env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
 
-def run_build(cmd: list[str], timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+def run_build(cmd: list[str], timeout: float = 900, **popen) -> subprocess.CompletedProcess:
+    # a guard against a hang, not a speed test: a tiny build with its evaluate stage took
+    # up to 400 s on the 2-core machine shared with other builds (300 s timed out there)
     popen.setdefault("env", env())
     return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, **popen)
 

@@ -183,7 +183,7 @@ def test_invalid_tree_message_names_file_line_column():
     )
     assert invalid_tree_message(Report(files=[ok])) is None
     msg = invalid_tree_message(Report(files=[ok, bad]))
-    assert "1 invalid leaf file(s)" in msg and "b/qna.yaml:3:5: 'seed_examples' is required" in msg
+    assert "1 invalid leaf file;" in msg and "b/qna.yaml:3:5: 'seed_examples' is required" in msg
 
 
 def test_model_card_groups_postcheck_by_leaf_and_escapes():

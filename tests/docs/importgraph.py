@@ -30,7 +30,7 @@ RANKS = {
     "bot": 7,
     "cli": 8,
 }
-ROOT_MODULES = {"errors": "lab_ci", "__init__": "lab_ci", "cli": "cli", "__main__": "cli"}
+ROOT_MODULES = {"errors": "lab_ci", "words": "lab_ci", "__init__": "lab_ci", "cli": "cli", "__main__": "cli"}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from lab_ci.bot.handlers.preview import preview_spec
 from lab_ci.bot.jobs import COALESCED, Job
 from lab_ci.bot.payloads import CommandPayload
 from lab_ci.bot.services import Services
+from lab_ci.words import plural
 
 
 def job_command(job: Job, p: CommandPayload, services: Services) -> None:
@@ -72,7 +73,7 @@ def job_command(job: Job, p: CommandPayload, services: Services) -> None:
                 reason=f"comment-{p.comment_id}",
                 settings=services.settings,
             )
-            what = f"a preview of {render.code(sha[:12])} with {samples} sample(s)"
+            what = f"a preview of {render.code(sha[:12])} with {plural(samples, 'sample')}"
         admission = services.submit(spec)
         if admission.refused:
             answer(f"sorry, {refusal_text(cmd.name, admission, user)}")

@@ -14,6 +14,7 @@ from lab_ci.bot.mirror import StaleHeadError
 from lab_ci.bot.payloads import PullPayload, RepoPayload
 from lab_ci.bot.services import Services
 from lab_ci.bot.settings import Settings
+from lab_ci.words import plural
 
 SCHEMA_CHECK = "lab-ci/schema"
 PREVIEW_CHECK = "lab-ci/preview"
@@ -144,7 +145,7 @@ def report_giving_up(job: Job, services: Services, error: Exception) -> None:
             head_sha=p["head_sha"],
             conclusion="neutral" if job.kind == "preview" else "failure",
             title="lab-ci could not finish",
-            summary=f"The bot gave up after {job.attempts} attempt(s): {msg}\n\nComment `/lab check` to try again.",
+            summary=f"The bot gave up after {plural(job.attempts, 'attempt')}: {msg}\n\nComment `/lab check` to try again.",
             external_id=f"pr={p['number']}",
         )
     except Exception as e2:  # GitHub itself may be what is failing

@@ -21,6 +21,7 @@ from lab_ci.bot.jobs import Job, JobSpec, Quota
 from lab_ci.bot.payloads import PreviewPayload, PullPayload
 from lab_ci.bot.services import Services
 from lab_ci.bot.settings import Settings
+from lab_ci.words import plural
 
 
 def resolve_teacher(requested: str | None, settings: Settings) -> tuple[str | None, str | None]:
@@ -122,7 +123,7 @@ def job_preview(job: Job, p: PreviewPayload, services: Services) -> None:
     samples = max(1, min(int(p.samples or cfg.samples), cfg.max_samples))
     publish(
         status="in_progress",
-        title=f"Generating {samples} sample(s) per leaf",
+        title=f"Generating {plural(samples, 'sample')} per leaf",
         summary="The preview runs on the bot's teacher model; results appear in a comment.",
     )
     fetched = fetch_pull_or_skip(services, gh, job, p, sha, PREVIEW_CHECK, base_ref=p.base_ref or p.default_branch)
@@ -152,7 +153,7 @@ def job_preview(job: Job, p: PreviewPayload, services: Services) -> None:
     comment, how = gh.upsert_sticky_comment(repo, number, PREVIEW_MARKER, body, bot_login=settings.bot_login)
     publish(
         conclusion="success",
-        title=f"Preview ready: {samples} sample(s) per leaf",
+        title=f"Preview ready: {plural(samples, 'sample')} per leaf",
         summary=f"Generated samples are in [the preview comment]({comment.get('html_url', '')}).",
     )
     services.log.info("preview %s#%d@%s: comment %s", repo, number, sha[:12], how)
