@@ -1,6 +1,6 @@
 """Reading InstructLab taxonomies from git objects, with no checkout.
 
-- :mod:`.leaf`: :class:`LeafFile`, the unit every stage takes (owned by the lead).
+- :mod:`.leaf`: :class:`LeafFile`, the unit every stage takes.
 - :mod:`.gitrun`: :class:`GitRunner`, the one way lab_ci runs git (environment,
   time and output bounds, typed errors).
 - :mod:`.gitrepo`: :class:`GitTaxonomy`, the git plumbing (open, resolve, ls-tree,
