@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import LabCIError
+from ..taxonomy.docargs import add_document_options
 from ..teacher import spec_from_env
 
 #: kept in sync with lab_ci.builds.runner.STAGES (not imported: the CLI loads light)
@@ -50,14 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build recipe YAML: the keys it sets replace the defaults' (see --print-recipe)",
     )
     p.add_argument("--cache-dir", type=Path, help="generation/document cache (default: <out>/cache)")
-    p.add_argument(
-        "--document-mirror",
-        action="append",
-        default=[],
-        metavar="URL=PATH",
-        help="fetch a knowledge document repository from a local mirror (repeatable)",
-    )
-    p.add_argument("--allow-file-documents", action="store_true", help="allow file:// document repositories")
+    add_document_options(p, cache=False)
     p.add_argument(
         "--teacher-concurrency",
         type=int,

@@ -47,7 +47,8 @@ from ..check.options import CheckOptions
 from ..errors import LabCIError
 from ..sdg import api as sdg_api
 from ..sdg.pipeline import load_pipeline
-from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
+from ..taxonomy.docargs import mirrors_from_args
+from ..taxonomy.documents import DocumentFetcher
 from ..taxonomy.gitrepo import GitTaxonomy
 from ..taxonomy.leaf import LeafFile
 from ..teacher import TeacherError, load_teacher
@@ -852,7 +853,7 @@ def build_from_args(args, torchrun_args: list[str]) -> dict:
             commit=args.commit,
             since=args.since,
             cache_dir=args.cache_dir,
-            document_mirrors={**mirrors_from_env(), **parse_mirrors(args.document_mirror)},
+            document_mirrors=mirrors_from_args(args),
             allow_file_documents=args.allow_file_documents,
             progress=not args.no_progress,
             teacher_concurrency=args.teacher_concurrency,

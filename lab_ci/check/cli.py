@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..taxonomy.docargs import add_document_options, fetcher_from_args
+
 FORMAT_NAMES = ("text", "json", "github", "sarif", "markdown")
 
 
@@ -107,17 +109,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "addresses; LAB_CI_DOCUMENT_* settings) and check that the commit exists and every pattern matches a "
         "readable text file; the document rules become errors",
     )
-    docs.add_argument(
-        "--document-mirror",
-        action="append",
-        default=[],
-        metavar="URL=PATH",
-        help="with --documents: read the repository URL from PATH (a local repository or an https mirror) "
-        "instead (repeatable; also LAB_CI_DOCUMENT_MIRRORS='URL=PATH;...')",
-    )
-    docs.add_argument(
-        "--document-cache", metavar="DIR", help="document cache folder (default: $XDG_CACHE_HOME/lab-ci/documents)"
-    )
+    add_document_options(docs, allow_file=False, when="with --documents: ")
     p.set_defaults(func=run)
     return p
 
@@ -173,13 +165,11 @@ def _verifier(args: argparse.Namespace):
     wrong; what git said goes to the log only, shown with ``lab-ci -v``."""
     import logging
 
-    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .documents import FetchingVerifier
 
-    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
     if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
         logging.getLogger("lab_ci.taxonomy.documents").setLevel(logging.ERROR)
-    return FetchingVerifier(DocumentFetcher(cache_dir=args.document_cache, mirrors=mirrors))
+    return FetchingVerifier(fetcher_from_args(args))
 
 
 def _fix(args: argparse.Namespace, options) -> int:

@@ -11,6 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..taxonomy.docargs import add_document_options, fetcher_from_args
+from ..teacher import spec_from_env
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -95,15 +98,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     p.add_argument("--max-leaves", type=int, default=200, metavar="N", help="most leaves to evaluate (default 200)")
-    p.add_argument(
-        "--document-mirror",
-        action="append",
-        default=[],
-        metavar="URL=PATH",
-        help="fetch knowledge documents of URL from PATH instead (repeatable; also $LAB_CI_DOCUMENT_MIRRORS)",
-    )
-    p.add_argument("--allow-file-documents", action="store_true", help="allow file:// document repositories")
-    p.add_argument("--document-cache", metavar="DIR", help="document cache (default: $XDG_CACHE_HOME/lab-ci/documents)")
+    add_document_options(p)
     p.add_argument(
         "--pipeline-dir",
         action="append",
@@ -147,7 +142,6 @@ def load_gates(path: str | None, items: list[str]):
 
 def run(args) -> int:
     from ..errors import LabCIError
-    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .runner import EvalOptions, run_eval
 
     for name, low in (("questions", 1), ("guard_skills", 0), ("guard_knowledge", 0), ("max_new_tokens", 1)):
@@ -168,7 +162,7 @@ def run(args) -> int:
     sources = tuple(dict.fromkeys(x.strip() for x in args.mcq_sources.split(",") if x.strip()))
     if not sources or set(sources) - set(MCQ_SOURCES):
         raise LabCIError(f"--mcq-sources {args.mcq_sources!r}: a comma-separated list of {', '.join(MCQ_SOURCES)}")
-    teacher = args.teacher or os.environ.get("LAB_CI_TEACHER")
+    teacher = args.teacher or spec_from_env()
     if not teacher:
         default = Path(".cache/models/teacher.gguf")
         if not default.is_file():
@@ -177,8 +171,7 @@ def run(args) -> int:
                 "(it writes the multiple-choice questions and judges the answers)"
             )
         teacher = str(default)
-    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
-    fetcher = DocumentFetcher(cache_dir=args.document_cache, allow_file=args.allow_file_documents, mirrors=mirrors)
+    fetcher = fetcher_from_args(args)
 
     def progress(what: str) -> None:
         if not args.quiet:

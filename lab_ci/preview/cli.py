@@ -14,6 +14,7 @@ import os
 import sys
 
 from ..errors import LabCIError
+from ..taxonomy.docargs import add_document_options, fetcher_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -56,19 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="GGUF|URL",
         help="answer the seed questions with this (current) model and compare with the seeds' answers",
     )
-    p.add_argument(
-        "--document-mirror",
-        action="append",
-        default=[],
-        metavar="URL=PATH",
-        help="fetch knowledge documents of URL from PATH instead (repeatable; also "
-        "$LAB_CI_DOCUMENT_MIRRORS as URL=PATH;URL=PATH)",
-    )
-    p.add_argument(
-        "--allow-file-documents",
-        action="store_true",
-        help="allow knowledge leaves to name file:// or local-path document repositories",
-    )
+    add_document_options(p, cache=False)
     p.add_argument(
         "--pipeline-dir",
         action="append",
@@ -88,7 +77,6 @@ def run(args) -> int:
     # lab_ci.cli imports every sub-command module to build its parser, so the preview
     # stage (sdg, check, teacher: ~0.12 s measured) is imported when the command runs,
     # not on every `lab-ci check`
-    from ..taxonomy.documents import DocumentFetcher, mirrors_from_env, parse_mirrors
     from .api import default_teacher_spec, run_preview
     from .render import render_markdown
 
@@ -105,8 +93,7 @@ def run(args) -> int:
     for option, path in (("--output", args.output), ("--json-output", args.json_output)):
         if path:
             check_output_path(option, path)
-    mirrors = {**mirrors_from_env(), **parse_mirrors(args.document_mirror)}
-    fetcher = DocumentFetcher(cache_dir=args.document_cache, allow_file=args.allow_file_documents, mirrors=mirrors)
+    fetcher = fetcher_from_args(args)
     teacher = args.teacher or default_teacher_spec()
 
     bar = None

@@ -24,7 +24,8 @@ HERE = Path(__file__).parent
 CPU_LIMIT_S = 1.0
 RSS_LIMIT_MB = 100
 
-CHILD = r"""
+#: the start of every child: its limits, how it measures its own peak memory
+PRELUDE = r"""
 import json, resource, sys, time
 
 
@@ -38,6 +39,9 @@ def peak_rss_mb():
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
 sys.path.insert(0, sys.argv[1])
+"""
+
+CHILD = PRELUDE + r"""
 from hostile_samples import HOSTILE
 from checkleaf_samples import SKILL, leaf
 from lab_ci.check import CheckOptions, check_leaf
@@ -92,20 +96,7 @@ def test_hostile_leaf_is_answered_within_bounds(name):
         assert (d["line"], d["column"]) > (4, 1), d
 
 
-MIXED = r"""
-import json, resource, sys, time
-
-
-def peak_rss_mb():
-    # VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec:
-    # a child of a big pytest worker would report the worker's size)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-
-
-resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
-sys.path.insert(0, sys.argv[1])
+MIXED = PRELUDE + r"""
 from hostile_samples import alias_bomb_mappings
 from lab_ci.taxonomy.leaf import LeafFile
 
