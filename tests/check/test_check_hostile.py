@@ -41,7 +41,9 @@ resource.setrlimit(resource.RLIMIT_CPU, (30, 30))
 sys.path.insert(0, sys.argv[1])
 """
 
-CHILD = PRELUDE + r"""
+CHILD = (
+    PRELUDE
+    + r"""
 from hostile_samples import HOSTILE
 from checkleaf_samples import SKILL, leaf
 from lab_ci.check import CheckOptions, check_leaf
@@ -55,6 +57,7 @@ cpu = time.process_time() - t0
 rss_mb = peak_rss_mb()
 print(json.dumps({"cpu": cpu, "rss_mb": rss_mb, "diagnostics": [d.to_dict() for d in result.diagnostics]}))
 """
+)
 
 
 def run_child(code: str, *args: str, timeout: float = 120) -> dict:
@@ -96,7 +99,9 @@ def test_hostile_leaf_is_answered_within_bounds(name):
         assert (d["line"], d["column"]) > (4, 1), d
 
 
-MIXED = PRELUDE + r"""
+MIXED = (
+    PRELUDE
+    + r"""
 from hostile_samples import alias_bomb_mappings
 from lab_ci.taxonomy.leaf import LeafFile
 
@@ -120,6 +125,7 @@ cpu = time.process_time() - t0
 print(json.dumps({"cpu": cpu, "error": error,
                   "rss_mb": peak_rss_mb()}))
 """
+)
 
 
 @pytest.mark.parametrize("where", ["sdg.seeds", "build.postcheck", "build.generate"])
