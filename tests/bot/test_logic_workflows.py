@@ -48,6 +48,10 @@ def test_preview_workflow_keeps_one_sticky_comment():
     steps = wf["jobs"]["preview"]["steps"]
     run = next(s["run"] for s in steps if "lab-ci preview" in (s.get("run") or ""))
     assert "--base" in run and "--format markdown" in run
+    # the comment fits by itself; the whole preview is the run's artifact, linked from it
+    assert "--json-output preview.json" in run and '--full-url "$RUN_URL"' in run
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == "preview.json"
     script = next(s["with"]["script"] for s in steps if s.get("uses", "").startswith("actions/github-script"))
     assert PREVIEW_MARKER in script and "updateComment" in script and "paginate" in script
 
