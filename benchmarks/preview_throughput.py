@@ -102,8 +102,8 @@ def matmul_gflops(n: int = 1024, repeats: int = 3) -> float:
 
 
 def _leaf(path: str):
-    from lab_ci.sdg.seeds import parse_leaf
     from lab_ci.taxonomy.leaf import LeafFile
+    from lab_ci.taxonomy.seeds import parse_leaf
 
     p = TAXONOMY / path
     return parse_leaf(LeafFile(path=path, data=p.read_bytes()))

@@ -52,7 +52,8 @@ SOURCES = (
     REPO_ROOT / "lab_ci" / "train" / "tokenizer.py",
     REPO_ROOT / "lab_ci" / "train" / "gguf_export.py",
     # the SDG code whose prompts and formats the teacher is trained on
-    *(REPO_ROOT / "lab_ci" / "sdg" / f for f in ("blocks.py", "text.py", "seeds.py", "chunking.py", "pipeline.py")),
+    *(REPO_ROOT / "lab_ci" / "sdg" / f for f in ("blocks.py", "text.py", "chunking.py", "pipeline.py")),
+    REPO_ROOT / "lab_ci" / "taxonomy" / "seeds.py",
     REPO_ROOT / "lab_ci" / "teacher" / "templates.py",
 )
 SDG_DIRS = (REPO_ROOT / "lab_ci" / "sdg" / "pipelines", REPO_ROOT / "lab_ci" / "sdg" / "prompts")
@@ -217,8 +218,8 @@ JUDGE_NEGATIVE_FRACTION = 0.25  # judge examples on mismatched pairs, scored fai
 
 def _leaf_seeds(taxonomy_dir: Path = TAXONOMY_DIR):
     """``lab_ci.sdg`` LeafSeeds for every leaf of the example taxonomy."""
-    from lab_ci.sdg.seeds import parse_leaf
     from lab_ci.taxonomy.leaf import LeafFile
+    from lab_ci.taxonomy.seeds import parse_leaf
 
     return [
         parse_leaf(LeafFile(path=p.relative_to(taxonomy_dir).as_posix(), data=p.read_bytes()))

@@ -18,19 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..taxonomy.leaf import LeafFile
-from ..taxonomy.yamlsrc import load as load_leaf_yaml
+from ..taxonomy.seeds import data_kind
 from .store import append_jsonl, file_lock, read_json, read_jsonl, stable_hash, write_json_atomic, write_jsonl_atomic
 
 
 def leaf_kind(leaf: LeafFile) -> str:
-    """knowledge | grounded_skill | freeform_skill, from the leaf's path and content."""
-    data = load_leaf_yaml(leaf.data or b"") or {}  # bounded: aliases, depth, size
-    if leaf.path.startswith("knowledge/") or (isinstance(data, dict) and "document" in data):
-        return "knowledge"
-    seeds = data.get("seed_examples") if isinstance(data, dict) else None
-    if isinstance(seeds, list) and any(isinstance(s, dict) and s.get("context") for s in seeds):
-        return "grounded_skill"
-    return "freeform_skill"
+    """knowledge | grounded_skill | freeform_skill: the leaf model's
+    (:func:`lab_ci.taxonomy.seeds.data_kind`)."""
+    return data_kind(leaf)
 
 
 @dataclass

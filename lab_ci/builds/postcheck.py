@@ -17,9 +17,9 @@ from pathlib import Path
 from ..sdg.errors import EmptyLeafError
 from ..sdg.questions import SeedQuestion, ask_seed_questions
 from ..sdg.questions import seed_questions as questions_of
-from ..sdg.seeds import LeafSeeds, parse_leaf
 from ..sdg.text import token_f1
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.seeds import LeafSeeds, parse_leaf
 
 #: questions asked in one batched call (the progress bar moves between calls)
 CHUNK = 16

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.check.rules import DOCUMENT_RULES, RULES, RuleContext
-from lab_ci.taxonomy.leaf import QNA, LeafFile, misnamed_leaf
+from lab_ci.taxonomy.leaf import QNA, LeafFile, leaf_family, misnamed_leaf
 
 if TYPE_CHECKING:
     from lab_ci.check.cache import ResultCache
@@ -32,16 +32,6 @@ def _err(source: str, rule: str, message: str, line: int = 1, column: int = 1, y
 
 def _warn(source: str, rule: str, message: str, line: int = 1, column: int = 1, yaml_path=None, **kw) -> Diagnostic:
     return Diagnostic("warning", source, rule, message, line, column, yaml_path, **kw)
-
-
-def schema_name_for(path: str, data: Any, folders: tuple[str, ...]) -> str:
-    """The schema a leaf is checked against, chosen as the reference chooses it: the
-    right-most folder of the path that is a taxonomy folder, else ``knowledge`` when
-    the file has a ``document`` key, else ``compositional_skills``."""
-    for part in reversed(path.split("/")):
-        if part in folders:
-            return part
-    return "knowledge" if isinstance(data, Mapping) and "document" in data else "compositional_skills"
 
 
 def resolve_version(options: CheckOptions, data: Mapping) -> tuple[Any, str | None]:
@@ -176,7 +166,7 @@ def _check(leaf: LeafFile, options: CheckOptions, documents: DocumentVerifier | 
     if src.text is None and src.problems and src.problems[0].rule == "file-too-large":
         return out
     data = src.data if src.ok else None
-    ctx = RuleContext(options, src.node, schema_name_for(leaf.path, data, options.taxonomy_folders), None)
+    ctx = RuleContext(options, src.node, leaf_family(leaf.path, data, options.taxonomy_folders), None)
     if not src.ok:
         _run_rules(leaf, None, ctx, out)
         return out

@@ -18,7 +18,7 @@ Modules (each importable alone; torch and llama.cpp load only when a model does)
 The context rule and the one function that asks a model a leaf's seed questions
 (precheck, postcheck, eval) are in :mod:`lab_ci.sdg.questions`, below every caller.
 
-Layering: eval reads leaves (``taxonomy``, ``sdg.seeds``), asks teachers (``teacher``),
+Layering: eval reads leaves (``taxonomy``, its ``seeds`` model), asks teachers (``teacher``),
 generates through ``sdg`` pipelines and loads models with transformers; ``builds`` (its
 evaluate stage) and ``bot`` (the build check run) call it, never the other way round.
 """

@@ -32,8 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..sdg.seeds import LeafSeeds
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.seeds import LeafSeeds
 from ..teacher.base import Message
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -287,7 +287,7 @@ def generate_mcqs(
     Raises what :func:`lab_ci.sdg.api.generate_leaf` raises (SeedError, DocumentError,
     PipelineError, BlockError)."""
     from ..sdg.api import generate_leaf
-    from ..sdg.seeds import parse_leaf
+    from ..taxonomy.seeds import parse_leaf
 
     pipe = mcq_pipeline(pipeline_dirs_)
     gen = generate_leaf(leaf, teacher, samples=n, seed=seed, pipeline=str(pipe.path), documents=documents)

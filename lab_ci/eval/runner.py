@@ -31,8 +31,8 @@ from pathlib import Path
 from .. import __version__
 from ..errors import LabCIError
 from ..sdg.questions import SeedAnswer, SeedQuestion, ask_seed_questions, seed_questions
-from ..sdg.seeds import LeafSeeds
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.seeds import LeafSeeds
 from ..teacher import open_teacher
 from .gates import Gates, apply_gates
 from .judge import Judgment, Rubric, judge_answers
@@ -112,7 +112,7 @@ def plan_eval(
     ``lab-ci preview``), or given: ``leaves`` (every leaf of the tree) and ``changed``
     (their changed paths; None: all of them)."""
     from ..sdg.errors import SeedError
-    from ..sdg.seeds import parse_leaf
+    from ..taxonomy.seeds import parse_leaf
 
     if leaves is None:
         from ..taxonomy.collect import collect_leaves

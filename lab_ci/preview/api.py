@@ -17,9 +17,9 @@ from ..errors import LabCIError
 from ..sdg.api import generate_leaf
 from ..sdg.errors import BlockError, DocumentError, EmptyLeafError, PipelineError, SeedError
 from ..sdg.questions import ask_seed_questions, seed_questions
-from ..sdg.seeds import parse_leaf
 from ..sdg.text import rouge_l, token_f1
 from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
+from ..taxonomy.seeds import parse_leaf
 from ..teacher import open_teacher, spec_from_env
 from ..teacher.base import Teacher, TeacherError, TeacherInfo
 from .hints import hints_for

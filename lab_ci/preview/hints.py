@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from statistics import mean
 
-from ..sdg.seeds import LeafSeeds, SeedExample
 from ..sdg.text import approx_tokens, jaccard
+from ..taxonomy.seeds import LeafSeeds, SeedExample
 from ..words import and_list, plural
 from .model import PrecheckItem
 

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 from ..taxonomy.leaf import LeafFile
+from ..taxonomy.seeds import LeafSeeds, parse_leaf
 from ..teacher.base import SamplingParams, Teacher
 from .blocks import RunContext
 from .errors import DocumentError, SeedError
 from .pipeline import Pipeline, builtin_versions, load_pipeline
-from .seeds import LeafSeeds, parse_leaf
 
 __all__ = [
     "LeafGeneration",

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ..taxonomy.seeds import LeafSeeds
 from ..teacher.base import Message, SamplingParams, Teacher
 from .chunking import Chunk, chunk_markdown
 from .errors import BlockError
-from .seeds import LeafSeeds
 from .text import FieldSpec, Unparseable, find_tag, jaccard, parse_fields, render
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import LabCIError
 from ..taxonomy.documents import DocumentError  # noqa: F401  (defined with the fetcher; raised by generation)
+from ..taxonomy.seeds import EmptyLeafError, SeedError  # noqa: F401  (defined with the leaf model; raised by generation)
 
 
 class PipelineError(LabCIError):
@@ -16,12 +17,3 @@ class BlockError(LabCIError):
     def __init__(self, block: str, message: str):
         super().__init__(f"block {block!r}: {message}")
         self.block = block
-
-
-class SeedError(LabCIError):
-    """A leaf has no usable seed examples (names the leaf file)."""
-
-
-class EmptyLeafError(SeedError):
-    """The leaf file is empty (no YAML value). ``lab-ci check`` accepts such a file with a
-    warning, as the reference validator does; there is nothing to generate from."""

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..taxonomy.seeds import LeafSeeds, SeedExample
 from ..teacher.base import Message, SamplingParams
-from .seeds import LeafSeeds, SeedExample
 
 
 def seed_prompt(seeds: LeafSeeds, example: SeedExample) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 #: The one name a leaf file may have, and the name of the credits file beside it.
 QNA = "qna.yaml"
@@ -33,6 +34,17 @@ def git_blob_id(data: bytes) -> str:
     h = hashlib.sha1(b"blob %d\0" % len(data))
     h.update(data)
     return h.hexdigest()
+
+
+def leaf_family(path: str, data: Any, folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> str:
+    """Which kind of leaf a file is, as the reference validator decides which schema to
+    check it against, and as every stage reads it: the right-most folder of the path
+    that is a taxonomy folder (``compositional_skills`` or ``knowledge``), else
+    ``knowledge`` when the file has a ``document`` key, else ``compositional_skills``."""
+    for part in reversed(path.split("/")):
+        if part in folders:
+            return part
+    return "knowledge" if isinstance(data, Mapping) and "document" in data else "compositional_skills"
 
 
 def misnamed_leaf(path: str, folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> bool:

@@ -295,7 +295,7 @@ def test_postcheck_and_precheck_ask_the_same_prompts_without_a_knowledge_answer(
     question; the real tiny teacher answers the precheck's."""
     from lab_ci.builds.postcheck import seed_questions
     from lab_ci.preview.api import precheck
-    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.taxonomy.seeds import parse_leaf
     from lab_ci.teacher import load_teacher
     from labtest import EXAMPLE_TAXONOMY
 

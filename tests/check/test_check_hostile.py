@@ -109,8 +109,8 @@ leaf = LeafFile(path="knowledge/x/qna.yaml", data=alias_bomb_mappings())
 where = sys.argv[2]
 t0 = time.process_time()
 try:
-    if where == "sdg.seeds":
-        from lab_ci.sdg.seeds import parse_leaf
+    if where == "taxonomy.seeds":
+        from lab_ci.taxonomy.seeds import parse_leaf
         parse_leaf(leaf)
     elif where == "build.postcheck":
         from lab_ci.builds.postcheck import seed_questions
@@ -128,7 +128,7 @@ print(json.dumps({"cpu": cpu, "error": error,
 )
 
 
-@pytest.mark.parametrize("where", ["sdg.seeds", "build.postcheck", "build.generate"])
+@pytest.mark.parametrize("where", ["taxonomy.seeds", "build.postcheck", "build.generate"])
 def test_later_stages_read_leaves_through_the_bounded_reader(where):
     """The preview (seeds) and the build (post-check, generation) read leaf bytes too:
     a bomb is a clean, located error there, within the same bounds."""

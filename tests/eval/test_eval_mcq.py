@@ -6,8 +6,8 @@ from collections import Counter
 
 from lab_ci.eval.hf import LogLikelihood
 from lab_ci.eval.mcq import MCQ, MCQSet, build_mcqs, choose, mcq_key, mcq_pipeline
-from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
+from lab_ci.taxonomy.seeds import parse_leaf
 from labtest import EXAMPLE_TAXONOMY
 
 KNOWLEDGE = "knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from lab_ci.sdg.questions import ask_seed_questions, seed_prompt, seed_questions
-from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
+from lab_ci.taxonomy.seeds import parse_leaf
 from labtest import EXAMPLE_TAXONOMY
 
 KNOWLEDGE = "knowledge/history/fictional/kestrel_island_lighthouse/qna.yaml"

@@ -9,8 +9,8 @@ from eval_helpers import ANTONYMS, LIGHTHOUSE
 from lab_ci.eval.mcq import MCQ, MCQSet
 from lab_ci.eval.runner import EvalPlan, LeafPlan, score_model
 from lab_ci.eval.store import EvalCache
-from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
+from lab_ci.taxonomy.seeds import parse_leaf
 from labtest import EXAMPLE_TAXONOMY
 
 

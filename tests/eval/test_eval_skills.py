@@ -11,8 +11,8 @@ from lab_ci.eval.judge import Rubric, judge_answers, parse_rating
 from lab_ci.eval.runner import EvalPlan, LeafPlan, ModelScores, compare, judge_model
 from lab_ci.eval.store import EvalCache
 from lab_ci.sdg.questions import SeedAnswer, seed_questions
-from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
+from lab_ci.taxonomy.seeds import parse_leaf
 from labtest import EXAMPLE_TAXONOMY
 
 GROUNDED = "compositional_skills/extraction/commit_messages/summary/qna.yaml"

@@ -172,8 +172,8 @@ def _pipeline_prompt(pipeline: str, block: str, values: dict):
 
 
 def _leaf_seeds(rel: str):
-    from lab_ci.sdg.seeds import parse_leaf
     from lab_ci.taxonomy.leaf import LeafFile
+    from lab_ci.taxonomy.seeds import parse_leaf
 
     path = EXAMPLE_TAXONOMY / rel
     return parse_leaf(LeafFile(path=rel, data=path.read_bytes()))

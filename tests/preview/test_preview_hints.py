@@ -2,7 +2,7 @@
 
 from lab_ci.preview.hints import hints_for
 from lab_ci.preview.model import PrecheckItem
-from lab_ci.sdg.seeds import LeafSeeds, SeedExample
+from lab_ci.taxonomy.seeds import LeafSeeds, SeedExample
 
 
 def seeds(questions, answer="An answer.", kind="skill"):

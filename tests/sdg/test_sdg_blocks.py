@@ -98,7 +98,7 @@ def test_samples_per_set_share_one_draw_of_examples():
     """Consecutive candidates of a set send the same examples (one prompt prefix); the
     next set draws again; without the option every candidate draws its own."""
     from lab_ci.sdg.blocks import RunContext, SampleSeedsBlock
-    from lab_ci.sdg.seeds import parse_leaf
+    from lab_ci.taxonomy.seeds import parse_leaf
 
     six = SKILL + b"".join(f'  - {{question: "Opposite of {w}?", answer: X.}}\n'.encode() for w in "abc")
     ctx = RunContext(teacher=None, seeds=parse_leaf(leaf(six)), samples=8, seed=1)

@@ -132,8 +132,8 @@ def test_answer_prompts_reuse_the_question_prompts_kv_cells(teacher, path, pipel
     would decide which rows get that far."""
     from lab_ci.sdg.blocks import BLOCK_TYPES, RunContext
     from lab_ci.sdg.pipeline import load_pipeline
-    from lab_ci.sdg.seeds import parse_leaf
     from lab_ci.sdg.text import render
+    from lab_ci.taxonomy.seeds import parse_leaf
     from lab_ci.teacher.base import Message
     from lab_ci.teacher.templates import format_chat
 

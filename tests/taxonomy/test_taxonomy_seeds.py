@@ -2,9 +2,8 @@ import textwrap
 
 import pytest
 
-from lab_ci.sdg.errors import EmptyLeafError, SeedError
-from lab_ci.sdg.seeds import parse_leaf
 from lab_ci.taxonomy.leaf import LeafFile
+from lab_ci.taxonomy.seeds import EmptyLeafError, SeedError, parse_leaf
 
 
 def leaf(path, text):
@@ -93,3 +92,49 @@ def test_an_empty_leaf_is_its_own_error(text):
     assert result.valid and "empty" in [d.rule for d in result.diagnostics]
     with pytest.raises(EmptyLeafError, match="the file is empty"):
         parse_leaf(lf)
+
+
+SKILL_WITH_DOCUMENT = """
+    version: 3
+    created_by: octocat
+    task_description: Rhymes.
+    document: {repo: "https://github.com/octocat/d", commit: 0123456789abcdef0123456789abcdef01234567, patterns: [a.md]}
+    seed_examples:
+      - {question: A rhyme for cat, answer: Hat.}
+"""
+
+
+@pytest.mark.parametrize(
+    "path, text, family, kind",
+    [
+        # the right-most taxonomy folder decides, whatever the file holds
+        ("compositional_skills/writing/rhymes/qna.yaml", SKILL_WITH_DOCUMENT, "compositional_skills", "freeform_skill"),
+        ("knowledge/compositional_skills/x/qna.yaml", SKILL_WITH_DOCUMENT, "compositional_skills", "freeform_skill"),
+        ("compositional_skills/knowledge/x/qna.yaml", SKILL_WITH_DOCUMENT, "knowledge", "knowledge"),
+        # outside the taxonomy folders: a document makes it knowledge
+        ("misc/x/qna.yaml", SKILL_WITH_DOCUMENT, "knowledge", "knowledge"),
+        (
+            "misc/x/qna.yaml",
+            "seed_examples: [{context: C, question: Q, answer: A}]\n",
+            "compositional_skills",
+            "grounded_skill",
+        ),
+    ],
+)
+def test_every_stage_reads_a_leaf_as_the_same_kind(path, text, family, kind):
+    """The checker's schema choice, the leaf model's kind and the build's data kind come
+    from one rule (they disagreed: the build called a skill with a ``document`` key
+    knowledge, the seed model called only ``knowledge/...`` paths knowledge)."""
+    from lab_ci.builds.generate import leaf_kind
+    from lab_ci.check import CheckOptions, check_leaf
+    from lab_ci.taxonomy.seeds import data_kind
+
+    lf = leaf(path, text)
+    seeds = parse_leaf(lf)
+    assert seeds.kind == ("knowledge" if family == "knowledge" else "skill")
+    assert seeds.data_kind == data_kind(lf) == leaf_kind(lf) == kind
+    result = check_leaf(lf, CheckOptions())
+    # checked against the knowledge schema: it wants format 3's knowledge shape (an
+    # old-format summary or a missing document_outline); against the skill schema: neither
+    as_knowledge = any(d.rule == "old-format" or "document_outline" in d.message for d in result.diagnostics)
+    assert as_knowledge == (family == "knowledge"), [d.message for d in result.diagnostics]

@@ -1,4 +1,9 @@
-"""What a generation pipeline needs from a leaf: its kind and its own seed examples.
+"""The one parsed-leaf model every stage uses: a leaf's kind, its seed examples (each
+with the id a reader counts, and its context) and its document.
+
+Generation (``sdg``), the preview, the build and evaluation read leaves through
+:func:`parse_leaf`; the kind comes from :func:`lab_ci.taxonomy.leaf.leaf_family`, the
+rule the checker uses to choose the schema, so no stage classifies a leaf its own way.
 
 Reads every ``qna.yaml`` schema version (1-3): skills have ``seed_examples`` of
 ``question``/``answer`` (and ``context`` for grounded skills); knowledge leaves of
@@ -13,9 +18,18 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ..taxonomy.leaf import LeafFile
-from ..taxonomy.yamlsrc import load as load_leaf_yaml
-from .errors import EmptyLeafError, SeedError
+from ..errors import LabCIError
+from .leaf import LeafFile, leaf_family
+from .yamlsrc import load as load_leaf_yaml
+
+
+class SeedError(LabCIError):
+    """A leaf has no usable seed examples (names the leaf file)."""
+
+
+class EmptyLeafError(SeedError):
+    """The leaf file is empty (no YAML value). ``lab-ci check`` accepts such a file with a
+    warning, as the reference validator does; there is nothing to generate from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +64,18 @@ class LeafSeeds:
         return self.kind == "skill" and any(e.context for e in self.examples)
 
     @property
-    def default_pipeline(self) -> str:
+    def data_kind(self) -> str:
+        """What the build generates and mixes: ``knowledge``, ``grounded_skill`` or
+        ``freeform_skill``."""
         if self.kind == "knowledge":
             return "knowledge"
-        return "grounded_skills" if self.grounded else "freeform_skills"
+        return "grounded_skill" if self.grounded else "freeform_skill"
+
+    @property
+    def default_pipeline(self) -> str:
+        return {"knowledge": "knowledge", "grounded_skill": "grounded_skills", "freeform_skill": "freeform_skills"}[
+            self.data_kind
+        ]
 
     def choose(self, rng: random.Random, k: int) -> list[SeedExample]:
         """k seed examples of this leaf only (local-leaf sampling), in a seeded order."""
@@ -77,7 +99,7 @@ def parse_leaf(leaf: LeafFile) -> LeafSeeds:
         raise EmptyLeafError(f"{leaf.path}: the file is empty: no seed examples to generate from")
     if not isinstance(doc, dict):
         raise SeedError(f"{leaf.path}: top level is not a mapping")
-    kind = "knowledge" if leaf.path.startswith("knowledge/") else "skill"
+    kind = "knowledge" if leaf_family(leaf.path, doc) == "knowledge" else "skill"
     examples: list[SeedExample] = []
     for i, seed in enumerate(doc.get("seed_examples") or []):
         if not isinstance(seed, dict):
@@ -118,3 +140,14 @@ def parse_leaf(leaf: LeafFile) -> LeafSeeds:
         document_outline=_text(doc.get("document_outline")) or None,
         raw=doc,
     )
+
+
+def data_kind(leaf: LeafFile) -> str:
+    """:attr:`LeafSeeds.data_kind` of a leaf, also for one without usable seed examples
+    (by its family then): ``knowledge``, ``grounded_skill`` or ``freeform_skill``.
+    Unreadable YAML raises, as :func:`parse_leaf` would."""
+    doc = load_leaf_yaml(leaf.data or b"")  # bounded: aliases, depth, size
+    try:
+        return parse_leaf(leaf).data_kind
+    except SeedError:
+        return "knowledge" if leaf_family(leaf.path, doc) == "knowledge" else "freeform_skill"
