@@ -30,6 +30,7 @@ EXTRA_FOR_MODULE = {
     "llama_cpp": "preview",
     "gguf": "preview",
     "httpx": "preview",
+    "tenacity": "preview",
     "jinja2": "preview",
     "tqdm": "preview",
     "torch": "train",

@@ -18,10 +18,11 @@ from lab_ci.teacher import load_teacher
 from lab_ci.teacher.base import Message, SamplingParams, Teacher, TeacherError
 from lab_ci.teacher.openai import (
     OpenAITeacher,
-    backoff_delay,
+    _Retryable,
     normalize_base_url,
     parse_choices,
     parse_retry_after,
+    retrying,
 )
 
 PARAMS = SamplingParams(temperature=0.0, max_tokens=8)
@@ -311,9 +312,36 @@ def test_helpers():
     assert parse_retry_after("9999") == 60.0
     assert parse_retry_after("garbage") is None
     assert parse_retry_after("Wed, 25 Nov 2026 12:00:10 GMT", now=1795608000.0) == pytest.approx(10.0)
-    assert 0.5 <= backoff_delay(0, 1.0, rng=lambda: 0.0) <= backoff_delay(2, 1.0, rng=lambda: 0.0) == 2.0
-    assert backoff_delay(10, 1.0, cap=5.0, rng=lambda: 1.0) == 5.0
     with pytest.raises(TeacherError, match="choice without 'message.content'"):
         parse_choices({"choices": [{"index": 0, "text": "x"}]}, "chat", "srv")
     with pytest.raises(TeacherError, match="answered with an error: boom"):
         parse_choices({"error": {"message": "boom"}}, "text", "srv")
+
+
+def test_retry_policy_backs_off_exponentially_and_honours_retry_after():
+    slept: list[float] = []
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Retryable("busy", wait=7.0)  # the server's Retry-After wins
+        raise _Retryable(f"down {len(calls)}")
+
+    policy = retrying(4, 1.0, sleep=slept.append)
+    with pytest.raises(_Retryable, match="down 5"):
+        policy(flaky)
+    assert len(calls) == 5 and policy.statistics["attempt_number"] == 5
+    assert len(slept) == 4 and slept[2] == 7.0
+    # full jitter: retry k+1 waits at most backoff x 2^k
+    assert 0 <= slept[0] <= 1.0 and 0 <= slept[1] <= 2.0 and 0 <= slept[3] <= 8.0
+    # anything else is not retried
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise TeacherError("HTTP 400")
+
+    with pytest.raises(TeacherError):
+        retrying(4, 1.0, sleep=slept.append)(broken)
+    assert len(calls) == 1
