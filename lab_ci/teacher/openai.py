@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -201,7 +202,7 @@ class OpenAITeacher:
 
     def complete(self, prompts: Sequence[str], params: SamplingParams, n: int = 1) -> list[list[Completion]]:
         return self._run(
-            [(lambda k, p=p: completion_body(self.model, p, params, k)) for p in prompts],
+            [(lambda p_, k, p=p: completion_body(self.model, p, p_, k)) for p in prompts],
             "completions",
             "text",
             params,
@@ -212,7 +213,7 @@ class OpenAITeacher:
         self, conversations: Sequence[Sequence[Message]], params: SamplingParams, n: int = 1
     ) -> list[list[Completion]]:
         return self._run(
-            [(lambda k, c=c: chat_body(self.model, c, params, k)) for c in conversations],
+            [(lambda p_, k, c=c: chat_body(self.model, c, p_, k)) for c in conversations],
             "chat/completions",
             "chat",
             params,
@@ -241,27 +242,25 @@ class OpenAITeacher:
         return str(models[0]["id"])
 
     def _run(self, makers: list, path: str, kind: str, params: SamplingParams, n: int) -> list[list[Completion]]:
+        """One request per prompt (``makers[i](params, n)`` builds its body), all in flight
+        together. With a seed, prompt i's samples are the sequences i*n .. i*n+n-1 of the
+        call, seeded ``seed + sequence index`` as the local backend seeds them: identical
+        prompts in one call (a set of samples) still get samples of their own."""
         if n < 1:
             raise TeacherError(f"n={n} must be >= 1")
 
-        def one(make) -> list[Completion]:
-            got = parse_choices(self._request("POST", path, make(n)), kind, f"{self.base_url}/{path}")
-            # A server that ignores n answers one choice: ask again for the rest.
-            extra_params = params
-            k = 0
-            while len(got) < n:
-                k += 1
-                if params.seed is not None:
-                    from dataclasses import replace
+        def seeded(first: int) -> SamplingParams:
+            return params if params.seed is None else replace(params, seed=params.seed + first)
 
-                    extra_params = replace(params, seed=params.seed + k)
-                body = make(1)
-                if "seed" in body:
-                    body["seed"] = extra_params.seed
+        def one(i: int, make) -> list[Completion]:
+            got = parse_choices(self._request("POST", path, make(seeded(i * n), n)), kind, f"{self.base_url}/{path}")
+            # A server that ignores n answers one choice: ask again for the rest.
+            while len(got) < n:
+                body = make(seeded(i * n + len(got)), 1)
                 got += parse_choices(self._request("POST", path, body), kind, f"{self.base_url}/{path}")
             return got[:n]
 
-        futures = [self._pool.submit(one, m) for m in makers]
+        futures = [self._pool.submit(one, i, m) for i, m in enumerate(makers)]
         return [f.result() for f in futures]
 
     def _request(self, method: str, path: str, body: dict | None = None) -> Any:

@@ -116,6 +116,18 @@ def test_n_samples_fall_back_to_repeated_requests(llama_server):
     t.close()
 
 
+def test_identical_prompts_of_one_call_get_their_own_samples(llama_server):
+    # Sets of samples: a block's prompts are often identical (one draw of seed examples
+    # for 4 samples). One seed for the whole call made them identical completions.
+    t = load_teacher(llama_server + "/v1")
+    params = SamplingParams(temperature=1.0, max_tokens=12, seed=7)
+    out = t.complete(["Once upon a time"] * 3, params)
+    texts = [c.text for [c] in out]
+    assert len(set(texts)) == 3, texts
+    assert t.complete(["Once upon a time"] * 3, params) == out  # and a fixed seed still repeats
+    t.close()
+
+
 def test_server_down_fails_fast_and_clearly():
     port = free_port()  # nothing listens there
     t0 = time.monotonic()
@@ -259,6 +271,21 @@ def test_model_discovery_and_n(scripted):
     [[a, b, c]] = t.complete(["p"], PARAMS, n=3)
     assert [a.text, b.text, c.text] == ["a0", "a1", "a2"] and a.completion_tokens == 3
     assert json.loads(scripted.requests[-1][3])["n"] == 3
+
+
+def test_each_prompt_gets_the_seed_of_its_sequences(scripted):
+    # prompt i's samples are sequences i*n .. i*n+n-1, seeded seed + sequence index, as
+    # the local backend seeds them; a server that answers fewer than n is asked again
+    scripted.add(200, completion("a", n=2))
+    scripted.add(200, completion("b", n=1))
+    scripted.add(200, completion("c", n=1))
+    t = teacher_for(scripted, concurrency=1)
+    out = t.complete(["p0", "p1"], SamplingParams(temperature=1.0, max_tokens=4, seed=10), n=2)
+    assert [len(x) for x in out] == [2, 2]
+    seeds = [
+        (json.loads(r[3])["prompt"], json.loads(r[3])["seed"], json.loads(r[3]).get("n")) for r in scripted.requests
+    ]
+    assert seeds == [("p0", 10, 2), ("p1", 12, 2), ("p1", 13, None)]
 
 
 def test_no_models_listed(scripted):
