@@ -6,7 +6,10 @@
     [[c]] = teacher.chat([[Message("user", "Hi")]], SamplingParams(max_tokens=64))
 
 Environment variables (read by ``teacher_from_env`` and the CLIs that use it):
-``LAB_CI_TEACHER`` (the spec), ``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``.
+``LAB_CI_TEACHER`` (the spec), ``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``,
+``LAB_CI_TEACHER_CONCURRENCY`` and ``LAB_CI_TEACHER_TIMEOUT`` (an OpenAI-compatible
+teacher's requests in flight and seconds per request, when the caller sets none; the
+teacher service sets them for its jobs).
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from .base import (
 ENV_SPEC = "LAB_CI_TEACHER"
 ENV_API_KEY = "LAB_CI_TEACHER_API_KEY"
 ENV_MODEL = "LAB_CI_TEACHER_MODEL"
+ENV_CONCURRENCY = "LAB_CI_TEACHER_CONCURRENCY"
+ENV_TIMEOUT = "LAB_CI_TEACHER_TIMEOUT"
 
 __all__ = [
     "ENV_API_KEY",
+    "ENV_CONCURRENCY",
     "ENV_MODEL",
     "ENV_SPEC",
+    "ENV_TIMEOUT",
     "LAB_ASSISTANT",
     "LAB_EOS",
     "LAB_SYSTEM",
@@ -57,8 +64,8 @@ def load_teacher(
     model: str | None = None,
     n_ctx: int = 4096,
     n_threads: int | None = None,
-    concurrency: int = 8,
-    timeout: float = 120,
+    concurrency: int | None = None,
+    timeout: float | None = None,
     max_retries: int = 3,
     **kw,
 ) -> Teacher:
@@ -68,8 +75,10 @@ def load_teacher(
     ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``) or an
     ``http(s)://`` base URL of an OpenAI-compatible server (uses ``api_key``
     (default: ``$LAB_CI_TEACHER_API_KEY``), ``model`` (default: the first one
-    ``/v1/models`` lists), ``concurrency``, ``timeout``, ``max_retries``; extra keyword
-    ``backoff``). Anything else raises ``TeacherError`` saying why.
+    ``/v1/models`` lists), ``concurrency`` (default: ``$LAB_CI_TEACHER_CONCURRENCY``,
+    else 8), ``timeout`` (default: ``$LAB_CI_TEACHER_TIMEOUT``, else 120 seconds),
+    ``max_retries``; extra keyword ``backoff``). Anything else raises ``TeacherError``
+    saying why.
     """
     spec = (spec or "").strip()
     if not spec:
@@ -83,8 +92,8 @@ def load_teacher(
             spec,
             api_key=api_key if api_key is not None else os.environ.get(ENV_API_KEY) or None,
             model=model or os.environ.get(ENV_MODEL) or None,
-            concurrency=concurrency,
-            timeout=timeout,
+            concurrency=concurrency if concurrency is not None else _env_number(ENV_CONCURRENCY, int, 8, 1, 1024),
+            timeout=timeout if timeout is not None else _env_number(ENV_TIMEOUT, float, 120.0, 1, 86400),
             max_retries=max_retries,
             **kw,
         )
@@ -113,3 +122,16 @@ def _reject_unknown(kw: dict, allowed: set[str], what: str) -> None:
         raise TeacherError(
             f"option(s) {', '.join(unknown)} do not apply to {what} (allowed: {', '.join(sorted(allowed))})"
         )
+
+
+def _env_number(name: str, kind: type, default, lo, hi):
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise TeacherError(f"${name}={raw!r}: expected a number between {lo} and {hi}") from None
+    if not lo <= value <= hi:
+        raise TeacherError(f"${name}={raw!r}: expected a number between {lo} and {hi}")
+    return value

@@ -746,9 +746,11 @@ class LlamaCppTeacher:
     # ------------------------------------------------------------------ public API
 
     def tokenize(self, text: str) -> list[int]:
-        """Tokens of a prompt as generation sees them (BOS added, special tokens parsed)."""
-        with self._lock:
-            toks = self.model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+        """Tokens of a prompt as generation sees them (BOS added, special tokens parsed).
+        Not under the model's lock: llama.cpp's tokenizer only reads the vocabulary
+        (llama-server tokenizes on its HTTP threads while it decodes), so the teacher
+        service admits requests while a batch decodes."""
+        toks = self.model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
         if len(toks) >= 2 and toks[0] == self._bos and toks[1] == self._bos:
             toks = toks[1:]  # the template already wrote the BOS text
         return toks
