@@ -4,14 +4,10 @@ OpenAI server running our tiny GGUF, and a scripted http.server for misbehaviour
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from lab_ci.teacher import load_teacher
@@ -26,62 +22,6 @@ from lab_ci.teacher.openai import (
 )
 
 PARAMS = SamplingParams(temperature=0.0, max_tokens=8)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ----------------------------------------------------------------- the real server
-
-
-@pytest.fixture(scope="module")
-def llama_server(random_ggufs, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(random_ggufs["q8_0"]),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "512",
-                "--model_alias",
-                "tiny-random",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(base + "/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_complete_and_chat_against_llama_cpp_server(llama_server, random_ggufs):
@@ -128,8 +68,8 @@ def test_identical_prompts_of_one_call_get_their_own_samples(llama_server):
     t.close()
 
 
-def test_server_down_fails_fast_and_clearly():
-    port = free_port()  # nothing listens there
+def test_server_down_fails_fast_and_clearly(unused_port):
+    port = unused_port  # nothing listens there
     t0 = time.monotonic()
     with pytest.raises(
         TeacherError, match=rf"cannot connect to http://127.0.0.1:{port}/v1: connection refused \(after 3 attempts\)"

@@ -273,3 +273,84 @@ def test_bad_requests_get_clear_errors(service):
 def test_the_service_listens_on_loopback_only(local):
     with pytest.raises(TeacherError, match="loopback only"):
         TeacherService(local, host="0.0.0.0")
+
+
+# ----------------------------------------------------------------- in front of an OpenAI-compatible server
+
+
+def test_forwarding_to_an_openai_compatible_teacher(llama_server, random_ggufs):
+    """With an OpenAI-compatible teacher (here llama-cpp-python's server on our GGUF) the
+    service forwards each request; the job never sees the server's URL or key."""
+    upstream = load_teacher(llama_server + "/v1")
+    with TeacherService(upstream) as svc:
+        ticket = svc.open_job("fwd", token_budget=200)
+        t = load_teacher(ticket.url, api_key=ticket.token)
+        [[c]] = t.complete(["<|user|>\nHello\n<|assistant|>\n"], SamplingParams(temperature=0.0, max_tokens=8))
+        [[direct]] = upstream.complete(
+            ["<|user|>\nHello\n<|assistant|>\n"], SamplingParams(temperature=0.0, max_tokens=8)
+        )
+        assert c.text == direct.text and 0 < c.completion_tokens <= 8
+        [[chat]] = t.chat([[Message("user", "Hi")]], SamplingParams(temperature=0.0, max_tokens=6))
+        assert chat.text and chat.finish_reason in ("stop", "length")
+        with pytest.raises(TeacherError, match="budget"):
+            t.complete(["x"], SamplingParams(max_tokens=500))
+        used = svc.close_job(ticket)["used"]
+        assert 0 < used <= 14
+        t.close()
+    upstream.close()
+
+
+class SlowStream:
+    """An OpenAI-compatible server on loopback that streams one token every 20 ms and
+    records whether its client went away before the end."""
+
+    def __init__(self, chunks: int = 500):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.disconnected = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                try:
+                    for _ in range(chunks):
+                        piece = {"choices": [{"index": 0, "text": "a", "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(piece)}\n\n".encode())
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    outer.disconnected.set()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_cancelled_job_closes_its_forwarded_request():
+    upstream_server = SlowStream()
+    upstream = load_teacher(upstream_server.url, model="m")
+    with TeacherService(upstream) as svc:
+        ticket = svc.open_job("preview:org/repo#9", token_budget=10_000)
+        got = {}
+        th = threading.Thread(
+            target=lambda: got.setdefault("r", post(ticket, "completions", {"prompt": "x", "max_tokens": 1000}))
+        )
+        th.start()
+        wait_for(lambda: svc.stats()["queued_sequences"] == 1)
+        time.sleep(0.3)
+        svc.open_job("preview:org/repo#9", token_budget=10_000)  # superseded
+        th.join(timeout=30)
+        assert got["r"].status_code == 410
+        assert upstream_server.disconnected.wait(5), "the forwarded request was not dropped upstream"
+    upstream.close()
+    upstream_server.httpd.shutdown()
