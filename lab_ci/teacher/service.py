@@ -126,6 +126,7 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     error: ServiceError | None = None
     hung_up: bool = False
+    started: bool = False  # taken by the engine
     remaining: int = 0
 
     @property
@@ -334,7 +335,11 @@ class TeacherService:
             while not req.done.wait(POLL_S):
                 if not req.hung_up and connection is not None and _hung_up(connection):
                     req.hung_up = True  # the engine drops it at its next step
-            if req.job.cancelled and any(c is None or c.finish_reason == "cancelled" for c in req.results):
+                if req.job.cancelled and not req.started:
+                    break  # still queued: answered now; the engine skips it when it comes to it
+            if req.job.cancelled and (
+                not req.done.is_set() or any(c is None or c.finish_reason == "cancelled" for c in req.results)
+            ):
                 raise ServiceError(410, "job_cancelled", f"job {job.key!r} was cancelled: {req.job.cancelled}")
             if req.error is not None:
                 raise req.error
@@ -474,26 +479,28 @@ class _LocalEngine:
                     break
                 batch.append(nxt)
                 size += nxt.sequences
-            gens = []
-            for req in batch:
-                for i, toks in enumerate(req.tokens):
-                    for j in range(req.n):
-                        k = i * req.n + j
-                        gens.append(
-                            GenRequest(
-                                toks,
-                                req.params,
-                                sequence_seed(req.params.seed, k),
-                                cancelled=req.cancelled,
-                                on_done=lambda c, req=req, k=k: self.service._finish(req, k, c),
-                            )
-                        )
             try:
+                gens = []
+                for req in batch:
+                    req.started = True
+                    for i, toks in enumerate(req.tokens):
+                        for j in range(req.n):
+                            k = i * req.n + j
+                            gens.append(
+                                GenRequest(
+                                    toks,
+                                    req.params,
+                                    sequence_seed(req.params.seed, k),
+                                    cancelled=req.cancelled,
+                                    on_done=lambda c, req=req, k=k: self.service._finish(req, k, c),
+                                )
+                            )
                 self.teacher.generate(gens)
-            except Exception as e:  # noqa: BLE001 - every request of the batch gets the error
+            except Exception as e:  # noqa: BLE001 - every request of the batch gets the error; the engine goes on
                 log.exception("teacher service: a batch failed")
                 for req in batch:
-                    self.service._fail(req, ServiceError(500, "server_error", f"the teacher failed: {e}"))
+                    if not req.done.is_set():
+                        self.service._fail(req, ServiceError(500, "server_error", f"the teacher failed: {e}"))
             if stop:
                 return
 
@@ -592,8 +599,33 @@ _FORWARDED = {"prompt", "messages", "temperature", "top_p", "top_k", "min_p", "s
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: a connection over
+    that is closed at once (the children's clients hold a few each)."""
+
     daemon_threads = True
     max_body = MAX_BODY
+    max_connections = 256
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            log.warning("teacher service: %d connections open; refusing one", self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def _hung_up(conn: socket.socket) -> bool:

@@ -141,14 +141,14 @@ def test_a_short_request_is_answered_before_the_long_one_of_its_batch_ends(servi
         done[name] = (time.monotonic(), r.json()["usage"]["completion_tokens"])
 
     threads = [
-        threading.Thread(target=ask, args=("long", a, 2500)),
+        threading.Thread(target=ask, args=("long", a, 400)),
         threading.Thread(target=ask, args=("short", b, 3)),
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert done["short"][1] <= 3 and done["long"][1] > 500
+    assert done["short"][1] <= 3 and done["long"][1] > 200
     assert done["short"][0] < done["long"][0]
 
 
@@ -197,9 +197,7 @@ def test_a_superseded_job_is_cancelled_mid_generation(service, slow_steps):
     result = {}
 
     def long_request():
-        t0 = time.monotonic()
         result["r"] = post(old, "completions", {"prompt": "Once", "max_tokens": 3500, "temperature": 0})
-        result["s"] = time.monotonic() - t0
 
     th = threading.Thread(target=long_request)
     th.start()
@@ -209,8 +207,8 @@ def test_a_superseded_job_is_cancelled_mid_generation(service, slow_steps):
     th.join(timeout=60)
     r = result["r"]
     assert r.status_code == 410 and "superseded" in r.json()["error"]["message"]
-    # stopped at once (3500 steps take over 7 s here), not after its 3500 tokens
-    assert result["s"] < 5 and service.stats()["queued_sequences"] == 0
+    # stopped at once, not after its 3500 tokens (which take over 7 s here)
+    assert service.stats()["queued_sequences"] == 0
     assert post(old, "completions", {"prompt": "x", "max_tokens": 2}).status_code == 410
     ok = post(new, "completions", {"prompt": "x", "max_tokens": 2})
     assert ok.status_code == 200
@@ -218,6 +216,8 @@ def test_a_superseded_job_is_cancelled_mid_generation(service, slow_steps):
     with pytest.raises(TeacherError, match="HTTP 410: .*cancelled: superseded"):
         t.complete(["x"], SamplingParams(max_tokens=2))
     t.close()
+    assert 0 < service.close_job(old)["used"] < 1750
+    assert post(old, "completions", {"prompt": "x", "max_tokens": 2}).status_code == 401  # closed: token gone
 
 
 def test_a_client_that_hangs_up_frees_the_engine(service, slow_steps):
@@ -232,10 +232,8 @@ def test_a_client_that_hangs_up_frees_the_engine(service, slow_steps):
     wait_for(lambda: service.stats()["queued_sequences"] == 1)
     time.sleep(0.3)  # decoding
     sock.close()
-    t0 = time.monotonic()
     wait_for(lambda: service.stats()["queued_sequences"] == 0)
-    assert time.monotonic() - t0 < 3  # 3500 steps take over 7 s here
-    assert 0 < service.stats()["jobs"]["hangup"]["used"] < 3500
+    assert 0 < service.stats()["jobs"]["hangup"]["used"] < 1750  # stopped, not run to its 3500 tokens
 
 
 def test_bad_requests_get_clear_errors(service):
@@ -354,3 +352,43 @@ def test_a_cancelled_job_closes_its_forwarded_request():
         assert upstream_server.disconnected.wait(5), "the forwarded request was not dropped upstream"
     upstream.close()
     upstream_server.httpd.shutdown()
+
+
+def test_a_cancelled_jobs_queued_request_is_answered_without_waiting_for_the_engine(service, slow_steps):
+    busy = service.open_job("busy", 100_000)
+    queued = service.open_job("preview:org/repo#3", 100_000)
+    th = threading.Thread(
+        target=post, args=(busy, "completions", {"prompt": "Once", "max_tokens": 3000, "temperature": 0})
+    )
+    th.start()
+    wait_for(lambda: service.stats()["queued_sequences"] == 1)
+    time.sleep(0.2)  # the engine is decoding the busy job's request
+    got = {}
+    waiter = threading.Thread(
+        target=lambda: got.setdefault("r", post(queued, "completions", {"prompt": "x", "max_tokens": 5}))
+    )
+    waiter.start()
+    wait_for(lambda: service.stats()["queued_sequences"] == 2)
+    service.cancel("preview:org/repo#3", "superseded by a newer job")
+    waiter.join(timeout=30)
+    assert got["r"].status_code == 410
+    assert th.is_alive() and service.stats()["jobs"]["busy"]["queued"] == 1  # answered before the engine got to it
+    service.cancel("busy")
+    th.join(timeout=30)
+
+
+def test_connections_over_the_limit_are_closed(local, monkeypatch):
+    from lab_ci.teacher import service as service_module
+
+    monkeypatch.setattr(service_module._Server, "max_connections", 2)
+    with TeacherService(local) as svc:
+        held = [socket.create_connection(("127.0.0.1", svc.port)) for _ in range(2)]
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", svc.port))
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed by the service without an answer
+        for s in held:
+            s.close()
+        extra.close()
+        time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{svc.port}/health").status_code == 200
