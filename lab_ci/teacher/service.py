@@ -642,6 +642,12 @@ def _handler_class(service: TeacherService) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         timeout = 30  # seconds to read a request
 
+        def setup(self):
+            super().setup()
+            # answers are small: without this, Nagle's algorithm holds the body back until
+            # the client's delayed ACK of the headers (~40 ms a request)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, fmt, *args):
             log.debug("teacher service: " + fmt, *args)
 
