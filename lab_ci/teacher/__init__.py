@@ -72,7 +72,8 @@ def load_teacher(
     """The teacher a spec names.
 
     ``spec`` is a path to a ``.gguf`` file (local llama.cpp backend; extra keywords:
-    ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``) or an
+    ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``, ``prefix_cache``,
+    ``prompt_store_mb``: see ``LlamaCppTeacher``) or an
     ``http(s)://`` base URL of an OpenAI-compatible server (uses ``api_key``
     (default: ``$LAB_CI_TEACHER_API_KEY``), ``model`` (default: the first one
     ``/v1/models`` lists), ``concurrency`` (default: ``$LAB_CI_TEACHER_CONCURRENCY``,
@@ -103,7 +104,15 @@ def load_teacher(
     from .llamacpp import LlamaCppTeacher, check_gguf_file
 
     check_gguf_file(path)  # missing, a folder, or not GGUF: a clear message
-    allowed = {"max_parallel", "n_gpu_layers", "n_ubatch", "flash_attn", "chat_format"}
+    allowed = {
+        "max_parallel",
+        "n_gpu_layers",
+        "n_ubatch",
+        "flash_attn",
+        "chat_format",
+        "prefix_cache",
+        "prompt_store_mb",
+    }
     _reject_unknown(kw, allowed, "a GGUF teacher")
     return LlamaCppTeacher(path, n_ctx=n_ctx, n_threads=n_threads, **kw)
 

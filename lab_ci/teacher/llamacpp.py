@@ -258,6 +258,10 @@ class EngineConfig:
     n_ctx: int
     prefix_cache: bool = True
     flash_attn: bool | None = None
+    #: cells the prompt store may hold (0: no store; see ``plan_call``)
+    store_cells: int = 0
+    #: shortest prompt stored, and the fewest tokens a restore must add to what kept prompts give
+    min_store: int = 32
 
     @property
     def slots(self) -> int:
@@ -274,6 +278,7 @@ class CacheState:
     kept: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (sequence id, prompt tokens) of kept prompts
     kept_cells: tuple[tuple[int, int], ...] = ()  # (slot, prompt cells its call evaluated)
     calls: int = 0  # calls that kept their prompts (their slot rotates)
+    stored: tuple[tuple[int, ...], ...] = ()  # prompts in the host-memory store, least recently used first
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +322,34 @@ class Evaluate:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveSeq:
+    """Copy a kept prompt's cells (sequence ``seq``, the prompt ``tokens``) into the
+    host-memory prompt store, before they leave the cache."""
+
+    seq: int
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreSeq:
+    """Put a stored prompt's cells back into the cache as sequence ``dst``, keeping its
+    first ``keep`` positions."""
+
+    tokens: tuple[int, ...]
+    dst: int
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropStored:
+    """Forget a stored prompt (the store is full)."""
+
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CallPlan:
-    ops: tuple  # NewContext | ClearCache | RemoveSeq | CopySeq | Evaluate, in order
+    ops: tuple  # NewContext | ClearCache | RemoveSeq | CopySeq | Evaluate | SaveSeq | RestoreSeq | DropStored
     ids: tuple[int, ...]  # the KV sequence id of each sequence
     unified: bool
     retain: bool  # the prompts stay for the next calls: a finished sequence frees only its generated cells
@@ -359,6 +390,12 @@ def match_kept(seqs: Sequence[Sequence[int]], kept: Sequence[tuple[int, Sequence
     return out
 
 
+def match_stored(seqs: Sequence[Sequence[int]], stored: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """For each sequence, the stored prompt sharing its longest prefix: (index in
+    ``stored``, length), or (-1, 0); the last token is never reused."""
+    return match_kept(seqs, list(enumerate(stored)))
+
+
 def plan_call(
     state: CacheState, seqs: Sequence[Sequence[int]], max_tokens: Sequence[int], cfg: EngineConfig
 ) -> CallPlan:
@@ -372,7 +409,13 @@ def plan_call(
     for all of its tokens) than the reuse saves; its calls use the sequence ids of slot
     ``calls % slots`` in rotation, and the oldest kept call's prompts are dropped. A call
     that does not fit beside the kept prompts starts clean in a context grown by
-    ``unified_cells``."""
+    ``unified_cells``.
+
+    With a prompt store (``cfg.store_cells``), kept prompts that leave the cache are
+    saved to host memory first (least recently used ones dropped to fit), and a
+    sequence whose prompt starts like a stored one (by at least ``cfg.min_store`` tokens
+    more than any kept prompt) gets those cells restored: once per stored prompt, into
+    the sequence that uses most of it, and tagged into the others (``CopySeq``)."""
     n = len(seqs)
     max_tokens = list(max_tokens)
     one = stream_cells_needed(seqs, max_tokens)
@@ -388,22 +431,49 @@ def plan_call(
     oldest = (slot + 1) % slots
     ops: list = []
     cells, ctx_unified, kept, kept_cells = state.cells, state.unified, list(state.kept), dict(state.kept_cells)
+    stored = list(state.stored)
+
+    def save(prompts) -> None:
+        """Kept prompts about to leave the cache: into the store (most recent last)."""
+        if not cfg.store_cells:
+            return
+        for rid, toks in prompts:
+            if len(toks) < cfg.min_store or any(k[: len(toks)] == toks for k in stored):
+                continue  # short, or stored already (as itself or the start of a longer one)
+            for k in [k for k in stored if toks[: len(k)] == k]:
+                stored.remove(k)  # a stored prompt this one extends: superseded
+                ops.append(DropStored(k))
+            ops.append(SaveSeq(rid, toks))
+            stored.append(toks)
+        while sum(map(len, stored)) > cfg.store_cells:
+            ops.append(DropStored(stored.pop(0)))
 
     def ensure(want_unified: bool, want: int) -> None:
         nonlocal cells, ctx_unified, kept, kept_cells
         if cells and ctx_unified == want_unified and cells >= want:
             return
+        save(kept)
         cells, ctx_unified, kept, kept_cells = context_cells(want), want_unified, [], {}
         ops.append(NewContext(want_unified, cells))
 
+    # which sequences start from a stored prompt rather than a kept one
+    kept_match = match_kept(seqs, kept) if retain and kept else [(-1, 0)] * n
+    from_store: dict[int, list[tuple[int, int]]] = {}  # stored index -> [(sequence, length)]
+    if retain and stored:
+        for i, (k, m) in enumerate(match_stored(seqs, stored)):
+            if k >= 0 and m >= kept_match[i][1] + cfg.min_store:
+                from_store.setdefault(k, []).append((i, m))
+    # a stored prompt is restored whole, then cut to what its sequence uses
+    spare = max((len(stored[k]) - max(m for _, m in g) for k, g in from_store.items()), default=0)
     if unified:
         # the kept prompts this call may reuse (the oldest kept call's slot is its own)
         room = sum(c for k, c in kept_cells.items() if k != oldest) if retain else 0
-        if not (cells and ctx_unified and cells >= need + room):
+        if not (cells and ctx_unified and cells >= need + room + spare):
             # no room for this call beside them: start clean, in a context grown so that
             # the next calls can keep theirs
+            save(kept)
             kept, kept_cells = [], {}
-            ensure(True, unified_cells(need, len(tree), retain, state, cfg))
+            ensure(True, unified_cells(need + spare, len(tree), retain, state, cfg))
     elif not cells or ctx_unified or cells < one:
         ensure(False, one)
     ids = tuple(slot * cfg.max_parallel + i for i in range(n))
@@ -418,14 +488,31 @@ def plan_call(
             reuse = [0] * n
     if any(reuse):
         ops += [RemoveSeq(sid) for sid in ids]  # the slot is empty by construction; make sure
-        ops += [CopySeq(src, sid, 0, m) for (src, m), sid in zip(matches, ids) if src >= 0]
+        ops += [CopySeq(src, sid, 0, m) for (src, m), sid in zip(matches, ids) if src >= 0 and m > 0]
         lo, hi = oldest * cfg.max_parallel, (oldest + 1) * cfg.max_parallel
-        ops += [RemoveSeq(rid) for rid, _ in kept if lo <= rid < hi]
+        dropped = [(rid, t) for rid, t in kept if lo <= rid < hi]
+        save(dropped)
+        ops += [RemoveSeq(rid) for rid, _ in dropped]
         kept = [(rid, t) for rid, t in kept if not lo <= rid < hi]
         kept_cells.pop(oldest, None)
     else:
+        save(kept)
         ops.append(ClearCache())
         kept, kept_cells = [], {}
+    for k, group in from_store.items():
+        key = state.stored[k]
+        if key not in stored:
+            continue  # dropped above to make room (rare: a store smaller than one call)
+        i, m = max(group, key=lambda g: g[1])
+        ops += [RemoveSeq(ids[j]) for j, _ in group if j != i and matches[j][1]]  # drop a kept prompt's tag
+        ops.append(RestoreSeq(key, ids[i], m))
+        reuse[i] = m
+        for j, mj in group:
+            if j != i:
+                ops.append(CopySeq(ids[i], ids[j], 0, mj))
+                reuse[j] = mj
+        stored.remove(key)
+        stored.append(key)  # most recently used
     if unified:
         # the prompt tree: every shared prefix once, tagged with all its sequences;
         # positions a sequence reuses from an earlier call skipped
@@ -452,7 +539,7 @@ def plan_call(
         kept += [(sid, tuple(t)) for sid, t in zip(ids, seqs)]
         kept_cells[slot] = len(tree)
         calls += 1
-    after = CacheState(cells, ctx_unified, tuple(kept), tuple(sorted(kept_cells.items())), calls)
+    after = CacheState(cells, ctx_unified, tuple(kept), tuple(sorted(kept_cells.items())), calls, tuple(stored))
     return CallPlan(tuple(ops), ids, unified, retain, evaluated, sum(reuse), after)
 
 
@@ -485,6 +572,18 @@ def file_sha256(path: Path) -> str:
                 h.update(chunk)
         _hashes[key] = h.hexdigest()
     return _hashes[key]
+
+
+def model_cell_bytes(model) -> int:
+    """Bytes one KV cell of a llama-cpp-python ``LlamaModel`` takes in an f16 cache: K and V
+    of every layer, each n_head_kv x head size."""
+    import llama_cpp
+
+    m = model.model
+    n_layer = llama_cpp.llama_model_n_layer(m)
+    n_head = max(1, llama_cpp.llama_model_n_head(m))
+    n_head_kv = llama_cpp.llama_model_n_head_kv(m) or n_head
+    return max(1, n_layer * 2 * (model.n_embd() // n_head) * n_head_kv * 2)
 
 
 def gpu_offload_supported() -> bool:
@@ -625,6 +724,10 @@ def _close_models() -> None:
 # --------------------------------------------------------------------------- the backend
 
 
+class _RestoreFailed(Exception):
+    """llama.cpp could not put a stored prompt back (no room in the cache)."""
+
+
 @dataclass(slots=True)
 class GenRequest:
     """One sequence to generate: its prompt tokens, its sampling settings (stop strings
@@ -682,6 +785,7 @@ class LlamaCppTeacher:
         flash_attn: bool | None = None,
         chat_format: ChatFormat | None = None,
         prefix_cache: bool = True,
+        prompt_store_mb: int = 0,
     ):
         import llama_cpp
 
@@ -712,8 +816,15 @@ class LlamaCppTeacher:
         self._ctx = None
         # prompt prefixes kept across calls (unified cache with flash attention only)
         self.prefix_cache = prefix_cache and flash_attn is not False
-        self._config = EngineConfig(self.max_parallel, self.n_ctx, self.prefix_cache, self.flash_attn)
+        if prompt_store_mb < 0:
+            raise TeacherError(f"prompt_store_mb={prompt_store_mb} must be >= 0")
+        #: bytes of one KV cell (f16 K and V of every layer)
+        self.cell_bytes = model_cell_bytes(model)
+        store_cells = prompt_store_mb * (1 << 20) // self.cell_bytes if self.prefix_cache else 0
+        self._config = EngineConfig(self.max_parallel, self.n_ctx, self.prefix_cache, self.flash_attn, store_cells)
         self._state = CacheState()  # what the context holds (see plan_call)
+        self._ctx_kind = (0, False)  # the context's cells and kind, as made
+        self._store: dict[tuple[int, ...], bytes] = {}  # host-memory prompt store: prompt -> its cells
         #: what the last complete()/chat() call evaluated: prompt tokens, evaluated, reused
         self.last_stats: dict[str, int] = {}
         self._batch = None
@@ -826,7 +937,8 @@ class LlamaCppTeacher:
         with self._lock:
             if self._ctx is not None and self._state.kept:
                 llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-            self._state = CacheState(self._state.cells, self._state.unified) if self._ctx is not None else CacheState()
+            self._state = CacheState(*self._ctx_kind) if self._ctx is not None else CacheState()
+            self._store.clear()
 
     def close(self) -> None:
         import llama_cpp
@@ -839,6 +951,8 @@ class LlamaCppTeacher:
                 llama_cpp.llama_free(self._ctx)
                 self._ctx = None
                 self._state = CacheState()
+                self._ctx_kind = (0, False)
+            self._store.clear()
 
     def __enter__(self):
         return self
@@ -877,7 +991,6 @@ class LlamaCppTeacher:
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-            self._state = CacheState()
         p = llama_cpp.llama_context_default_params()
         p.n_ctx = cells if unified else cells * self.max_parallel
         p.n_batch = self.n_batch
@@ -898,7 +1011,7 @@ class LlamaCppTeacher:
                 f"cells for {self.path.name}"
             )
         self._ctx = ctx
-        self._state = CacheState(cells, unified)
+        self._ctx_kind = (cells, unified)
         if self._batch is None:
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.max_parallel)
 
@@ -972,6 +1085,19 @@ class LlamaCppTeacher:
             # metadata only: zeroing the buffers too costs ~10 ms per 8192 cells; free
             # cells are masked out, and what they still hold is finite (old K/V values)
             llama_cpp.llama_memory_clear(mem, False)
+        elif isinstance(op, SaveSeq):
+            size = llama_cpp.llama_state_seq_get_size(self._ctx, op.seq)
+            buf = (ctypes.c_uint8 * size)()
+            got = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, op.seq)
+            self._store[op.tokens] = bytes(buf)[:got]
+        elif isinstance(op, RestoreSeq):
+            blob = self._store.get(op.tokens)
+            buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob) if blob else None
+            if buf is None or not llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(blob), op.dst):
+                raise _RestoreFailed(f"could not restore a stored prompt of {len(op.tokens)} tokens")
+            llama_cpp.llama_memory_seq_rm(mem, op.dst, op.keep, -1)
+        elif isinstance(op, DropStored):
+            self._store.pop(op.tokens, None)
         else:  # pragma: no cover - a new kind of operation without its execution
             raise TypeError(f"unknown plan operation {op!r}")
 
@@ -980,12 +1106,24 @@ class LlamaCppTeacher:
         then decode one token for every unfinished sequence per step."""
         import llama_cpp
 
-        plan = plan_call(self._state, [r.tokens for r in reqs], [r.params.max_tokens for r in reqs], self._config)
+        tokens, lengths = [r.tokens for r in reqs], [r.params.max_tokens for r in reqs]
+        plan = plan_call(self._state, tokens, lengths, self._config)
         seqs = [_Seq(r, self._make_sampler(r.params, r.seed)) for r in reqs]
         by_id = dict(zip(plan.ids, seqs))
         try:
-            for op in plan.ops:
-                self._execute(op, by_id)
+            try:
+                for op in plan.ops:
+                    self._execute(op, by_id)
+            except _RestoreFailed as e:
+                # llama.cpp found no room for it: start this batch clean, without the store
+                _llama_log.warning("prompt store: %s; starting the batch clean", e)
+                self._store.clear()
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+                self._state = CacheState(*self._ctx_kind)
+                plan = plan_call(self._state, tokens, lengths, self._config)
+                by_id = dict(zip(plan.ids, seqs))
+                for op in plan.ops:
+                    self._execute(op, by_id)
             self.last_stats["evaluated_tokens"] += plan.evaluated
             self.last_stats["reused_tokens"] += plan.reused
             mem = llama_cpp.llama_get_memory(self._ctx)
@@ -1008,7 +1146,8 @@ class LlamaCppTeacher:
         except BaseException:
             if self._ctx is not None:
                 llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-            self._state = CacheState(self._state.cells, self._state.unified) if self._ctx is not None else CacheState()
+            self._state = CacheState(*self._ctx_kind) if self._ctx is not None else CacheState()
+            self._store.clear()
             raise
         finally:
             for seq in seqs:

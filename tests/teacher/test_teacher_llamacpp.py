@@ -461,3 +461,30 @@ def test_llama_cpp_warnings_go_to_logging_not_the_terminal(tiny_models, capfd, c
     assert "n_ctx_seq" not in err and "n_ctx_seq" not in out
     logged = [r.getMessage() for r in caplog.records if r.name == "lab_ci.llama_cpp"]
     assert any("possible training context overflow" in m for m in logged), logged[-5:]
+
+
+def test_prompts_come_back_from_the_host_memory_store(random_ggufs):
+    """With a prompt store, a prompt that left the cache long ago (a new push of the
+    same pull request, several jobs later) is restored from host memory instead of being
+    evaluated again; greedy output is what a fresh teacher gives (f32: exactly)."""
+    path = random_ggufs["f32"]
+    leaf = [PROMPTS[0] + "Sure." * 20, PROMPTS[1] + "Sure." * 20]
+    others = [[f"<|user|>\nSomething else entirely, number {k}.\n<|assistant|>\n"] for k in range(4)]
+    with LlamaCppTeacher(path, n_ctx=1024, max_parallel=4) as fresh:
+        want = fresh.complete(leaf, GREEDY)
+    with LlamaCppTeacher(path, n_ctx=1024, max_parallel=4, prompt_store_mb=64) as t:
+        t.complete(leaf, GREEDY)
+        for prompts in others:
+            t.complete(prompts, GREEDY)
+        leaf_tokens = {tuple(t.tokenize(p)) for p in leaf}
+        assert not leaf_tokens & {toks for _, toks in t._state.kept}  # the leaf's prompts left the cache
+        assert leaf_tokens <= set(t._store)
+        again = t.complete(leaf, GREEDY)
+        stats = dict(t.last_stats)
+        t.forget_prompts()
+        assert not t._store
+    assert again == want
+    assert stats["reused_tokens"] >= sum(len(t.tokenize(p)) - 1 for p in leaf) - 2
+    assert stats["evaluated_tokens"] <= 4
+    with pytest.raises(TeacherError, match="prompt_store_mb=-1"):
+        LlamaCppTeacher(path, n_ctx=256, prompt_store_mb=-1)

@@ -7,10 +7,13 @@ from lab_ci.teacher.llamacpp import (
     CacheState,
     ClearCache,
     CopySeq,
+    DropStored,
     EngineConfig,
     Evaluate,
     NewContext,
     RemoveSeq,
+    RestoreSeq,
+    SaveSeq,
     context_cells,
     plan_call,
     prompt_tree,
@@ -127,3 +130,70 @@ def test_per_sequence_max_tokens_size_the_cache():
     assert plan.unified and not plan.retain
     assert plan.ops[0] == NewContext(True, context_cells(len(prompt_tree(seqs)) + 3010))
     assert plan.after.kept == ()
+
+
+# ----------------------------------------------------------------- the host-memory prompt store
+
+STORE = EngineConfig(max_parallel=4, n_ctx=4096, store_cells=10_000, min_store=32)
+
+
+def run_calls(state, calls, cfg=STORE):
+    plans = []
+    for seqs in calls:
+        plans.append(plan_call(state, seqs, [16] * len(seqs), cfg))
+        state = plans[-1].after
+    return state, plans
+
+
+def test_kept_prompts_leaving_the_cache_are_stored_first():
+    first = [HEAD + [500, 1], HEAD + [501, 1]]
+    others = [[HEAD + [9000 + k, 1]] for k in range(3)]  # each reuses the kept HEAD: the slots rotate
+    state, plans = run_calls(CacheState(), [first, *others])
+    # the third call drops the first call's prompts (two calls' stay): saved, then removed
+    ops = plans[2].ops
+    saves = [op for op in ops if isinstance(op, SaveSeq)]
+    assert [(op.seq, op.tokens) for op in saves] == [(0, tuple(first[0])), (1, tuple(first[1]))]
+    assert ops.index(saves[-1]) < ops.index(RemoveSeq(0))
+    assert state.stored[:2] == (tuple(first[0]), tuple(first[1]))
+    # no store: nothing saved
+    _, plain = run_calls(CacheState(), [first, *others], CFG)
+    assert not any(isinstance(op, SaveSeq) for plan in plain for op in plan.ops)
+
+
+def test_a_stored_prompt_is_restored_once_and_shared():
+    first = [HEAD + [500, 1]]
+    others = [[[9000 + 100 * k + j for j in range(200)]] for k in range(3)]
+    state, _ = run_calls(CacheState(), [first, *others])
+    again = [HEAD + [500, 1, 7], HEAD + [500, 2], HEAD + [600]]  # a new push: the same leaf's prompts
+    plan = plan_call(state, again, [16] * 3, STORE)
+    restores = [op for op in plan.ops if isinstance(op, RestoreSeq)]
+    assert restores == [RestoreSeq(tuple(first[0]), plan.ids[0], len(HEAD) + 2)]
+    copies = [op for op in plan.ops if isinstance(op, CopySeq)]
+    assert CopySeq(plan.ids[0], plan.ids[1], 0, len(HEAD) + 1) in copies
+    assert CopySeq(plan.ids[0], plan.ids[2], 0, len(HEAD)) in copies
+    assert plan.reused == (len(HEAD) + 2) + (len(HEAD) + 1) + len(HEAD)
+    assert evaluated_positions(plan)[plan.ids[0]] == [len(HEAD) + 2]
+    assert plan.after.stored[-1] == tuple(first[0])  # most recently used last
+
+
+def test_the_store_drops_its_least_recently_used_prompts_to_fit():
+    small = EngineConfig(max_parallel=4, n_ctx=4096, store_cells=500, min_store=32)
+    calls = [[[1000 * (k + 1) + j for j in range(200)]] for k in range(6)]
+    state, plans = run_calls(CacheState(), calls, small)
+    # nothing shared: each call clears the cache, saving the kept prompts; two of 200 fit
+    assert state.stored == (tuple(calls[3][0]), tuple(calls[4][0]))
+    assert any(isinstance(op, DropStored) and op.tokens == tuple(calls[0][0]) for op in plans[3].ops)
+
+
+def test_prompts_are_stored_before_the_cache_is_cleared_or_replaced():
+    first = [HEAD + [500, 1]]
+    cfg = EngineConfig(max_parallel=1, n_ctx=16384, store_cells=100_000, min_store=32)
+    state, _ = run_calls(CacheState(), [first], cfg)
+    # a call that shares nothing worth reusing clears the cache: the kept prompt is saved first
+    plan = plan_call(state, [[7, 8, 9, 10]], [500], cfg)
+    kinds = [type(op) for op in plan.ops]
+    assert kinds.index(SaveSeq) < kinds.index(ClearCache)
+    # one that needs a bigger context: saved before the new context
+    big = plan_call(plan_call(CacheState(), first, [16], cfg).after, [HEAD + [1]], [15_000], cfg)
+    kinds = [type(op) for op in big.ops]
+    assert kinds.index(SaveSeq) < kinds.index(NewContext)
