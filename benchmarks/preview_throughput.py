@@ -91,6 +91,8 @@ TAXONOMY = REPO / "taxonomy"
 SHARED = Path(os.environ.get("LAB_CI_SHARED", REPO.parent / "shared"))
 CORPUS = SHARED / "corpus" / "taxonomy-history.bundle"
 PATHS = ("naive", "ours", "server", "service")
+#: the host-memory prompt store of the engine behind the teacher service (as the bot loads it)
+SERVICE_STORE_MB = 1024
 
 
 # --------------------------------------------------------------------------- machine
@@ -516,7 +518,8 @@ class ServiceTeacher:
     preview children reach it: lab-ci's OpenAI backend over loopback HTTP, a job token,
     every request of a block in flight at once. The engine is made afresh (untimed) for
     every timed run; between the leaves of a run, and the runs of an ``again`` scenario,
-    it keeps its prompts (a job cannot make a shared teacher forget)."""
+    it keeps its prompts (a job cannot make a shared teacher forget), in the cache and in
+    a prompt store of ``SERVICE_STORE_MB``."""
 
     name = "service"
 
@@ -539,6 +542,7 @@ class ServiceTeacher:
             max_parallel=batch,
             n_gpu_layers=self.n_gpu_layers,
             flash_attn=self.fa,
+            prompt_store_mb=SERVICE_STORE_MB,
         )
         self.service = TeacherService(self.engine).start()
         ticket = self.service.open_job("bench", 10**12)
@@ -734,7 +738,7 @@ def service_bench(args, gguf: Path, binary: Path | None, gpu: bool, fill) -> lis
     n_gpu_layers = -1 if gpu else 0
     width = k * samples
     kw = dict(n_ctx=2048, n_threads=args.n_threads, n_gpu_layers=n_gpu_layers, flash_attn=fa)
-    shared = LlamaCppTeacher(gguf, max_parallel=width, **kw)
+    shared = LlamaCppTeacher(gguf, max_parallel=width, prompt_store_mb=SERVICE_STORE_MB, **kw)
     fmt = shared.chat_format
     paths = {}
 
