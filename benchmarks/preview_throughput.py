@@ -328,6 +328,15 @@ class NaiveTeacher:
         self.llm.close()
 
 
+def engine(path: Path, batch: int, n_threads: int, n_gpu_layers: int, fa: bool, **kw):
+    """lab-ci's engine on a bench model, ``batch`` sequences at once."""
+    from lab_ci.teacher.llamacpp import LlamaCppTeacher
+
+    return LlamaCppTeacher(
+        path, n_ctx=2048, n_threads=n_threads, max_parallel=batch, n_gpu_layers=n_gpu_layers, flash_attn=fa, **kw
+    )
+
+
 class OursTeacher:
     """lab-ci's engine with max_parallel = the batch size (one teacher per batch size;
     the model is loaded once per process)."""
@@ -342,17 +351,9 @@ class OursTeacher:
         self.arrivals = None
 
     def _teacher(self, batch: int):
-        from lab_ci.teacher.llamacpp import LlamaCppTeacher
-
         if batch not in self.teachers:
-            self.teachers[batch] = LlamaCppTeacher(
-                self.path,
-                n_ctx=2048,
-                n_threads=self.n_threads,
-                max_parallel=batch,
-                n_gpu_layers=self.n_gpu_layers,
-                flash_attn=self.fa,
-                prefix_cache=self.prefix_cache,
+            self.teachers[batch] = engine(
+                self.path, batch, self.n_threads, self.n_gpu_layers, self.fa, prefix_cache=self.prefix_cache
             )
         return self.teachers[batch]
 
@@ -530,19 +531,12 @@ class ServiceTeacher:
         self.arrivals = None
 
     def prepare(self, batch: int) -> None:
-        from lab_ci.teacher.llamacpp import LlamaCppTeacher
         from lab_ci.teacher.openai import OpenAITeacher
         from lab_ci.teacher.service import TeacherService
 
         self.close()
-        self.engine = LlamaCppTeacher(
-            self.path,
-            n_ctx=2048,
-            n_threads=self.n_threads,
-            max_parallel=batch,
-            n_gpu_layers=self.n_gpu_layers,
-            flash_attn=self.fa,
-            prompt_store_mb=SERVICE_STORE_MB,
+        self.engine = engine(
+            self.path, batch, self.n_threads, self.n_gpu_layers, self.fa, prompt_store_mb=SERVICE_STORE_MB
         )
         self.service = TeacherService(self.engine).start()
         ticket = self.service.open_job("bench", 10**12)
@@ -727,7 +721,6 @@ def service_bench(args, gguf: Path, binary: Path | None, gpu: bool, fill) -> lis
     (``lab_ci.teacher.service``: one engine, requests of all jobs batched together,
     reached over loopback HTTP by lab-ci's OpenAI backend as a preview child would), and
     llama-server with a slot per sequence."""
-    from lab_ci.teacher.llamacpp import LlamaCppTeacher
     from lab_ci.teacher.openai import OpenAITeacher
     from lab_ci.teacher.service import TeacherService
 
@@ -737,13 +730,12 @@ def service_bench(args, gguf: Path, binary: Path | None, gpu: bool, fill) -> lis
     samples, cap, fa = args.pr_samples, args.max_tokens, args.flash_attn == "on"
     n_gpu_layers = -1 if gpu else 0
     width = k * samples
-    kw = dict(n_ctx=2048, n_threads=args.n_threads, n_gpu_layers=n_gpu_layers, flash_attn=fa)
-    shared = LlamaCppTeacher(gguf, max_parallel=width, prompt_store_mb=SERVICE_STORE_MB, **kw)
+    shared = engine(gguf, width, args.n_threads, n_gpu_layers, fa, prompt_store_mb=SERVICE_STORE_MB)
     fmt = shared.chat_format
     paths = {}
 
     def per_job(i):
-        t = LlamaCppTeacher(gguf, max_parallel=8, **kw)
+        t = engine(gguf, 8, args.n_threads, n_gpu_layers, fa)
         return t, t.close
 
     paths["per-job"] = (per_job, time.process_time)
