@@ -335,7 +335,7 @@ class TeacherService:
             while not req.done.wait(POLL_S):
                 if not req.hung_up and connection is not None and _hung_up(connection):
                     req.hung_up = True  # the engine drops it at its next step
-                if req.job.cancelled and not req.started:
+                if req.cancelled() and not req.started:
                     break  # still queued: answered now; the engine skips it when it comes to it
             if req.job.cancelled and (
                 not req.done.is_set() or any(c is None or c.finish_reason == "cancelled" for c in req.results)
