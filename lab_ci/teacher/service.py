@@ -25,8 +25,8 @@ What it adds to the teacher:
   stop at the next decoding step; every request of it is answered HTTP 410 and its
   token no longer works. A request whose client hangs up is cancelled the same way.
 * **batching across jobs** with the local engine (``LlamaCppTeacher``): the requests
-  that arrive while a batch decodes (or within ``gather_s`` of the first) are decoded
-  together as one batch (prefix tree, kept prompts; see ``lab_ci.teacher.llamacpp``),
+  that arrive while a batch decodes (or each within ``gather_s`` of the one before, for
+  at most 10 x ``gather_s``) are decoded together as one batch (prefix tree, kept prompts; see ``lab_ci.teacher.llamacpp``),
   and each request is answered as soon as its own sequences are done. With an
   OpenAI-compatible teacher (vLLM, llama-server) requests are forwarded to it as they
   come, streamed, so a cancelled one is dropped there too (the connection closes).
@@ -467,7 +467,11 @@ class _LocalEngine:
             if first is None:
                 return
             batch, size = [first], first.sequences
-            deadline = time.monotonic() + self.service.gather_s
+            # gather: while requests keep arriving (each within gather_s of the last, as a
+            # block's requests do), up to max_parallel sequences or 10 x gather_s in all
+            gather = self.service.gather_s
+            cap = time.monotonic() + 10 * gather
+            deadline = min(cap, time.monotonic() + gather)
             stop = False
             while size < limit:
                 try:
@@ -479,6 +483,7 @@ class _LocalEngine:
                     break
                 batch.append(nxt)
                 size += nxt.sequences
+                deadline = min(cap, time.monotonic() + gather)
             try:
                 gens = []
                 for req in batch:
