@@ -3,9 +3,10 @@
 # Run:    docker run -d --name lab-ci -p 8080:8080 -v lab-ci-data:/data \
 #           -e LAB_CI_WEBHOOK_SECRET -e LAB_CI_APP_ID -e LAB_CI_PRIVATE_KEY_PATH=/run/secrets/app.pem \
 #           -v /etc/lab-ci/app.pem:/run/secrets/app.pem:ro lab-ci-bot
-# No torch in this image: checks and previews run here; release builds are dispatched to
-# GitHub Actions (see the README, "The lab-ci bot on GitHub"). Add the `train` extra only if you want
-# the local build executor.
+# No torch in this image: checks and previews run here, each in a limited job process
+# (docs/operators/security.md); release builds are dispatched to GitHub Actions
+# (docs/maintainers/approvals.md). Add the `train` extra only if you want the local
+# build executor.
 # -- builder: llama-cpp-python (the `preview` extra) has no manylinux wheel for every
 # platform and is compiled from source here; it needs a C/C++ toolchain and CMake, which
 # stay out of the final image.
@@ -23,7 +24,7 @@ COPY pyproject.toml README.md ./
 COPY lab_ci ./lab_ci
 COPY schemas ./schemas
 # Wheels for lab-ci and every dependency (llama-cpp-python built once, here), without
-# ggml's AMX kernels on x86_64: they crash on some AMX Xeons (README, "AMX").
+# ggml's AMX kernels on x86_64: they crash on some AMX Xeons (docs/operators/teachers.md).
 RUN case "$(uname -m)" in x86_64) F="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" ;; *) F="" ;; esac \
     && CFLAGS="$F" CXXFLAGS="$F" pip wheel --wheel-dir /wheels ".[bot,preview]"
 
@@ -35,7 +36,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# git: the bot fetches pull request heads into local mirrors (GitPython needs the binary).
+# git: the bot fetches pull request heads into local mirrors (lab-ci runs the git binary).
 # libgomp1: the OpenMP runtime the compiled llama.cpp links against.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates libgomp1 \

@@ -7,7 +7,11 @@ files) and checks all of them, in the same run, with:
   runs the ``yamllint`` command per file (yq disabled: with yq it is slower still);
 - lab-ci ``check_leaves`` in one process and with ``--jobs 2``;
 - the real command ``lab-ci check --no-cache --format json`` on the laid-out tree;
-- ``check_leaves`` with a result cache, cold (fills it) and warm (an unchanged tree).
+- ``check_leaves`` with a result cache, cold (fills it) and warm (an unchanged tree);
+- the real command ``lab-ci check --format json`` again on the unchanged tree, its cache
+  warm: the re-check a contributor or CI runs most (process start, walking the tree,
+  reading every leaf, the cache, the JSON output). CPU seconds of that process are
+  printed too (the machines are shared: wall time is noisy).
 
 Usage: .venv/bin/python benchmarks/check_corpus.py [--bundle PATH] [--reference-limit N]
 (``--reference-limit`` times the reference on the first N files only; its files/s
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,6 +72,21 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
+    def cli(tmp: Path, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "lab_ci",
+            "check",
+            "--taxonomy",
+            str(tmp / "tree"),
+            *extra,
+            "--format",
+            "json",
+            "-o",
+            str(tmp / "out.json"),
+        ]
+
     with tempfile.TemporaryDirectory(prefix="lab-ci-bench-") as tmp:
         tmp = Path(tmp)
         mirror = tmp / "corpus.git"
@@ -99,20 +119,7 @@ def main() -> int:
         t2, rep2 = timed(lambda: check_leaves(leaves, opts, jobs=2))
         rows.append(("lab-ci check_leaves, --jobs 2", n, t2, f"{rep2.summary()['invalid']} invalid"))
 
-        cli = [
-            sys.executable,
-            "-m",
-            "lab_ci",
-            "check",
-            "--taxonomy",
-            str(tmp / "tree"),
-            "--no-cache",
-            "--format",
-            "json",
-            "-o",
-            str(tmp / "out.json"),
-        ]
-        t_cli, proc = timed(lambda: subprocess.run(cli, capture_output=True, text=True))
+        t_cli, proc = timed(lambda: subprocess.run(cli(tmp, "--no-cache"), capture_output=True, text=True))
         if proc.returncode in (0, 1):
             rows.append(("lab-ci check --no-cache --format json (whole command)", n, t_cli, f"exit {proc.returncode}"))
         else:
@@ -128,6 +135,26 @@ def main() -> int:
                 n,
                 t_warm,
                 f"{rep_warm.summary()['invalid']} invalid",
+            )
+        )
+
+        # The whole command on the unchanged tree, cache warm (its own cache folder).
+        env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "xdg")}
+        subprocess.run(cli(tmp), capture_output=True, env=env)  # fills the cache
+        best = None
+        for _ in range(3):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t_warm_cli, proc = timed(lambda: subprocess.run(cli(tmp), capture_output=True, text=True, env=env))
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            if best is None or t_warm_cli < best[0]:
+                best = (t_warm_cli, cpu, proc.returncode)
+        rows.append(
+            (
+                "lab-ci check --format json, warm cache (best of 3)",
+                n,
+                best[0],
+                f"exit {best[2]}, {best[1]:.2f} s CPU",
             )
         )
 

@@ -24,6 +24,23 @@ stored delivery and one ``delivery`` job (zero lost, zero duplicated), and the w
 have drained them all.
 
 Usage: ``.venv/bin/python benchmarks/webhook_load.py [--rates 50,100,200,400] [--seconds 6]``
+
+Hostile scenario (``--hostile``): the acknowledgement latency while EVERY worker is busy
+with a hostile job, the issue-10 attack: the real checker on a real alias-bomb
+``qna.yaml`` (a few hundred bytes whose anchors nest aliases eight levels deep; tens of
+seconds of pure-Python validation each), from a real git repository. Three servers, one
+after the other, each driven at the same rate for the same time:
+
+* ``idle``: no hostile job (the baseline, measured in the same run);
+* ``isolated``: the bot as shipped: each check runs in a limited child process
+  (:func:`lab_ci.bot.isolation.run_isolated`, niceness ``LAB_CI_JOB_NICE``) while the
+  worker thread waits, plus the light worker lane;
+* ``in-process``: the bot before isolation: the same check in the worker thread, in the
+  server's process (it holds the GIL), no light lane.
+
+Every scenario keeps ``--workers`` hostile jobs running for the whole step (more are
+queued than can finish); the table says how many were running when the step began and
+ended. Usage: ``.venv/bin/python benchmarks/webhook_load.py --hostile [--rate 50] [--seconds 15]``
 """
 
 from __future__ import annotations
@@ -48,23 +65,85 @@ SECRET = b"benchmark-secret"
 
 
 # -- the server process -------------------------------------------------------------
-def serve(port: int, data_dir: Path, workers: int, synchronous: str) -> None:
+HOSTILE_KIND = "check"
+
+
+def bomb_repository(root: Path, levels: int = 8) -> dict:
+    """A real git repository whose second commit adds an alias-bomb leaf; the check
+    request of that change (what the bot's check job hands its job process)."""
+    from lab_ci.bot.work import CheckWork
+
+    names = "abcdefghij"
+    lines = ["version: 3", "created_by: mallory", "task_description: bomb", "a: &a {q: x, r: y}"]
+    for i in range(1, levels):
+        prev, cur = names[i - 1], names[i]
+        lines.append(f"{cur}: &{cur} {{" + ", ".join(f"{k}: *{prev}" for k in "qrstuvwxy") + "}")
+    lines.append(f"seed_examples: [*{names[levels - 1]}]")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b"}
+    env["GIT_COMMITTER_EMAIL"] = "b@x"
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+    root.mkdir(parents=True)
+    git("init", "--quiet", "--initial-branch=main")
+    (root / "README.md").write_text("taxonomy\n")
+    git("add", "-A")
+    git("commit", "--quiet", "-m", "main")
+    base = git("rev-parse", "HEAD").strip()
+    leaf = root / "compositional_skills" / "mallory" / "bomb"
+    leaf.mkdir(parents=True)
+    (leaf / "qna.yaml").write_text("\n".join(lines) + "\n")
+    (leaf / "attribution.txt").write_text("x\n")
+    git("add", "-A")
+    git("commit", "--quiet", "-m", "bomb")
+    head = git("rev-parse", "HEAD").strip()
+    return CheckWork(taxonomy=str(root), base=base, head=head).to_dict()
+
+
+def serve(port: int, data_dir: Path, workers: int, synchronous: str, scenario: str = "rates") -> None:
     import logging
 
     import uvicorn
 
+    from lab_ci.bot import work
     from lab_ci.bot.app import create_app
-    from lab_ci.bot.metrics import Metrics, configure_json_logging
+    from lab_ci.bot.jobs import JobSpec
+    from lab_ci.bot.logs import configure_json_logging
+    from lab_ci.bot.metrics import Metrics
     from lab_ci.bot.queue import SQLiteQueue
+    from lab_ci.bot.services import Services
     from lab_ci.bot.settings import Settings
-    from lab_ci.bot.worker import Worker, WorkerContext
+    from lab_ci.bot.worker import Worker
 
     configure_json_logging(logging.INFO)
     settings = Settings(webhook_secret=SECRET, data_dir=data_dir, workers=workers, db_synchronous=synchronous)
     queue = SQLiteQueue(settings.queue_path, synchronous=settings.db_synchronous)
     metrics = Metrics()
-    ctx = WorkerContext(settings=settings, queue=queue, metrics=metrics)
-    worker = Worker(queue, ctx, router=lambda event, payload, delivery_id: [], runner=lambda job, ctx: None)
+    services = Services(settings=settings, queue=queue, metrics=metrics)
+
+    def runner(job, services):
+        if job.kind != HOSTILE_KIND:
+            return
+        if scenario == "isolated":
+            try:
+                services.isolated("check", work.CHECK_TARGET, job.payload, job)
+            except Exception:  # a limit: the job ends like the bot's does, the worker moves on
+                pass
+        else:  # the bot before isolation: the checker in the worker thread
+            work.check(job.payload)
+
+    if scenario in ("isolated", "in-process"):
+        request = bomb_repository(data_dir / "hostile-taxonomy")
+        for i in range(workers * 6):
+            queue.enqueue(JobSpec(HOSTILE_KIND, request, key=f"hostile-{i}", max_attempts=1))
+    worker = Worker(
+        queue,
+        services,
+        router=lambda event, payload, delivery_id: [],
+        runner=runner,
+        light_threads=0 if scenario == "in-process" else None,
+    )
     app = create_app(settings, queue, metrics=metrics, worker=worker)
     # keep-alive longer than the pauses between steps, so a reused connection is never
     # closed by the server under the client's feet (a client-side ReadError, not a loss)
@@ -274,51 +353,29 @@ def main() -> int:
         help="SQLite synchronous level for stored deliveries (FULL: fsync before 202)",
     )
     p.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator's HTTP client")
+    p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="ack latency while every worker runs a hostile job: idle vs isolated vs in-process",
+    )
+    p.add_argument("--rate", type=float, default=50.0, help="deliveries per second of --hostile (default 50)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--scenario", default="rates", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(args.port, args.data_dir, args.workers, args.db_synchronous)
+        serve(args.port, args.data_dir, args.workers, args.db_synchronous, args.scenario)
         return 0
+    if args.hostile:
+        return hostile(args)
 
     rates = [float(r) for r in args.rates.split(",")]
     payloads = load_bodies()
     with tempfile.TemporaryDirectory(prefix="labci-bench-") as tmp:
         data = Path(tmp)
-        port = free_port()
-        log = open(data / "server.log", "w")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data),
-                "--workers",
-                str(args.workers),
-                "--db-synchronous",
-                args.db_synchronous,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        server, port = start_server(args, data, "rates")
         try:
-            import httpx
-
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("the server did not start; see its log")
-                time.sleep(0.1)
             print(f"load generator: {args.client} client; ", end="")
             print(
                 f"webhook_load: {len(payloads)} real payloads, {os.cpu_count()} CPUs (shared by server, workers and load generator), "
@@ -339,12 +396,7 @@ def main() -> int:
                 time.sleep(0.2)
             drain_s = time.monotonic() - t_drain
         finally:
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
+            stop_server(server)
 
         print(f"loadavg {os.getloadavg()[0]:.2f} at end")
         hdr = (
@@ -388,6 +440,122 @@ def main() -> int:
         ok = not lost and not dup and len(accepted) == sum(s["sent"] for s in steps)
         print("RESULT:", "zero lost, zero duplicates" if ok else "FAILED")
         return 0 if ok else 1
+
+
+def start_server(args, data: Path, scenario: str) -> tuple[subprocess.Popen, int]:
+    import httpx
+
+    port = free_port()
+    log = open(data / "server.log", "w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--workers",
+            str(args.workers),
+            "--db-synchronous",
+            args.db_synchronous,
+            "--scenario",
+            scenario,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    server.log_file = log  # closed by stop_server
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server, port
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            sys.exit(f"the server did not start; see {data / 'server.log'}")
+        time.sleep(0.1)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    server.log_file.close()
+
+
+def running_hostile(data: Path) -> int:
+    db = sqlite3.connect(f"file:{data / 'queue.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT COUNT(*) FROM jobs WHERE kind = ? AND state = 'running'", (HOSTILE_KIND,)).fetchone()[
+            0
+        ]
+    finally:
+        db.close()
+
+
+async def drive_one(port: int, rate: float, warm, reqs, server_pid: int) -> dict:
+    """A short warm-up, then one measured step at ``rate``."""
+    client = RawClient("127.0.0.1", port)
+    try:
+        await run_step(client, "/webhook", 10, warm)
+        return await measured(run_step(client, "/webhook", rate, reqs), server_pid)
+    finally:
+        await client.aclose()
+
+
+def hostile(args) -> int:
+    payloads = load_bodies()
+    n = int(args.rate * args.seconds)
+    print(
+        f"webhook_load --hostile: {n} signed deliveries at {args.rate:.0f}/s per scenario, {args.workers} workers, "
+        f"{os.cpu_count()} CPUs shared by server, jobs and load generator, loadavg {os.getloadavg()[0]:.2f} at start"
+    )
+    rows = []
+    for i, scenario in enumerate(("idle", "isolated", "in-process")):
+        with tempfile.TemporaryDirectory(prefix="labci-bench-") as tmp:
+            data = Path(tmp)
+            server, port = start_server(args, data, scenario)
+            try:
+                if scenario != "idle":  # wait until every worker runs a hostile job
+                    deadline = time.monotonic() + 60
+                    while running_hostile(data) < args.workers and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    time.sleep(2.0)  # into the jobs' heavy part (parse, then schema walk)
+                busy_before = running_hostile(data)
+                warm = make_requests(20, payloads, 9_000_000 + i * 1000)
+                reqs = make_requests(n, payloads, (i + 1) * 1_000_000)
+                step = asyncio.run(drive_one(port, args.rate, warm, reqs, server.pid))
+                busy_after = running_hostile(data)
+            finally:
+                stop_server(server)
+            rows.append((scenario, step, busy_before, busy_after))
+    base = rows[0][1]["p99"]
+    print(
+        f"{'scenario':>10} {'busy':>7} {'sent':>5} {'202':>5} {'other':>5} {'p50 ms':>8} {'p99 ms':>9} {'max ms':>9} "
+        f"{'p99/idle':>8} {'srv cpu ms':>10}"
+    )
+    for scenario, s, before, after in rows:
+        other = sum(v for k, v in s["statuses"].items() if k != 202)
+        print(
+            f"{scenario:>10} {before:>3}/{after:<3} {s['sent']:>5} {s['statuses'].get(202, 0):>5} {other:>5} "
+            f"{s['p50']:>8.2f} {s['p99']:>9.2f} {s['max']:>9.2f} {s['p99'] / base:>8.2f} {s['server_cpu_ms']:>10.2f}"
+        )
+    print(
+        "(busy: hostile jobs running when the step began/ended; latency from the scheduled send time; "
+        "srv cpu: the server process's own CPU ms per request, its job processes excluded)"
+    )
+    isolated = rows[1][1]
+    ok = isolated["p99"] < 1000 and isolated["statuses"].get(202, 0) == n and rows[1][2] >= args.workers
+    print("RESULT:", "isolated p99 under 1 s with every worker busy" if ok else "FAILED")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .errors import LabCIError
 COMMAND_MODULES = (
     "lab_ci.check.cli",
     "lab_ci.preview.cli",
-    "lab_ci.build.cli",
+    "lab_ci.builds.cli",
     "lab_ci.bot.cli",
 )
 

@@ -3,7 +3,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/bot_local_demo.py [--pr N] [--teacher GGUF] [--keep]
+    .venv/bin/python scripts/bot_local_demo.py [--pr N] [--teacher GGUF] [--github-latency S] [--keep]
 
 Everything runs on 127.0.0.1 with real parts, except GitHub itself: github.com is
 unreachable here, so its REST API is played by the test double ``tests/bot/ghdouble.py``
@@ -20,7 +20,10 @@ unreachable here, so its REST API is played by the test double ``tests/bot/ghdou
 4. posts real, HMAC-signed webhook payloads from ``shared/github/webhook-payloads``
    (adapted only in repository / pull request fields): an invalid corpus PR, the valid
    example PR, its merge, ``/lab approve-build`` by a contributor and by a maintainer;
-5. waits (with timeouts) for each effect in the double's records and prints a transcript.
+5. after each delivery waits until the bot is idle (its ``/metrics``: no job queued or
+   running), then reads each effect from the double's records and prints a transcript.
+   It waits on state, never on time: a check run read while a later job still has to
+   update it would make the transcript flaky.
 
 Exit 0 when every expected effect happened, 1 otherwise (listing what was missing). The
 server and the double are always stopped, unless ``--keep`` (then: until Ctrl-C).
@@ -71,6 +74,20 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def bot_idle(url: str) -> bool:
+    """True when the bot's queue has no job queued or running (from ``GET /metrics``)."""
+    try:
+        text = httpx.get(url + "/metrics", timeout=5).text
+    except httpx.TransportError:
+        return False
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("labci_queue_depth", "labci_jobs_running"):
+            values[name] = float(value)
+    return values.get("labci_queue_depth") == 0 and values.get("labci_jobs_running") == 0
+
+
 def wait_for(what, timeout: float, server: subprocess.Popen):
     """Poll ``what()`` until it returns something truthy (returned) or ``timeout`` s pass
     (None); gives up at once if the server process died."""
@@ -86,8 +103,11 @@ def wait_for(what, timeout: float, server: subprocess.Popen):
 
 
 # -- set-up --------------------------------------------------------------------------
-def start_double(public_pem: str) -> GitHubDouble:
+def start_double(public_pem: str, latency: float = 0.0) -> GitHubDouble:
     double = GitHubDouble(app_id=APP_ID, public_key_pem=public_pem).start()
+    if latency > 0:  # a slow GitHub: every check run write answers late (and still lands)
+        double.fail("POST", r"/check-runs$", 0, delay=latency, times=10**6)
+        double.fail("PATCH", r"/check-runs/\d+$", 0, delay=latency, times=10**6)
     double.add_installation(INSTALLATION_ID, OWNER)
     repo = double.add_repo(REPO)
     repo.collaborators.update({"maintainer": "maintain"})
@@ -278,12 +298,19 @@ def scenario(double: GitHubDouble, bare: Path, server: subprocess.Popen, url: st
             say(f"  !! MISSING after {timeout:.0f}s: {label}")
         return found
 
+    def settle(timeout: float = 300) -> None:
+        """Wait until the bot has done everything the last delivery asked for."""
+        if not wait_for(lambda: bot_idle(url), timeout, server):
+            missing.append("the bot going idle")
+            say(f"  !! the bot still had jobs after {timeout:.0f}s")
+
     def expect_run(
         name: str, sha: str, conclusion: str | None, *, status: str = "completed", timeout: float = 90, what: str = ""
     ):
-        """Wait for check run ``name`` on ``sha`` to reach ``status``, show it, and
-        count it missing unless it ended with ``conclusion``."""
+        """Wait until the bot is idle, then read check run ``name`` on ``sha`` in
+        ``status``, show it, and count it missing unless it ended with ``conclusion``."""
         label = f"{name} {status}/{conclusion} {what}".rstrip()
+        settle(max(timeout, 300))
         run = expect(label, lambda: finished_run(double, name, sha, status), timeout)
         if run:
             show_run(double, run)
@@ -350,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--teacher", type=Path, help=f"GGUF teacher for previews (default {MODELS.relative_to(REPO_ROOT)}/teacher.gguf)"
     )
+    ap.add_argument(
+        "--github-latency",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="answer every check run write S seconds late, like a slow GitHub (default 0)",
+    )
     ap.add_argument("--keep", action="store_true", help="leave the server and the double running until Ctrl-C")
     args = ap.parse_args(argv)
 
@@ -364,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         key_file = tmp / "app.pem"
         key_file.write_text(private_pem)
         key_file.chmod(0o600)
-        double = start_double(public_pem)
+        double = start_double(public_pem, args.github_latency)
         say(f"GitHub REST double (test double; github.com is unreachable): {double.base_url}")
         bare = github_side_repo(tmp)
         if subprocess.run(

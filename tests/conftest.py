@@ -19,6 +19,8 @@ from labtest import (  # noqa: F401  (re-exported for fixtures below)
     SHARED,
     WEBHOOK_PAYLOADS,
     _Lock,
+    pytest_configure,  # the collection guard's hooks
+    pytest_itemcollected,
     run_git,
 )
 

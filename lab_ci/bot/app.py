@@ -34,11 +34,12 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import webhooks
-from .metrics import CONTENT_TYPE, Metrics, log_event
+from .logs import log_event
+from .metrics import CONTENT_TYPE, Metrics
 from .queue import Queue
 from .settings import Settings
 
@@ -151,10 +152,11 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
     """The ASGI app. When ``worker`` (a :class:`~lab_ci.bot.worker.Worker`) is given, the
     app's lifespan starts it and stops it (gracefully) on shutdown."""
     metrics = metrics or Metrics()
+    metrics.bind(stats=queue.stats, workers_alive=worker.alive if worker is not None else None)
     writer = DeliveryWriter(queue)
 
     def reject(err: webhooks.WebhookError, event: str | None, delivery_id: str | None) -> JSONResponse:
-        metrics.deliveries_rejected.inc(reason=err.reason)
+        metrics.deliveries_rejected.labels(reason=err.reason).inc()
         log_event(
             log,
             "delivery_rejected",
@@ -188,7 +190,7 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
             return reject(err, event, delivery_id)
 
         if delivery.event == "ping":
-            metrics.deliveries_rejected.inc(reason="ping")
+            metrics.deliveries_rejected.labels(reason="ping").inc()
             log_event(log, "ping", delivery_id=delivery.id, hook_id=delivery.hook_id)
             return JSONResponse({"status": "pong", "delivery": delivery.id})
 
@@ -196,7 +198,7 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
         try:
             stored = await writer.record(delivery.id, delivery.event, body, meta)
         except Exception as e:  # the queue is unavailable: tell GitHub it failed (redeliverable)
-            metrics.deliveries_rejected.inc(reason="queue_unavailable")
+            metrics.deliveries_rejected.labels(reason="queue_unavailable").inc()
             log_event(
                 log,
                 "delivery_not_stored",
@@ -207,12 +209,12 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
             )
             return JSONResponse({"status": "error", "reason": "queue_unavailable"}, status_code=503)
         if not stored:
-            metrics.deliveries_rejected.inc(reason="duplicate")
+            metrics.deliveries_rejected.labels(reason="duplicate").inc()
             log_event(log, "delivery_duplicate", event=delivery.event, delivery_id=delivery.id)
             return JSONResponse({"status": "duplicate", "delivery": delivery.id}, status_code=200)
         if worker is not None:
             worker.notify()
-        metrics.deliveries_accepted.inc(event=delivery.event)
+        metrics.deliveries_accepted.labels(event=delivery.event).inc()
         elapsed = time.perf_counter() - t0
         metrics.ack_seconds.observe(elapsed)
         log_event(
@@ -233,19 +235,14 @@ def create_app(settings: Settings, queue: Queue, *, metrics: Metrics | None = No
         ok = db_ok
         if worker is not None:
             alive = worker.alive()
-            out["workers"] = {"alive": alive, "configured": worker.threads, "stopping": worker.stopping}
-            ok = ok and alive == worker.threads and not worker.stopping
+            out["workers"] = {"alive": alive, "configured": worker.configured, "stopping": worker.stopping}
+            ok = ok and alive == worker.configured and not worker.stopping
         out["status"] = "ok" if ok else "unhealthy"
         return JSONResponse(out, status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
-        try:
-            stats = await run_in_threadpool(queue.stats)
-        except Exception as e:  # still serve the process metrics
-            log_event(log, "stats_error", logging.WARNING, error=f"{type(e).__name__}: {e}")
-            stats = None
-        text = metrics.render(stats, workers_alive=worker.alive() if worker is not None else None)
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+        # the collector reads the queue: off the event loop
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

@@ -10,10 +10,16 @@ such processes on the same queue file; the file must be on a local disk).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import signal
+import threading
 from pathlib import Path
 
 from ..errors import LabCIError
+from .logs import configure_json_logging
+from .queue import SQLiteQueue
+from .settings import Settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,8 +60,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _settings(args):
-    from .settings import Settings
-
     return Settings.from_env(
         workers=0 if args.no_workers else args.workers,
         db_path=args.db,
@@ -69,8 +73,6 @@ def _settings(args):
 
 def is_loopback(host: str) -> bool:
     """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
     if host.strip("[]").lower() == "localhost":
         return True
     try:
@@ -91,28 +93,22 @@ def check_webhook_secret(secret: bytes | None, host: str, *, insecure: bool, htt
 
 
 def build_worker(settings, queue, metrics, *, router=None, runner=None):
-    """The production worker: handlers from ``lab_ci.bot.handlers`` unless given."""
-    from .worker import Worker, WorkerContext
+    """The production worker: the services built from the settings (GitHub App client,
+    approval store, mirrors) and the handlers of :mod:`lab_ci.bot.handlers`."""
+    # the web stack (PyGithub, prometheus_client): imported only when serving
+    from .services import build_services
+    from .worker import Worker
 
-    ctx = WorkerContext(settings=settings, queue=queue, metrics=metrics)
-    if router is None or runner is None:
-        try:
-            from . import handlers
-        except ImportError as e:
-            raise LabCIError(f"the bot's GitHub handlers cannot be loaded: {e}") from None
-        configure = getattr(handlers, "configure", None)
-        if callable(configure):
-            configure(ctx)
-    return Worker(queue, ctx, router=router, runner=runner)
+    services = build_services(settings, queue, metrics)
+    return Worker(queue, services, router=router, runner=runner)
 
 
 def run(args) -> int:
-    try:
+    try:  # the web stack (uvicorn, Starlette, PyGithub, prometheus_client): only to serve
         import uvicorn  # noqa: F401
 
         from .app import create_app
-        from .metrics import Metrics, configure_json_logging
-        from .queue import SQLiteQueue
+        from .metrics import Metrics
     except ImportError as e:
         raise LabCIError(f"lab-ci serve needs the bot extra: pip install 'lab-ci[bot]' ({e})") from None
 
@@ -154,8 +150,6 @@ def run(args) -> int:
     # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
     # to the handler that was there before; make that one a no-op so a graceful stop
     # exits 0 (what systemd, Docker and Kubernetes expect).
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
@@ -171,9 +165,6 @@ def run(args) -> int:
 
 
 def _run_worker_only(worker) -> int:
-    import signal
-    import threading
-
     if worker is None:
         raise LabCIError("--worker-only needs at least one worker (--workers N, N > 0)")
     done = threading.Event()
@@ -190,6 +181,5 @@ def _run_worker_only(worker) -> int:
 
 def _close_github(worker) -> None:
     """Close the cached GitHub HTTP sessions (one per installation)."""
-    app = worker.ctx.extras.get("github_app") if worker is not None else None
-    if app is not None:
-        app.close()
+    if worker is not None:
+        worker.services.close()

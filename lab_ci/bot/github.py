@@ -16,7 +16,8 @@ Transport policy (both for the app and installation clients):
   a retried POST would post a comment or dispatch a build twice, a retried PATCH would
   append annotations twice); the job's own retry looks up what exists first;
 - errors come out as :class:`GitHubError` with ``transient`` set when retrying the
-  whole job later may help (the queue does that when ``run_job`` raises), and a clear
+  whole job later may help (5xx, network errors, rate limits, every 429 whatever its
+  body says, and a 403 that carries ``Retry-After``) (the queue does that when ``run_job`` raises), and a clear
   message when the app is not installed or lacks a permission.
 """
 
@@ -37,6 +38,7 @@ import requests
 import urllib3
 from github import Auth, GithubException, GithubIntegration, GithubRetry
 
+from lab_ci.bot.render import batches
 from lab_ci.errors import LabCIError
 
 log = logging.getLogger("lab_ci.bot.github")
@@ -128,8 +130,14 @@ def _describe(e: Exception, what: str) -> GitHubError:
         status = e.status
         data = e.data if isinstance(e.data, dict) else {}
         msg = str(data.get("message") or e.data or "")[:300]
+        headers = {str(k).lower(): v for k, v in (e.headers or {}).items()}
         if isinstance(e, github.RateLimitExceededException) or (status in (403, 429) and ("rate limit" in msg.lower())):
             return GitHubError(f"{what}: GitHub rate limit exceeded ({msg})", status=status, transient=True)
+        if status == 429 or (status == 403 and "retry-after" in headers):
+            # "Too Many Requests" from GitHub or from a proxy / load balancer in front of it
+            # (whatever its body says), and any 403 that says when to come back: throttling
+            wait = f"; retry after {headers['retry-after']} s" if "retry-after" in headers else ""
+            return GitHubError(f"{what}: throttled ({status} {msg}){wait}", status=status, transient=True)
         if status == 401:
             return GitHubError(
                 f"{what}: GitHub rejected the credentials (401 {msg}); check the app id and private key",
@@ -341,8 +349,6 @@ class GitHubClient:
         digest is kept in ``external_id`` so a re-run of the same job resumes after the
         annotations already added instead of duplicating them; a new result on a run
         that already has annotations gets a fresh run (GitHub shows the newest)."""
-        from lab_ci.bot.render import batches
-
         annotations = annotations or []
         digest = output_digest(title, summary, text, annotations)
         existing = self.find_check_run(repo, head_sha, name)

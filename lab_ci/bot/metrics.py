@@ -1,228 +1,189 @@
-"""Observability of the bot: Prometheus metrics and structured JSON logs.
+"""Prometheus metrics of the bot, with ``prometheus_client``.
 
-Metrics are written in the Prometheus text exposition format (version 0.0.4) by a small
-thread-safe registry (counters, gauges, histograms with labels), so the bot needs no
-extra package. Process-local counters (deliveries, job outcomes, durations) live here;
-queue gauges (jobs by kind and state, depth, dead jobs) are read from the queue at scrape
-time by :func:`render`.
+:class:`Metrics` holds one registry per service (the app and its workers share it):
+counters and histograms that the process updates (deliveries, job outcomes, durations,
+admission refusals, limits), and a custom collector (:class:`QueueCollector`) that reads
+the queue's gauges (jobs by kind and state, depth, dead jobs...) and the workers' health
+at scrape time, so the numbers are the database's, shared by every process on it. Every
+metric is declared once (:data:`PROCESS_METRICS`, :data:`QUEUE_GAUGES`);
+:func:`metric_families` lists them for the generated reference.
 
-Logs: :class:`JsonFormatter` writes one JSON object per line; :func:`log_event` adds
-fields, dropping any whose name looks secret (secret, token, password, private key,
-authorization, signature, body, payload).
+Metric names (stable; ``_total`` is the counter suffix):
+
+=============================================  ==================================================
+``labci_webhook_deliveries_received_total``     requests to ``/webhook`` (before any check)
+``labci_webhook_deliveries_accepted_total``     stored deliveries, by ``event``
+``labci_webhook_deliveries_rejected_total``     refused or ignored requests, by ``reason``
+``labci_webhook_ack_seconds``                   histogram: request start to acknowledgement
+``labci_jobs_finished_total``                   job runs, by ``kind`` and ``outcome``
+``labci_job_retries_total``                     failures scheduled for a retry, by ``kind``
+``labci_job_duration_seconds``                  histogram of job runs, by ``kind``
+``labci_jobs_refused_total``                    jobs refused by a limit, by ``kind``, ``reason``
+                                                (``queue_full``, ``pr_quota``, ``user_quota``)
+``labci_jobs_coalesced_total``                  requests absorbed by an identical pending job
+``labci_job_limits_exceeded_total``             isolated jobs stopped at a limit, by ``kind``,
+                                                ``limit`` (``wall``, ``cpu``, ``memory``)
+``labci_jobs``                                  gauge: jobs in the queue by ``kind`` and ``state``
+``labci_queue_depth``, ``labci_queue_ready``    queued jobs; those ready to run now
+``labci_jobs_running``, ``labci_jobs_dead``     leased jobs; jobs that exhausted their attempts
+``labci_queue_oldest_ready_seconds``            age of the oldest ready job
+``labci_job_attempt_retries``                   extra attempts over all jobs in the queue
+``labci_deliveries_stored``                     delivery records kept for deduplication
+``labci_workers_alive``                         worker threads alive in this process
+``labci_uptime_seconds``                        seconds since this process started
+=============================================  ==================================================
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from lab_ci.bot.jobs import Admission
+from lab_ci.bot.logs import log_event
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+# ``*_created`` samples (a counter's creation time) only add noise to our dashboards.
+disable_created_metrics()
+log = logging.getLogger("lab_ci.bot.metrics")
 
 
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+@dataclass(frozen=True)
+class MetricFamily:
+    """One metric the bot exports: its name (a counter's without ``_total``), Prometheus
+    type, label names and help (the reference page is generated from these)."""
+
+    name: str
+    type: str
+    labels: tuple[str, ...]
+    help: str
 
 
-def _labels(names: tuple[str, ...], values: tuple, extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+#: What the process counts (attribute of :class:`Metrics` -> family).
+PROCESS_METRICS = {
+    "deliveries_received": MetricFamily(
+        "labci_webhook_deliveries_received", "counter", (), "Webhook requests received (before any check)."
+    ),
+    "deliveries_accepted": MetricFamily(
+        "labci_webhook_deliveries_accepted", "counter", ("event",), "Deliveries stored with their delivery job."
+    ),
+    "deliveries_rejected": MetricFamily(
+        "labci_webhook_deliveries_rejected", "counter", ("reason",), "Webhook requests refused or ignored, by reason."
+    ),
+    "ack_seconds": MetricFamily(
+        "labci_webhook_ack_seconds", "histogram", (), "Time from request start to acknowledgement."
+    ),
+    "jobs_finished": MetricFamily(
+        "labci_jobs_finished", "counter", ("kind", "outcome"), "Job runs finished by this process, by kind and outcome."
+    ),
+    "job_retries": MetricFamily("labci_job_retries", "counter", ("kind",), "Job failures scheduled for a retry."),
+    "job_seconds": MetricFamily("labci_job_duration_seconds", "histogram", ("kind",), "Job run durations."),
+    "jobs_refused": MetricFamily(
+        "labci_jobs_refused",
+        "counter",
+        ("kind", "reason"),
+        "Jobs refused by a limit (queue_full, pr_quota, user_quota), by kind and reason.",
+    ),
+    "jobs_coalesced": MetricFamily(
+        "labci_jobs_coalesced", "counter", ("kind",), "Requests absorbed by an identical queued or running job."
+    ),
+    "job_limits": MetricFamily(
+        "labci_job_limits_exceeded",
+        "counter",
+        ("kind", "limit"),
+        "Isolated jobs stopped at a limit (wall, cpu, memory), by kind.",
+    ),
+}
+#: Gauges read at scrape time: family -> the queue stats key it shows (None: not a stat).
+QUEUE_GAUGES = {
+    MetricFamily("labci_jobs", "gauge", ("kind", "state"), "Jobs in the queue by kind and state."): "jobs",
+    MetricFamily("labci_queue_depth", "gauge", (), "Queued jobs (ready or waiting for a retry)."): "queued",
+    MetricFamily("labci_queue_ready", "gauge", (), "Queued jobs ready to run now."): "ready",
+    MetricFamily("labci_jobs_running", "gauge", (), "Jobs leased by a worker."): "running",
+    MetricFamily("labci_jobs_dead", "gauge", (), "Jobs that exhausted their attempts (error kept)."): "dead",
+    MetricFamily("labci_queue_oldest_ready_seconds", "gauge", (), "Age of the oldest ready job."): "oldest_ready_age",
+    MetricFamily("labci_job_attempt_retries", "gauge", (), "Extra attempts over all jobs in the queue."): "retries",
+    MetricFamily("labci_deliveries_stored", "gauge", (), "Delivery records kept for deduplication."): "deliveries",
+}
+WORKERS_ALIVE = MetricFamily("labci_workers_alive", "gauge", (), "Job worker threads alive in this process.")
+UPTIME = MetricFamily("labci_uptime_seconds", "gauge", (), "Seconds since this process started.")
 
 
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if float(v).is_integer():
-        return str(int(v))
-    return repr(float(v))
+def metric_families() -> list[MetricFamily]:
+    """Every metric ``GET /metrics`` exports, in the order it exports them."""
+    return [*PROCESS_METRICS.values(), *QUEUE_GAUGES, WORKERS_ALIVE, UPTIME]
 
 
-class _Metric:
-    kind = "untyped"
+class QueueCollector(Collector):
+    """Gauges read at scrape time from the queue (``stats()``) and the worker."""
 
-    def __init__(self, name: str, help: str, labels: Iterable[str] = ()):
-        self.name, self.help, self.labelnames = name, help, tuple(labels)
-        self._lock = threading.Lock()
-        self._values: dict[tuple, Any] = {}
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
 
-    def _key(self, labels: dict) -> tuple:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def inc(self, amount: float = 1.0, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_num(v)}" for k, v in items]
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, value: float, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(self, name: str, help: str, labels: Iterable[str] = (), buckets=DEFAULT_BUCKETS):
-        super().__init__(name, help, labels)
-        self.buckets = tuple(sorted(buckets)) + (math.inf,)
-
-    def observe(self, value: float, **labels) -> None:
-        key = self._key(labels)
-        with self._lock:
-            counts, total = self._values.get(key, ([0] * len(self.buckets), 0.0))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[i] += 1
-            self._values[key] = (counts, total + value)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, (list(c), s)) for k, (c, s) in self._values.items())
-        lines = self.header()
-        for key, (counts, total) in items:
-            for bound, n in zip(self.buckets, counts):
-                le = 'le="' + _num(bound) + '"'
-                lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {n}")
-            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_num(total)}")
-            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {counts[-1]}")
-        return lines
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = None
+        if self.metrics.stats is not None:
+            try:
+                stats = self.metrics.stats()
+            except Exception as e:  # still serve the process metrics
+                log_event(log, "stats_error", logging.WARNING, error=f"{type(e).__name__}: {e}")
+        if stats is not None:
+            for family, key in QUEUE_GAUGES.items():
+                if family.labels:
+                    gauge = GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
+                    for labels, n in sorted(stats[key].items()):
+                        gauge.add_metric(list(labels), n)
+                    yield gauge
+                else:
+                    yield GaugeMetricFamily(family.name, family.help, value=stats[key])
+        if self.metrics.workers_alive is not None:
+            yield GaugeMetricFamily(WORKERS_ALIVE.name, WORKERS_ALIVE.help, value=self.metrics.workers_alive())
+        yield GaugeMetricFamily(UPTIME.name, UPTIME.help, value=round(time.time() - self.metrics.started, 3))
 
 
 class Metrics:
-    """The bot's process-local metrics (one instance shared by the app and the workers)."""
+    """The bot's metrics (one instance shared by the app and the workers): one
+    ``prometheus_client`` counter or histogram per :data:`PROCESS_METRICS` entry, as an
+    attribute of the same name, and the scrape-time gauges of :class:`QueueCollector`."""
 
     def __init__(self) -> None:
         self.started = time.time()
-        self.deliveries_received = Counter(
-            "labci_webhook_deliveries_received_total", "Webhook requests received (before any check)."
-        )
-        self.deliveries_accepted = Counter(
-            "labci_webhook_deliveries_accepted_total", "Deliveries stored with their delivery job.", ["event"]
-        )
-        self.deliveries_rejected = Counter(
-            "labci_webhook_deliveries_rejected_total", "Webhook requests refused or ignored, by reason.", ["reason"]
-        )
-        self.ack_seconds = Histogram(
-            "labci_webhook_ack_seconds",
-            "Time from request start to acknowledgement.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-        )
-        self.jobs_finished = Counter(
-            "labci_jobs_finished_total", "Job runs finished by this process, by kind and outcome.", ["kind", "outcome"]
-        )
-        self.job_retries = Counter("labci_job_retries_total", "Job failures scheduled for a retry.", ["kind"])
-        self.job_seconds = Histogram("labci_job_duration_seconds", "Job run durations.", ["kind"])
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.stats: Callable[[], dict[str, Any]] | None = None
+        self.workers_alive: Callable[[], int] | None = None
+        for attr, f in PROCESS_METRICS.items():
+            if f.type == "counter":
+                metric = Counter(f.name, f.help, f.labels, registry=self.registry)
+            else:
+                buckets = ACK_BUCKETS if attr == "ack_seconds" else DEFAULT_BUCKETS
+                metric = Histogram(f.name, f.help, f.labels, buckets=buckets, registry=self.registry)
+            setattr(self, attr, metric)
+        self.registry.register(QueueCollector(self))
 
-    def local(self) -> list[_Metric]:
-        return [
-            self.deliveries_received,
-            self.deliveries_accepted,
-            self.deliveries_rejected,
-            self.ack_seconds,
-            self.jobs_finished,
-            self.job_retries,
-            self.job_seconds,
-        ]
-
-    def render(self, queue_stats: dict[str, Any] | None = None, workers_alive: int | None = None) -> str:
-        """The exposition text: local metrics plus queue gauges from ``queue_stats``."""
-        lines: list[str] = []
-        for m in self.local():
-            lines += m.render()
-        if queue_stats is not None:
-            jobs = Gauge("labci_jobs", "Jobs in the queue by kind and state.", ["kind", "state"])
-            for (kind, state), n in queue_stats["jobs"].items():
-                jobs.set(n, kind=kind, state=state)
-            lines += jobs.render()
-            for name, key, help in (
-                ("labci_queue_depth", "queued", "Queued jobs (ready or waiting for a retry)."),
-                ("labci_queue_ready", "ready", "Queued jobs ready to run now."),
-                ("labci_jobs_running", "running", "Jobs leased by a worker."),
-                ("labci_jobs_dead", "dead", "Jobs that exhausted their attempts (error kept)."),
-                ("labci_queue_oldest_ready_seconds", "oldest_ready_age", "Age of the oldest ready job."),
-                ("labci_job_attempt_retries", "retries", "Extra attempts over all jobs in the queue."),
-                ("labci_deliveries_stored", "deliveries", "Delivery records kept for deduplication."),
-            ):
-                g = Gauge(name, help)
-                g.set(queue_stats[key])
-                lines += g.render()
+    def bind(self, *, stats: Callable[[], dict] | None = None, workers_alive: Callable[[], int] | None = None) -> None:
+        """Where the scrape-time gauges come from (the queue's ``stats``, the worker)."""
+        if stats is not None:
+            self.stats = stats
         if workers_alive is not None:
-            g = Gauge("labci_workers_alive", "Job worker threads alive in this process.")
-            g.set(workers_alive)
-            lines += g.render()
-        up = Gauge("labci_uptime_seconds", "Seconds since this process started.")
-        up.set(round(time.time() - self.started, 3))
-        lines += up.render()
-        return "\n".join(lines) + "\n"
+            self.workers_alive = workers_alive
 
+    def admitted(self, kind: str, admission: Admission) -> None:
+        """Count what the queue did with a submitted job (refusals, coalescing)."""
+        if admission.refused:
+            self.jobs_refused.labels(kind=kind, reason=admission.reason or "refused").inc()
+        elif admission.outcome == "coalesced":
+            self.jobs_coalesced.labels(kind=kind).inc()
 
-# -- structured logs ---------------------------------------------------------------
-_SECRET_WORDS = ("secret", "token", "password", "private_key", "authorization", "signature", "body", "payload")
-
-
-def _safe(name: str) -> bool:
-    lowered = name.lower()
-    return not any(w in lowered for w in _SECRET_WORDS)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, event/message and safe extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update({k: v for k, v in fields.items() if _safe(k)})
-        if record.exc_info and record.exc_info[0] is not None:
-            out["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(out, default=str, separators=(",", ":"))
-
-
-def log_event(logger: logging.Logger, message: str, level: int = logging.INFO, /, **fields) -> None:
-    """Log ``message`` (an event name) with ``fields`` (secret-looking names dropped)."""
-    if logger.isEnabledFor(level):
-        logger.log(level, message, extra={"fields": {k: v for k, v in fields.items() if _safe(k)}})
-
-
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Send the ``lab_ci`` and ``uvicorn`` loggers to stderr as JSON lines."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    for name in ("lab_ci", "uvicorn", "uvicorn.error"):
-        lg = logging.getLogger(name)
-        lg.handlers[:] = [handler]
-        lg.setLevel(level)
-        lg.propagate = False
+    def render(self) -> bytes:
+        """The exposition text (reads the queue: call it off the event loop)."""
+        return generate_latest(self.registry)

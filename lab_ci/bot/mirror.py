@@ -6,24 +6,25 @@ and the base branch into a bare repository, then the checker reads blobs from it
 Nothing from the pull request is ever executed: no checkout, no hooks
 (``core.hooksPath=/dev/null``), no config from the fetched refs, no submodules.
 
-The token travels as an ``http.extraHeader`` set through git's environment
-(``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``): never in the URL,
-the command line or the logs.
+Git runs through lab_ci's one git runner (:mod:`lab_ci.taxonomy.gitrun`, the
+``isolated`` profile, with a time limit per process). The token travels as an
+``http.extraHeader`` set through git's environment (``GIT_CONFIG_COUNT``/
+``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``): never in the URL, the command line, an
+error message or the logs.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab_ci.errors import LabCIError
+from lab_ci.taxonomy.gitrun import ISOLATED, GitError, GitRunner, GitTimeout
 
 log = logging.getLogger("lab_ci.bot.mirror")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -49,38 +50,26 @@ class FetchResult:
     base_sha: str
 
 
-def git_env(token: str | None, *, allow_file: bool = False) -> dict[str, str]:
-    """Environment for git: no prompts, no system/global config, token as a header."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/nonexistent"),
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_ASKPASS": "/bin/false",
-        "LC_ALL": "C",
-    }
-    cfg = [
-        ("core.hooksPath", "/dev/null"),
+def _runner(token: str | None, *, allow_file: bool = False) -> GitRunner:
+    """The git runner for mirror fetches: the isolated profile (no system or global
+    config, no prompts, no proxies from the environment), https/http transports (plus
+    file for local test remotes), the token as a header that never reaches the
+    command line, the URL or an error message."""
+    protocols = ("https", "http", *(("file",) if allow_file else ()))
+    runner = GitRunner(ISOLATED, protocols=protocols).with_config(
         ("fetch.recurseSubmodules", "false"),
-        ("protocol.file.allow", "always" if allow_file else "never"),
-        ("protocol.ext.allow", "never"),
         ("transfer.fsckObjects", "false"),
-    ]
+    )
     if token:
         from lab_ci.bot.github import basic_auth_header
 
-        cfg.append(("http.extraHeader", basic_auth_header(token)))
-    env["GIT_CONFIG_COUNT"] = str(len(cfg))
-    for i, (k, v) in enumerate(cfg):
-        env[f"GIT_CONFIG_KEY_{i}"] = k
-        env[f"GIT_CONFIG_VALUE_{i}"] = v
-    return env
+        runner = runner.with_config(("http.extraHeader", basic_auth_header(token)), secrets=[token])
+    return runner
 
 
-def redact(text: str, token: str | None) -> str:
-    text = re.sub(r"(Authorization: Basic )\S+", r"\1***", text)
-    return text.replace(token, "***") if token else text
+def git_env(token: str | None, *, allow_file: bool = False) -> dict[str, str]:
+    """The environment mirror fetches run git with (see :func:`_runner`)."""
+    return _runner(token, allow_file=allow_file).env()
 
 
 class Mirrors:
@@ -104,23 +93,13 @@ class Mirrors:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _git(self, path: Path, *args: str, env: dict, token: str | None = None) -> str:
+    def _git(self, path: Path, *args: str, runner: GitRunner) -> str:
         try:
-            out = subprocess.run(
-                ["git", "--git-dir", str(path), *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+            return runner.text(list(args), git_dir=path, timeout=self.timeout)
+        except GitTimeout:
             raise MirrorError(f"git {args[0]} timed out after {self.timeout:.0f}s") from None
-        if out.returncode != 0:
-            lines = (out.stderr or out.stdout).strip().splitlines()
-            msg = redact(lines[-1] if lines else f"exit status {out.returncode}", token)
-            raise MirrorError(f"git {args[0]} failed: {msg}")
-        return out.stdout.strip()
+        except GitError as e:
+            raise MirrorError(f"git {args[0]} failed: {e.detail or e.category}") from None
 
     def fetch_pull(
         self, repo: str, url: str, *, number: int, base_ref: str, head_sha: str, token: str | None
@@ -132,7 +111,7 @@ class Mirrors:
             raise MirrorError(f"not a commit sha: {head_sha[:60]!r}")
         path = self.path_for(repo)
         allow_file = not url.startswith(("https://", "http://"))
-        env = git_env(token, allow_file=allow_file)
+        runner = _runner(token, allow_file=allow_file)
         refspecs = [
             f"+refs/pull/{int(number)}/head:refs/lab-ci/pull/{int(number)}/head",
             f"+refs/heads/{base_ref}:refs/lab-ci/heads/{base_ref}",
@@ -140,7 +119,7 @@ class Mirrors:
         with self._locked(path):
             if not (path / "HEAD").exists():
                 path.mkdir(parents=True, exist_ok=True)
-                self._git(path, "init", "--quiet", "--bare", env=env)
+                self._git(path, "init", "--quiet", "--bare", runner=runner)
             log.info("fetching %s pull %d into %s", repo, number, path)
             self._git(
                 path,
@@ -151,11 +130,10 @@ class Mirrors:
                 "--no-recurse-submodules",
                 url,
                 *refspecs,
-                env=env,
-                token=token,
+                runner=runner,
             )
-            fetched_head = self._git(path, "rev-parse", f"refs/lab-ci/pull/{int(number)}/head", env=env)
-            base_sha = self._git(path, "rev-parse", f"refs/lab-ci/heads/{base_ref}", env=env)
+            fetched_head = self._git(path, "rev-parse", f"refs/lab-ci/pull/{int(number)}/head", runner=runner)
+            base_sha = self._git(path, "rev-parse", f"refs/lab-ci/heads/{base_ref}", runner=runner)
             if fetched_head != head_sha and not self.has_commit(path, head_sha):
                 raise StaleHeadError(
                     f"commit {head_sha[:12]} is not in pull request #{number} any more (head is {fetched_head[:12]})"
@@ -165,11 +143,11 @@ class Mirrors:
     def fetch_ref(self, repo: str, url: str, ref: str, *, token: str | None) -> str:
         """Fetch one branch (e.g. the default branch after a merge); returns its sha."""
         path = self.path_for(repo)
-        env = git_env(token, allow_file=not url.startswith(("https://", "http://")))
+        runner = _runner(token, allow_file=not url.startswith(("https://", "http://")))
         with self._locked(path):
             if not (path / "HEAD").exists():
                 path.mkdir(parents=True, exist_ok=True)
-                self._git(path, "init", "--quiet", "--bare", env=env)
+                self._git(path, "init", "--quiet", "--bare", runner=runner)
             self._git(
                 path,
                 "fetch",
@@ -178,19 +156,12 @@ class Mirrors:
                 "--no-write-fetch-head",
                 url,
                 f"+refs/heads/{ref}:refs/lab-ci/heads/{ref}",
-                env=env,
-                token=token,
+                runner=runner,
             )
-            return self._git(path, "rev-parse", f"refs/lab-ci/heads/{ref}", env=env)
+            return self._git(path, "rev-parse", f"refs/lab-ci/heads/{ref}", runner=runner)
 
     def has_commit(self, path: Path, sha: str) -> bool:
         try:
-            r = subprocess.run(
-                ["git", "--git-dir", str(path), "cat-file", "-e", f"{sha}^{{commit}}"],
-                env=git_env(None),
-                capture_output=True,
-                timeout=self.timeout,
-            )
-        except subprocess.TimeoutExpired:
+            return _runner(None).ok(["cat-file", "-e", f"{sha}^{{commit}}"], git_dir=path, timeout=self.timeout)
+        except GitTimeout:
             raise MirrorError(f"git cat-file in {path} did not answer within {self.timeout:.0f}s") from None
-        return r.returncode == 0

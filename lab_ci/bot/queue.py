@@ -15,6 +15,11 @@ protocol). Properties:
   (``is_cancelled`` turns true; the worker ends them as ``cancelled``).
 * **Idempotent**: a spec with ``dedupe`` is not enqueued while a job with the same
   ``(kind, dedupe)`` is queued, running or done (a dead or cancelled one does not block).
+* **Admission** (:meth:`SQLiteQueue.submit`, in the transaction that inserts): a spec with
+  ``coalesce`` is absorbed by a queued or running job of the same kind and
+  ``coalesce``; a spec with ``queue_limit`` is refused when its installation already has
+  that many limited jobs queued; a spec with ``quotas`` is refused when one of them is
+  used up (sliding window, table ``quota_usage``). A refused spec changes nothing.
 * **Thread-safe**: one connection per thread, ``busy_timeout``, ``BEGIN IMMEDIATE`` for
   every write transaction (so claims never race), and several processes may share a file.
 
@@ -35,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .jobs import Job, JobSpec
+from .jobs import COALESCED, DUPLICATE, ENQUEUED, REFUSED, Admission, Job, JobSpec
 
 DELIVERY_KIND = "delivery"
 STATES = ("queued", "running", "done", "dead", "cancelled")
@@ -77,7 +82,43 @@ CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key, state);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, finished_at);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedupe ON jobs(kind, dedupe)
     WHERE dedupe IS NOT NULL AND state IN ('queued', 'running', 'done');
+CREATE TABLE IF NOT EXISTS quota_usage (
+    scope TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at REAL NOT NULL,
+    job_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS quota_usage_subject ON quota_usage(scope, subject, at);
 """
+
+#: Columns added after the first release, with their definitions: added to an older
+#: queue file when it is opened (``ALTER TABLE``), then indexed.
+_ADDED_COLUMNS = {
+    "coalesce": "TEXT",
+    "installation_id": "INTEGER",
+    "limited": "INTEGER NOT NULL DEFAULT 0",
+}
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_coalesce ON jobs(kind, coalesce, state) WHERE coalesce IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_installation ON jobs(installation_id, state) WHERE limited = 1;
+"""
+
+
+class Completion:
+    """What :meth:`SQLiteQueue.complete` did: truthy when this worker still held the job;
+    ``admissions`` pairs every follow-up spec with its :class:`Admission`."""
+
+    __slots__ = ("held", "admissions")
+
+    def __init__(self, held: bool, admissions: list[tuple[JobSpec, Admission]] | None = None):
+        self.held = held
+        self.admissions = admissions or []
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def __repr__(self) -> str:
+        return f"Completion(held={self.held}, admissions={self.admissions!r})"
 
 
 class QueuedJob(Job):
@@ -123,9 +164,10 @@ class Queue(Protocol):
     def record_deliveries(self, items: list[tuple[str, str, bytes, dict | None]]) -> list[bool]: ...
     def delivery_body(self, delivery_id: str) -> bytes | None: ...
     def enqueue(self, spec: JobSpec) -> int | None: ...
-    def claim(self, worker_id: str, lease_seconds: float) -> QueuedJob | None: ...
+    def submit(self, spec: JobSpec) -> Admission: ...
+    def claim(self, worker_id: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> QueuedJob | None: ...
     def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float) -> bool: ...
-    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> bool: ...
+    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> Completion: ...
     def fail(self, job_id: int, error: str, retry_in: float | None, *, owner: str | None = None) -> str: ...
     def release(self, job_id: int, *, owner: str | None = None) -> bool: ...
     def cancel_superseded(self, key: str, kind: str, token: str) -> int: ...
@@ -146,7 +188,17 @@ class SQLiteQueue:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._conn().executescript(_SCHEMA)
+        db = self._conn()
+        db.executescript(_SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        for name, definition in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
+                except sqlite3.OperationalError as e:  # another process added it meanwhile
+                    if "duplicate column" not in str(e):
+                        raise
+        db.executescript(_ADDED_INDEXES)
 
     # -- connections ---------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -230,7 +282,7 @@ class SQLiteQueue:
                     out.append(False)
                     continue
                 payload = {"delivery_id": delivery_id, "event": event, **(meta or {})}
-                job_id = self._insert(db, JobSpec(kind=DELIVERY_KIND, payload=payload, max_attempts=5), now)
+                job_id = self._insert(db, JobSpec(kind=DELIVERY_KIND, payload=payload, max_attempts=5), now).job_id
                 db.execute(
                     "INSERT INTO deliveries (id, event, body_sha256, body, received_at, job_id) VALUES (?, ?, ?, ?, ?, ?)",
                     (delivery_id, event, digest, body, now, job_id),
@@ -244,23 +296,66 @@ class SQLiteQueue:
 
     # -- enqueue -------------------------------------------------------------------
     def enqueue(self, spec: JobSpec) -> int | None:
-        """Add a job; None when deduplicated. Supersedes older jobs of its key and kind."""
+        """Add a job; None when it was not added (deduplicated, coalesced or refused).
+        Supersedes older jobs of its key and kind. :meth:`submit` says which."""
+        admission = self.submit(spec)
+        return admission.job_id if admission.outcome == ENQUEUED else None
+
+    def submit(self, spec: JobSpec) -> Admission:
+        """Admit ``spec``: enqueue it, or say why not (one transaction)."""
         with self._tx() as db:
             return self._insert(db, spec, time.time())
 
-    def _insert(self, db: sqlite3.Connection, spec: JobSpec, now: float) -> int | None:
+    def _admission(self, db: sqlite3.Connection, spec: JobSpec, now: float) -> Admission | None:
+        """The admission of a spec that is not a new job (None: insert it)."""
         if spec.dedupe is not None:
             dup = db.execute(
                 "SELECT id FROM jobs WHERE kind = ? AND dedupe = ? AND state IN ('queued', 'running', 'done') LIMIT 1",
                 (spec.kind, spec.dedupe),
             ).fetchone()
             if dup:
-                return None
+                return Admission(DUPLICATE, job_id=int(dup[0]))
+        if spec.coalesce is not None:
+            same = db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND coalesce = ? AND state IN ('queued', 'running')"
+                " AND cancel_requested = 0 ORDER BY id LIMIT 1",
+                (spec.kind, spec.coalesce),
+            ).fetchone()
+            if same:
+                return Admission(COALESCED, job_id=int(same[0]))
+        if spec.queue_limit and spec.installation_id is not None:
+            sql = "SELECT COUNT(*) FROM jobs WHERE installation_id = ? AND limited = 1 AND state = 'queued'"
+            args: tuple = (spec.installation_id,)
+            if spec.key is not None and spec.supersede_token is not None:  # jobs this one would replace
+                sql += " AND NOT (key = ? AND kind = ? AND supersede_token IS NOT ?)"
+                args += (spec.key, spec.kind, spec.supersede_token)
+            if db.execute(sql, args).fetchone()[0] >= spec.queue_limit:
+                return Admission(REFUSED, reason="queue_full", limit=spec.queue_limit)
+        for quota in spec.quotas:
+            if quota.limit <= 0:
+                continue
+            used, oldest = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM quota_usage WHERE scope = ? AND subject = ? AND at > ?",
+                (quota.scope, quota.subject, now - quota.window),
+            ).fetchone()
+            if used >= quota.limit:
+                return Admission(
+                    REFUSED,
+                    reason=f"{quota.scope}_quota",
+                    limit=quota.limit,
+                    retry_after=max(0.0, oldest + quota.window - now),
+                )
+        return None
+
+    def _insert(self, db: sqlite3.Connection, spec: JobSpec, now: float) -> Admission:
+        admission = self._admission(db, spec, now)
+        if admission is not None:
+            return admission
         if spec.key is not None and spec.supersede_token is not None:
             self._supersede(db, spec.key, spec.kind, spec.supersede_token, now)
         cur = db.execute(
-            "INSERT INTO jobs (kind, payload, key, supersede_token, dedupe, priority, max_attempts, run_after, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (kind, payload, key, supersede_token, dedupe, priority, max_attempts, run_after,"
+            " created_at, coalesce, installation_id, limited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 spec.kind,
                 json.dumps(spec.payload, separators=(",", ":")),
@@ -271,9 +366,19 @@ class SQLiteQueue:
                 max(1, int(spec.max_attempts)),
                 now,
                 now,
+                spec.coalesce,
+                spec.installation_id,
+                1 if spec.queue_limit else 0,
             ),
         )
-        return int(cur.lastrowid)
+        job_id = int(cur.lastrowid)
+        for quota in spec.quotas:
+            if quota.limit > 0:
+                db.execute(
+                    "INSERT INTO quota_usage (scope, subject, at, job_id) VALUES (?, ?, ?, ?)",
+                    (quota.scope, quota.subject, now, job_id),
+                )
+        return Admission(ENQUEUED, job_id=job_id)
 
     def _supersede(self, db: sqlite3.Connection, key: str, kind: str, token: str, now: float) -> int:
         n = db.execute(
@@ -315,17 +420,22 @@ class SQLiteQueue:
             (now, now),
         )
 
-    def claim(self, worker_id: str, lease_seconds: float) -> QueuedJob | None:
-        """Lease the next ready job (highest priority, oldest first) whose key is free."""
+    def claim(self, worker_id: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> QueuedJob | None:
+        """Lease the next ready job (highest priority, oldest first) whose key is free;
+        with ``kinds``, only a job of one of those kinds."""
         now = time.time()
+        only, kind_args = "", ()
+        if kinds is not None:
+            kind_args = tuple(kinds)
+            only = f" AND kind IN ({', '.join('?' * len(kind_args))})"
         # A read first (no write lock, no fsync): idle workers polling an empty queue
         # never contend with the webhook's writes.
         ready, expired = (
             self._conn()
             .execute(
-                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?),"
+                f"SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_after <= ?{only}),"
                 " EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND lease_until < ?)",
-                (now, now),
+                (now, *kind_args, now),
             )
             .fetchone()
         )
@@ -335,11 +445,11 @@ class SQLiteQueue:
             if expired:
                 self._reap(db, now)
             row = db.execute(
-                "SELECT * FROM jobs AS j WHERE state = 'queued' AND run_after <= ?"
+                f"SELECT * FROM jobs AS j WHERE state = 'queued' AND run_after <= ?{only}"
                 " AND (key IS NULL OR NOT EXISTS"
                 "      (SELECT 1 FROM jobs AS r WHERE r.key = j.key AND r.state = 'running'))"
                 " ORDER BY priority DESC, id LIMIT 1",
-                (now,),
+                (now, *kind_args),
             ).fetchone()
             if row is None:
                 return None
@@ -381,8 +491,9 @@ class SQLiteQueue:
     def _owned(owner: str | None) -> tuple[str, tuple]:
         return (" AND lease_owner = ?", (owner,)) if owner is not None else ("", ())
 
-    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> bool:
-        """Mark done and enqueue follow-up jobs atomically; False if the lease was lost.
+    def complete(self, job_id: int, *, owner: str | None = None, enqueue: Iterable[JobSpec] = ()) -> Completion:
+        """Mark done and submit follow-up jobs atomically. The answer is falsy when the
+        lease was lost; its ``admissions`` say what became of each follow-up.
 
         A job whose cancellation was requested ends ``cancelled`` (its follow-ups dropped).
         """
@@ -393,21 +504,20 @@ class SQLiteQueue:
                 f"SELECT cancel_requested FROM jobs WHERE id = ? AND state = 'running'{cond}", (job_id, *args)
             ).fetchone()
             if row is None:
-                return False
+                return Completion(False)
             if row["cancel_requested"]:
                 db.execute(
                     "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_owner = NULL, last_error = 'superseded'"
                     " WHERE id = ?",
                     (now, job_id),
                 )
-                return True
+                return Completion(True)
             db.execute(
                 "UPDATE jobs SET state = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 (now, job_id),
             )
-            for spec in enqueue:
-                self._insert(db, spec, now)
-        return True
+            admissions = [(spec, self._insert(db, spec, now)) for spec in enqueue]
+        return Completion(True, admissions)
 
     def fail(self, job_id: int, error: str, retry_in: float | None, *, owner: str | None = None) -> str:
         """Record a failure: retried after ``retry_in`` s, or ``dead`` when attempts are
@@ -510,4 +620,6 @@ class SQLiteQueue:
                 "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < ?", (cutoff,)
             ).rowcount
             n += db.execute("DELETE FROM deliveries WHERE received_at < ?", (cutoff,)).rowcount
+            # quota windows are an hour: a day of usage is more than any of them needs
+            db.execute("DELETE FROM quota_usage WHERE at < ?", (time.time() - max(older_than_seconds, 86400),))
         return n

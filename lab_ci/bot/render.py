@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from lab_ci.check.formats.markdown import defuse_references, escape_markdown
+
 #: GitHub's limit for a check run's output.summary / output.text and a comment body.
 GITHUB_TEXT_LIMIT = 65535
 #: GitHub accepts at most 50 annotations per create/update check run request.
@@ -39,8 +41,6 @@ def strip_control(s: str) -> str:
 def defuse_mentions(s: str) -> str:
     """``@user`` / ``@org/team`` / ``#123`` / ``owner/repo#1`` / ``GH-1`` -> not a mention
     or link any more (the shared rule of :mod:`lab_ci.check.formats.markdown`)."""
-    from lab_ci.check.formats.markdown import defuse_references
-
     return defuse_references(s)
 
 
@@ -49,8 +49,6 @@ def text(s: object, *, max_len: int | None = 2000) -> str:
     links, one line. This IS the shared escaper
     (:func:`lab_ci.check.formats.markdown.escape_markdown`, also behind ``lab-ci check
     --format markdown``); the bot only collapses runs of whitespace first."""
-    from lab_ci.check.formats.markdown import escape_markdown
-
     return escape_markdown(" ".join(str(s).split()), limit=max_len)
 
 
@@ -159,8 +157,9 @@ def check_title(report) -> str:
 
 
 def check_summary(report, *, markdown: str | None = None) -> str:
-    """The check run summary: counts, then the per-file Markdown (CHECK-IO's renderer
-    output when given, otherwise our own table), truncated to GitHub's limit."""
+    """The check run summary: counts, then the per-file Markdown (the output of the
+    renderer behind ``lab-ci check --format markdown`` when given, otherwise our own
+    table), truncated to GitHub's limit."""
     s = report.summary()
     head = (
         f"**{s['files']}** file(s) checked: **{s['valid']}** valid, **{s['invalid']}** invalid "

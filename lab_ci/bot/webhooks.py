@@ -165,6 +165,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as e:
         raise BadDelivery(f"body is not valid JSON: {e}", "malformed_json") from None
+    except RecursionError:  # a signed body can still be hostile: [[[[...]]]] 1000+ deep
+        raise BadDelivery("body is not valid JSON: nested too deep", "malformed_json") from None
     if not isinstance(payload, dict):
         raise BadDelivery("body is not a JSON object", "malformed_json")
     return Delivery(

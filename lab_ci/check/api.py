@@ -27,10 +27,13 @@ def check_taxonomy(
     jobs: int = 1,
     use_cache: bool = True,
     cwd: Path | None = None,
+    documents=None,
 ) -> Report:
     """Collect the leaves and check them: a :class:`Report`, files sorted by path.
 
     ``options`` is a :class:`lab_ci.check.options.CheckOptions` (default: its defaults).
+    ``documents``: a :class:`lab_ci.check.documents.DocumentVerifier` to verify document
+    references online (no cache then).
     Raises :class:`lab_ci.errors.LabCIError` for bad input (missing path, bad revision).
     """
     from .engine import check_leaves
@@ -39,7 +42,15 @@ def check_taxonomy(
     options = options if options is not None else CheckOptions()
     # Reading is bounded by the same limit the engine enforces: a huge blob is read
     # only far enough for the engine's "file-too-large" error.
-    leaves = collect_leaves(taxonomy, paths=paths, base=base, head=head, cwd=cwd, max_bytes=options.max_file_bytes)
+    leaves = collect_leaves(
+        taxonomy,
+        paths=paths,
+        base=base,
+        head=head,
+        cwd=cwd,
+        max_bytes=options.max_file_bytes,
+        folders=options.taxonomy_folders,
+    )
     cache = None
     if use_cache:
         try:
@@ -50,7 +61,7 @@ def check_taxonomy(
             logging.getLogger(__name__).warning("result cache unavailable; checking without it")
         else:
             cache = ResultCache()
-    return check_leaves(leaves, options, jobs=jobs, cache=cache)
+    return check_leaves(leaves, options, jobs=jobs, cache=cache, documents=documents)
 
 
 def repo_prefix(taxonomy: Path | str) -> str:

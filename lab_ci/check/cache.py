@@ -23,7 +23,7 @@ from lab_ci.check.diagnostics import Diagnostic, FileResult
 from lab_ci.check.options import CheckOptions
 from lab_ci.taxonomy.leaf import LeafFile, git_blob_id
 
-FORMAT = "check-v1"
+FORMAT = "check-v2"
 
 
 def default_dir() -> Path:
@@ -51,10 +51,16 @@ def checker_fingerprint() -> str:
                 h.update(f"{vdir.name}/{f.name}\0".encode())
                 h.update(f.read_bytes())
     here = Path(__file__).resolve().parent
-    for f in sorted([*here.glob("*.py"), *here.glob("rules/*.py")]):
+    reader = here.parent / "taxonomy" / "yamlsrc.py"  # the bounded leaf reader
+    for f in sorted([*here.glob("*.py"), *here.glob("rules/*.py"), reader]):
         h.update(f.name.encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _options_key(options: CheckOptions) -> str:
+    return options.cache_key()
 
 
 def cache_key(leaf: LeafFile, options: CheckOptions) -> str:
@@ -63,7 +69,7 @@ def cache_key(leaf: LeafFile, options: CheckOptions) -> str:
         attribution = git_blob_id(leaf.attribution)
     else:
         attribution = "none:" + leaf.attribution_kind
-    parts = [checker_fingerprint(), options.cache_key(), leaf.path, leaf.kind, blob, attribution]
+    parts = [checker_fingerprint(), _options_key(options), leaf.path, leaf.kind, blob, attribution]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -73,11 +79,13 @@ class ResultCache:
     def __init__(self, dir: Path | None = None):  # noqa: A002 - public name
         self.dir = Path(dir) if dir is not None else default_dir()
         self.root = self.dir / "check"
+        self._root = os.fspath(self.root)
         self.hits = 0
         self.misses = 0
 
-    def _file(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+    def _file(self, key: str) -> str:
+        # a string path: this runs once per leaf
+        return os.path.join(self._root, key[:2], key + ".json")
 
     def get(self, leaf: LeafFile, options: CheckOptions) -> FileResult | None:
         key = cache_key(leaf, options)
@@ -99,7 +107,7 @@ class ResultCache:
         if leaf.change == "deleted":
             return
         key = cache_key(leaf, options)
-        path = self._file(key)
+        path = Path(self._file(key))
         payload = json.dumps(
             {"key": key, "path": leaf.path, "diagnostics": [d.to_dict() for d in result.diagnostics]},
             separators=(",", ":"),

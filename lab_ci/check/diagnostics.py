@@ -1,14 +1,18 @@
 """The problem record every checker emits, and the report that collects them.
 
 One record shape for YAML syntax errors, yamllint problems, JSON Schema errors and
-our own taxonomy rules, in the spirit of yamllint's ``LintProblem``: a position
-(1-based line and column), a rule id, a level and a one-line message.
+our own taxonomy rules, in the spirit of yamllint's ``LintProblem`` and ruff's
+messages: a position (1-based line and column), a rule id, a level, a one-sentence
+message in plain words, a hint saying what to change, the reference validator's own
+wording where it has one, and related locations (where an unclosed block began).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from lab_ci.taxonomy.limits import Related
 
 Severity = Literal["error", "warning"]
 Source = Literal["yaml", "yamllint", "schema", "taxonomy"]
@@ -20,7 +24,37 @@ EXIT_ERROR = 2  # usage error or abnormal end
 
 
 @dataclass(frozen=True, slots=True)
+class Covered:
+    """A reference-validator error that a summary diagnostic stands for (e.g. the
+    per-example errors an old-format knowledge leaf causes)."""
+
+    rule: str
+    yaml_path: str | None
+    line: int
+    column: int
+    reference_message: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "yaml_path": self.yaml_path,
+            "line": self.line,
+            "column": self.column,
+            "reference_message": self.reference_message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """One problem.
+
+    ``message``: one sentence in plain words naming the field and what was found.
+    ``hint``: what to change. ``reference_message``: the reference validator's wording
+    of the same problem (JSON Schema and yamllint problems; for YAML syntax errors the
+    parser's own words, with which the reference crashes). ``related``: other places
+    that explain it. ``covers``: the reference's errors this one stands for, when it
+    replaces several of them (``schema/old-format``)."""
+
     severity: Severity
     source: Source
     rule: str
@@ -28,9 +62,28 @@ class Diagnostic:
     line: int = 1
     column: int = 1
     yaml_path: str | None = None
+    hint: str | None = None
+    reference_message: str | None = None
+    related: tuple[Related, ...] = ()
+    covers: tuple[Covered, ...] = ()
 
     def sort_key(self) -> tuple:
         return (self.line, self.column, self.source, self.rule, self.message)
+
+    def with_severity(self, severity: Severity) -> Diagnostic:
+        return Diagnostic(
+            severity,
+            self.source,
+            self.rule,
+            self.message,
+            self.line,
+            self.column,
+            self.yaml_path,
+            self.hint,
+            self.reference_message,
+            self.related,
+            self.covers,
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -38,9 +91,13 @@ class Diagnostic:
             "source": self.source,
             "rule": self.rule,
             "message": self.message,
+            "hint": self.hint,
             "line": self.line,
             "column": self.column,
             "yaml_path": self.yaml_path,
+            "reference_message": self.reference_message,
+            "related": [{"line": r.line, "column": r.column, "message": r.message} for r in self.related],
+            **({"covers": [c.to_dict() for c in self.covers]} if self.covers else {}),
         }
 
     @classmethod
@@ -53,6 +110,13 @@ class Diagnostic:
             line=int(d["line"]),
             column=int(d["column"]),
             yaml_path=d.get("yaml_path"),
+            hint=d.get("hint"),
+            reference_message=d.get("reference_message"),
+            related=tuple(Related(int(r["line"]), int(r["column"]), r["message"]) for r in d.get("related") or ()),
+            covers=tuple(
+                Covered(c["rule"], c.get("yaml_path"), int(c["line"]), int(c["column"]), c.get("reference_message"))
+                for c in d.get("covers") or ()
+            ),
         )
 
 

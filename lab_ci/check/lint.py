@@ -7,7 +7,11 @@ most of yamllint's time). yamllint's rule functions, comment detection, line spl
 and ``# yamllint disable`` handling are yamllint's, unchanged: we only swap the token
 source. Should the fast path ever fail, we fall back to plain ``yamllint.linter.run``.
 
-yamllint's separate syntax pass is skipped: :mod:`lab_ci.check.yamlsrc` already parsed
+One rule is swapped: yamllint's ``key-duplicates`` keeps each mapping's keys in a list
+(quadratic: a 70,000-key mapping costs it minutes); :data:`KEY_DUPLICATES` reports
+exactly the same problems with a set.
+
+yamllint's separate syntax pass is skipped: :mod:`lab_ci.taxonomy.yamlsrc` already parsed
 the file (and lint only runs on files that parsed), so it would find nothing.
 """
 
@@ -125,24 +129,54 @@ _RULE_TRIGGERS: dict[str, tuple[type, ...]] = {
 }
 
 
-class _FileConfig:
-    """The shared configuration, with the rules that cannot fire on this file left out."""
+def _key_duplicates(conf, token, prev, next, nextnext, context):  # noqa: A002 - yamllint's signature
+    """yamllint's ``key-duplicates`` rule (same problems, same messages), with each
+    open mapping's keys in a set instead of a list."""
+    stack = context.setdefault("stack", [])
+    if isinstance(token, (yaml.BlockMappingStartToken, yaml.FlowMappingStartToken)):
+        stack.append(set())
+    elif isinstance(token, (yaml.BlockSequenceStartToken, yaml.FlowSequenceStartToken)):
+        stack.append(None)  # a sequence: its keys (in flow pairs) are not checked
+    elif isinstance(token, (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)):
+        if stack:
+            stack.pop()
+    elif isinstance(token, yaml.KeyToken) and isinstance(next, yaml.ScalarToken) and stack and stack[-1] is not None:
+        keys = stack[-1]
+        if next.value in keys and (next.value != "<<" or conf["forbid-duplicated-merge-keys"]):
+            yield _linter.LintProblem(
+                next.start_mark.line + 1,
+                next.start_mark.column + 1,
+                f'duplication of key "{next.value}" in mapping',
+            )
+        else:
+            keys.add(next.value)
 
-    def __init__(self, conf: YamlLintConfig, token_types: set[type]):
+
+#: Drop-in for yamllint's ``key-duplicates`` rule module.
+KEY_DUPLICATES = types.SimpleNamespace(
+    ID="key-duplicates",
+    TYPE="token",
+    CONF={"forbid-duplicated-merge-keys": bool},
+    DEFAULT={"forbid-duplicated-merge-keys": False},
+    check=_key_duplicates,
+)
+_SWAPPED = {KEY_DUPLICATES.ID: KEY_DUPLICATES}
+
+
+class _FileConfig:
+    """The shared configuration, with our linear-time ``key-duplicates``, and (given
+    the file's token types) the rules that cannot fire on this file left out."""
+
+    def __init__(self, conf: YamlLintConfig, token_types: set[type] | None = None):
         self.rules = conf.rules
         self._enabled = [
-            r
+            _SWAPPED.get(r.ID, r)
             for r in conf.enabled_rules(None)
-            if r.ID not in _RULE_TRIGGERS or any(t in token_types for t in _RULE_TRIGGERS[r.ID])
+            if token_types is None or r.ID not in _RULE_TRIGGERS or any(t in token_types for t in _RULE_TRIGGERS[r.ID])
         ]
 
     def enabled_rules(self, filepath):
         return self._enabled
-
-
-def _to_diagnostic(p) -> Diagnostic:
-    level = "error" if p.level == "error" else "warning"
-    return Diagnostic(level, "yamllint", p.rule or "syntax", p.desc, p.line, p.column)
 
 
 def lint_problems(text: str, *, fast: bool = True) -> list:
@@ -159,11 +193,18 @@ def lint_problems(text: str, *, fast: bool = True) -> list:
                 return list(_fast_cosmetic(text, _FileConfig(conf, {type(t) for t in tokens}), None))
             finally:
                 _state.tokens = None
-        except Exception:  # noqa: BLE001 - any surprise: use yamllint as shipped
+        except Exception:  # noqa: BLE001 - any surprise: use yamllint's own parser
             pass
-    return list(_linter.run(text, conf))
+    return list(_linter.run(text, _FileConfig(conf)))
 
 
 def lint(text: str, *, fast: bool = True) -> list[Diagnostic]:
-    """yamllint's problems for ``text`` as diagnostics (source ``yamllint``)."""
-    return [_to_diagnostic(p) for p in lint_problems(text, fast=fast)]
+    """yamllint's problems for ``text`` as diagnostics (source ``yamllint``), in plain
+    words with yamllint's own as ``reference_message``."""
+    from lab_ci.check.messages import yamllint_diagnostic
+
+    problems = lint_problems(text, fast=fast)
+    if not problems:
+        return []
+    last_line = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return [yamllint_diagnostic(p, last_line) for p in problems]

@@ -2,6 +2,11 @@
 
 Errors are reported as the reference reports them (keyword, ``yaml_path`` in the
 reference's notation, message), but at the real line and column of the offending node.
+
+``uniqueItems`` is checked in linear time: jsonschema compares every pair of items
+that are not sortable (seed examples are mappings), so 25,000 seed examples cost it
+minutes. :func:`first_duplicate` groups items by a canonical key first and confirms
+with jsonschema's own ``equal``; the verdict and message are jsonschema's.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from importlib.resources import files
 from typing import Any
 
 import yaml
-from jsonschema.validators import validator_for
+from jsonschema import ValidationError
+from jsonschema._utils import equal as _json_equal
+from jsonschema.validators import extend, validator_for
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT202012
 
-from lab_ci.check import yamlsrc
 from lab_ci.check.diagnostics import Diagnostic
+from lab_ci.taxonomy import yamlsrc
 
 SCHEMA_NAMES = ("compositional_skills", "knowledge")
 
@@ -56,11 +63,59 @@ def schema(version: int, name: str) -> Mapping:
     return _resource(f"v{version}/{name}.json").contents
 
 
+def _canonical(x: Any) -> Any:
+    """A hashable key with ``equal(a, b)`` implying ``_canonical(a) == _canonical(b)``
+    (jsonschema's equality: ``True`` is not ``1``, lists equal tuples of the same
+    items, mapping keys compare as Python compares them)."""
+    if x is None:
+        return (0,)
+    if isinstance(x, bool):
+        return (1, x)
+    if isinstance(x, (int, float)):
+        return (2, x)
+    if isinstance(x, str):
+        return (3, x)
+    if isinstance(x, Mapping):
+        return (4, frozenset((k, _canonical(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple, bytes, bytearray)):
+        return (5, tuple(_canonical(v) for v in x))
+    if isinstance(x, (set, frozenset)):
+        return (6, frozenset(x))
+    try:
+        hash(x)
+    except TypeError:
+        return (7, id(x))
+    return (8, x)
+
+
+def first_duplicate(items: list) -> tuple[int, int] | None:
+    """The indexes ``(i, j)``, ``i < j``, of the first item equal to an earlier one
+    (jsonschema's equality), or None: linear time in the size of ``items``."""
+    seen: dict[Any, list[int]] = {}
+    for j, item in enumerate(items):
+        bucket = seen.setdefault(_canonical(item), [])
+        for i in bucket:
+            if _json_equal(items[i], item):
+                return i, j
+        bucket.append(j)
+    return None
+
+
+def _unique_items(validator, unique, instance, schema):
+    """jsonschema's ``uniqueItems`` keyword (same verdict, same message), linear."""
+    if unique and validator.is_type(instance, "array"):
+        pair = first_duplicate(instance)
+        if pair is not None:
+            error = ValidationError(f"{instance!r} has non-unique elements")
+            error.duplicate = pair  # read by the message writer
+            yield error
+
+
 @functools.cache
 def validator(version: int, name: str):
     """A ready validator for ``schemas/v<version>/<name>.json`` (built once per process)."""
     s = schema(version, name)
-    cls = validator_for(s)
+    cls = extend(validator_for(s), {"uniqueItems": _unique_items})
     registry = Registry(retrieve=functools.partial(_retrieve, f"v{version}"))
     # Resolve and crawl the referenced files once, not on every validation.
     for ref in _refs(s):
@@ -102,18 +157,40 @@ def yaml_path(error) -> str:
     return path or "."
 
 
-def diagnostic(error, root: yaml.Node | None) -> Diagnostic:
+def diagnostic(error, root: yaml.Node | None, name: str = "compositional_skills") -> Diagnostic:
+    """A jsonschema error at the line and column of its node, in plain words
+    (:mod:`lab_ci.check.messages`), with the reference's words as ``reference_message``."""
+    from lab_ci.check.messages import schema_words
+
     node = yamlsrc.node_at(root, error.absolute_path)
     if error.validator == "unevaluatedProperties":
         node = _unexpected_key_node(error, node)
+    related: tuple = ()
+    if error.validator == "uniqueItems" and hasattr(error, "duplicate"):
+        i, j = error.duplicate
+        first = yamlsrc.node_at(root, [*error.absolute_path, i])
+        node = yamlsrc.node_at(root, [*error.absolute_path, j])
+        related = (yamlsrc.Related(*yamlsrc.position(first), "the first of the two"),)
     line, col = yamlsrc.position(node)
     if error.validator == "minItems":
-        message = f"Value must have at least {error.validator_value} items"
+        reference = f"Value must have at least {error.validator_value} items"
     else:
-        message = error.message[-200:]
-    return Diagnostic("error", "schema", str(error.validator), message, line, col, yaml_path(error))
+        reference = error.message[-200:]
+    message, hint = schema_words(error, name)
+    return Diagnostic(
+        "error",
+        "schema",
+        str(error.validator),
+        message,
+        line,
+        col,
+        yaml_path(error),
+        hint=hint,
+        reference_message=reference,
+        related=related,
+    )
 
 
 def validate(data: Mapping, root: yaml.Node | None, version: int, name: str) -> list[Diagnostic]:
     """Every schema error of ``data`` (a mapping), at the position of its node."""
-    return [diagnostic(e, root) for e in validator(version, name).iter_errors(data)]
+    return [diagnostic(e, root, name) for e in validator(version, name).iter_errors(data)]

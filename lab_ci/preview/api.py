@@ -7,33 +7,38 @@ I/O lives here (git, teacher, documents); rendering and hints are pure modules.
 from __future__ import annotations
 
 import logging
-import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..check.api import check_taxonomy, collect_leaves
 from ..errors import LabCIError
+from ..sdg.api import generate_leaf
+from ..sdg.errors import BlockError, DocumentError, EmptyLeafError, PipelineError, SeedError
+from ..sdg.seeds import parse_leaf
+from ..sdg.text import rouge_l, token_f1
+from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
+from ..teacher import load_teacher, spec_from_env
 from ..teacher.base import Message, SamplingParams, Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
 
 log = logging.getLogger(__name__)
 
-TEACHER_ENV = "LAB_CI_TEACHER"
 DEFAULT_TEACHER = Path(".cache/models/teacher.gguf")
 
 
 def default_teacher_spec(env=None) -> str:
     """``LAB_CI_TEACHER``, else ``.cache/models/teacher.gguf`` when it exists."""
-    env = os.environ if env is None else env
-    if env.get(TEACHER_ENV):
-        return env[TEACHER_ENV]
+    if spec := spec_from_env(env):
+        return spec
     if DEFAULT_TEACHER.is_file():
         return str(DEFAULT_TEACHER)
     raise LabCIError(
-        f"no teacher model: pass --teacher PATH.gguf or an http(s):// OpenAI-compatible URL, set "
-        f"{TEACHER_ENV}, or build the tiny teacher with "
-        f"`python scripts/build_tiny_models.py --out .cache/models`"
+        "no teacher model: pass --teacher PATH.gguf or an http(s):// OpenAI-compatible URL, set "
+        "LAB_CI_TEACHER, or build the tiny teacher with "
+        "`python scripts/build_tiny_models.py --out .cache/models`"
     )
 
 
@@ -41,19 +46,39 @@ def _load(spec) -> tuple[Teacher, bool]:
     """A teacher object and whether we own it (and must close it)."""
     if not isinstance(spec, (str, Path)):
         return spec, False
-    from ..teacher import load_teacher
-
     try:
         return load_teacher(str(spec)), True
     except TeacherError as e:
         raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
 
 
+#: teacher details that can name the machine's file system: never in a preview
+_PRIVATE_DETAILS = ("path",)
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def _info(t: Teacher) -> dict:
+    """The teacher's id, name and public details: no local file path, no credentials
+    in a URL (the comment is public)."""
     info: TeacherInfo | None = getattr(t, "info", None)
     if info is None:
         return {"id": "", "name": type(t).__name__, "details": {}}
-    return {"id": info.id, "name": info.name, "details": dict(info.details)}
+    details = {
+        k: _USERINFO.sub("", v) if isinstance(v, str) else v
+        for k, v in info.details.items()
+        if k not in _PRIVATE_DETAILS
+    }
+    return {"id": _USERINFO.sub("", info.id), "name": _USERINFO.sub("", info.name), "details": details}
+
+
+def _diagnostic(d) -> dict:
+    """A check diagnostic as the preview keeps it; ``hint`` (how to fix it) where the
+    checker gives one."""
+    out = d.to_dict()
+    hint = getattr(d, "hint", None)
+    if hint and not out.get("hint"):
+        out["hint"] = hint
+    return out
 
 
 def precheck(
@@ -61,8 +86,6 @@ def precheck(
 ) -> dict[str, list[PrecheckItem]]:
     """Ask the current model every seed question of every leaf (one batched call);
     score each answer against the contributor's (token F1 and ROUGE-L)."""
-    from ..sdg.text import rouge_l, token_f1
-
     asks = [(path, e) for path, seeds in seeds_by_leaf.items() for e in seeds.examples]
     if not asks:
         return {}
@@ -99,19 +122,17 @@ def run_preview(
     progress: Callable[[str], None] | None = None,
     check_url: str | None = None,
     max_tokens: int | None = None,
+    full_output: str | None = None,
 ) -> PreviewResult:
     """Preview every changed valid leaf (every leaf without ``base``).
 
     ``teacher`` and ``precheck_model`` are Teacher objects or specs (a ``.gguf`` path or an
-    ``http(s)://`` URL); ``documents`` a :class:`lab_ci.sdg.documents.DocumentFetcher`.
-    Invalid leaves are listed with the reason and not previewed.
+    ``http(s)://`` URL), loaded only when a leaf needs them; ``documents`` a
+    :class:`lab_ci.taxonomy.documents.DocumentFetcher`. The preview follows ``lab-ci check``:
+    invalid leaves are listed with their check errors and not previewed; an empty leaf
+    (valid to check, with a warning) is listed as empty and does not fail the preview.
+    ``full_output`` says where the whole preview is when the comment must be shortened.
     """
-    from ..check.api import check_taxonomy, collect_leaves
-    from ..sdg.api import generate_leaf
-    from ..sdg.documents import DocumentFetcher, mirrors_from_env
-    from ..sdg.errors import BlockError, DocumentError, PipelineError, SeedError
-    from ..sdg.seeds import parse_leaf
-
     t0 = time.perf_counter()
     leaves = collect_leaves(taxonomy, base=base, head=head)
     report = check_taxonomy(taxonomy, base=base, head=head, use_cache=False)
@@ -119,58 +140,63 @@ def run_preview(
     fetcher = documents if documents is not None else DocumentFetcher(mirrors=mirrors_from_env())
     previews: list[LeafPreview] = []
     todo = []
+    seeds_by_leaf = {}
     for leaf in sorted(leaves, key=lambda l: l.path):
-        if not leaf.path.endswith("qna.yaml"):
-            continue
+        # a file check rejects is listed whatever its name (a misnamed leaf, qna.yml, is
+        # an error there); only a qna.yaml is generated from
+        named_leaf = leaf.path.rsplit("/", 1)[-1] == "qna.yaml"
         if leaf.change == "deleted" or leaf.kind == "missing":
-            previews.append(LeafPreview(leaf.path, "deleted"))
+            if named_leaf:
+                previews.append(LeafPreview(leaf.path, "deleted"))
             continue
         fr = results.get(leaf.path)
         if fr is not None and not fr.valid:
-            errs = [d.to_dict() for d in fr.diagnostics if d.severity == "error"]
-            previews.append(
-                LeafPreview(leaf.path, "invalid", reason=f"lab-ci check found {len(errs)} error(s)", diagnostics=errs)
-            )
+            errs = [_diagnostic(d) for d in fr.diagnostics if d.severity == "error"]
+            previews.append(LeafPreview(leaf.path, "invalid", diagnostics=errs))
+            continue
+        if not named_leaf:
+            continue
+        try:
+            seeds = parse_leaf(leaf)
+        except EmptyLeafError:
+            previews.append(LeafPreview(leaf.path, "empty"))
+            continue
+        except SeedError as e:
+            previews.append(LeafPreview(leaf.path, "failed", reason=str(e)))
             continue
         p = LeafPreview(leaf.path, "previewed")
         previews.append(p)
-        todo.append((leaf, p))
+        todo.append((leaf, p, seeds))
 
-    teacher_obj, own_teacher = _load(teacher) if todo else (teacher, False)
-    seeds_by_leaf = {}
-    try:
-        tinfo = (
-            _info(teacher_obj)
-            if todo
-            else (
-                {"id": str(teacher), "name": str(teacher), "details": {}}
-                if isinstance(teacher, (str, Path))
-                else _info(teacher)
-            )
-        )
-        for leaf, p in todo:
-            if progress:
-                progress(leaf.path)
-            try:
-                gen = generate_leaf(
-                    leaf,
-                    teacher_obj,
-                    samples=samples,
-                    seed=seed,
-                    documents=fetcher,
-                    pipeline_dirs=pipeline_dirs,
-                    max_tokens=max_tokens,
-                    progress=(lambda b, _p=leaf.path: progress(f"{_p}: {b}")) if progress else None,
-                )
-            except (DocumentError, SeedError, BlockError, PipelineError) as e:
-                p.status, p.reason = "failed", str(e)
-                continue
-            seeds_by_leaf[leaf.path] = parse_leaf(leaf)
-            p.pipeline, p.pipeline_version = gen.pipeline_name, gen.pipeline_version
-            p.accepted, p.rejected, p.stats, p.timings = gen.accepted, gen.rejected, gen.stats, gen.timings
-    finally:
-        if own_teacher:
-            teacher_obj.close()
+    tinfo = None
+    if todo:
+        teacher_obj, own_teacher = _load(teacher)
+        try:
+            tinfo = _info(teacher_obj)
+            for leaf, p, seeds in todo:
+                if progress:
+                    progress(leaf.path)
+                try:
+                    gen = generate_leaf(
+                        leaf,
+                        teacher_obj,
+                        samples=samples,
+                        seed=seed,
+                        documents=fetcher,
+                        pipeline_dirs=pipeline_dirs,
+                        max_tokens=max_tokens,
+                        progress=(lambda b, _p=leaf.path: progress(f"{_p}: {b}")) if progress else None,
+                    )
+                except (DocumentError, SeedError, BlockError, PipelineError) as e:
+                    p.status, p.reason = "failed", str(e)
+                    continue
+                seeds_by_leaf[leaf.path] = seeds
+                p.pipeline, p.pipeline_version = gen.pipeline_name, gen.pipeline_version
+                p.accepted = [{**rec, "fields": f} for rec, f in zip(gen.accepted, gen.accepted_fields)]
+                p.rejected, p.stats, p.timings = gen.rejected, gen.stats, gen.timings
+        finally:
+            if own_teacher:
+                teacher_obj.close()
 
     pinfo = None
     if precheck_model is not None and seeds_by_leaf:
@@ -201,4 +227,5 @@ def run_preview(
         seed=seed,
         timings={"total_s": round(time.perf_counter() - t0, 3)},
         check_url=check_url,
+        full_output=full_output,
     )

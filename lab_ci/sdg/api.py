@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 from ..taxonomy.leaf import LeafFile
 from ..teacher.base import SamplingParams, Teacher
 from .blocks import RunContext
-from .documents import DocumentFetcher, mirrors_from_env
 from .errors import DocumentError, SeedError
 from .pipeline import Pipeline, builtin_versions, load_pipeline
 from .seeds import LeafSeeds, parse_leaf
@@ -45,10 +45,27 @@ __all__ = [
     "SeedError",
 ]
 
-#: Built-in pipeline name -> version ("<declared>+<hash of YAML and prompts>").
-PIPELINE_VERSION: dict[str, str] = builtin_versions()
 
-_FIELD_COLUMNS = ("context", "question", "answer", "document", "document_source")
+class _BuiltinVersions(Mapping[str, str]):
+    """Built-in pipeline name -> version (``"<declared>+<hash of YAML and prompts>"``),
+    read on first use so that importing this module reads no pipeline file."""
+
+    def __getitem__(self, name: str) -> str:
+        return builtin_versions()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(builtin_versions())
+
+    def __len__(self) -> int:
+        return len(builtin_versions())
+
+
+PIPELINE_VERSION: Mapping[str, str] = _BuiltinVersions()
+
+#: the generated columns kept beside each sample (``accepted_fields``, ``fields`` of a
+#: rejected one) so a reader sees context, question and answer apart, and a knowledge
+#: sample's passage and where it comes from
+_FIELD_COLUMNS = ("context", "question", "answer", "document", "document_source", "document_heading")
 
 
 @dataclass
@@ -62,6 +79,9 @@ class LeafGeneration:
     timings: dict
     teacher: str = ""
     seed_examples: int = 0
+    #: per accepted record, its generated columns (context, question, answer, document,
+    #: document_source, document_heading): the preview shows them under their own labels
+    accepted_fields: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -145,16 +165,17 @@ def generate_leaf(
         "pipeline_version": pipe.version,
         "seed": seed,
     }
-    accepted = []
+    accepted, accepted_fields = [], []
     for s in kept:
         meta = _metadata(s, base)
         meta["judge_scores"] = s.get("judge_scores", {})
         meta.update(s.get("extra_metadata", {}))
         accepted.append({"messages": s["messages"], "metadata": meta})
+        accepted_fields.append(_fields(s))
     rejected = []
     for r in ctx.rejected:
         s = r["sample"]
-        fields = {k: s[k] for k in _FIELD_COLUMNS if k in s}
+        fields = _fields(s)
         fields.update({k: v for k, v in s.items() if k.endswith("_raw")})
         meta = _metadata(s, base)
         meta["judge_scores"] = {k: s[k] for k in s if k.endswith("_score") or k == "faithful"}
@@ -190,7 +211,12 @@ def generate_leaf(
         timings=timings,
         teacher=teacher_id,
         seed_examples=len(seeds.examples),
+        accepted_fields=accepted_fields,
     )
+
+
+def _fields(sample: dict) -> dict:
+    return {k: sample[k] for k in _FIELD_COLUMNS if k in sample}
 
 
 def write_jsonl(records: Iterable[dict], path: str | Path) -> int:

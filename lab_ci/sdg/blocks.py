@@ -20,7 +20,7 @@ from ..teacher.base import Message, SamplingParams, Teacher
 from .chunking import Chunk, chunk_markdown
 from .errors import BlockError
 from .seeds import LeafSeeds
-from .text import FieldSpec, Unparseable, jaccard, parse_fields, render
+from .text import FieldSpec, Unparseable, find_tag, jaccard, parse_fields, render
 
 
 @dataclass
@@ -34,6 +34,7 @@ class RunContext:
     params: SamplingParams = field(default_factory=SamplingParams)
     documents: list = field(default_factory=list)  # [Document] for knowledge leaves
     prompts: dict[str, str] = field(default_factory=dict)  # prompt file name -> text
+    tags: frozenset[str] = frozenset()  # the pipeline's tags (Pipeline.tags)
     rejected: list[dict] = field(default_factory=list)
     candidates: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -216,7 +217,7 @@ class LLMBlock(Block):
                     self.ctx.reject({**row, f"{self.name}_raw": c.text}, self.name, "teacher-error", c.text[:300])
                     continue
                 try:
-                    fields = parse_fields(c.text, self.specs)
+                    fields = parse_fields(c.text, self.specs, self.ctx.tags)
                 except Unparseable as e:
                     self.ctx.reject({**row, f"{self.name}_raw": c.text}, self.name, "unparseable", str(e))
                     continue
@@ -343,7 +344,10 @@ class SelectColumnsBlock(Block):
 
 class ToMessagesBlock(Block):
     """Build the training record: ``messages`` from the ``system``/``user``/``assistant``
-    templates, judge ``scores`` (columns) and extra ``metadata`` columns."""
+    templates, judge ``scores`` (columns) and extra ``metadata`` columns. A record that
+    would carry one of the pipeline's tags (``[End of Question]``...) is rejected
+    (``tags-in-output``): the parser keeps tags out of generated fields, so only text a
+    template takes from elsewhere can bring one."""
 
     type = "to_messages"
 
@@ -358,6 +362,10 @@ class ToMessagesBlock(Block):
                 ]
             except KeyError as e:
                 raise self.error(f"template uses {{{{{e.args[0]}}}}}, which no earlier block set") from None
+            found = next(((m["role"], t) for m in msgs if (t := find_tag(m["content"], self.ctx.tags))), None)
+            if found is not None:
+                self.ctx.reject(s, self.name, "tags-in-output", f"the {found[0]} message holds the tag {found[1]}")
+                continue
             scores = {c: s.get(c) for c in self.config.get("scores", [])}
             meta = {c: s.get(c) for c in self.config.get("metadata", []) if c in s}
             out.append({**s, "messages": msgs, "judge_scores": scores, "extra_metadata": meta})

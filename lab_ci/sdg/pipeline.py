@@ -17,14 +17,18 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
 
 from .blocks import BLOCK_TYPES, Block, RunContext, timed
 from .errors import PipelineError
+from .text import prompt_tags
+
+if TYPE_CHECKING:
+    import jsonschema
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUILTIN_PIPELINES = PACKAGE_DIR / "pipelines"
@@ -36,6 +40,8 @@ BUILTIN_NAMES = ("freeform_skills", "grounded_skills", "knowledge")
 
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # heavy (~0.1 s): only when a pipeline file is loaded
+
     schema = json.loads(SCHEMA_PATH.read_text("utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -58,6 +64,9 @@ class Pipeline:
     blocks: tuple[BlockSpec, ...]
     prompts: dict[str, str] = field(default_factory=dict, compare=False)
     version_hash: str = ""
+    #: every tag the pipeline shows the teacher (its prompts, example formats and field
+    #: markers): boundaries when parsing output, never part of a training record
+    tags: frozenset[str] = field(default_factory=frozenset, compare=False)
 
     @property
     def version(self) -> str:
@@ -66,6 +75,7 @@ class Pipeline:
 
     def run(self, ctx: RunContext, progress=None) -> list[dict]:
         ctx.prompts = self.prompts
+        ctx.tags = self.tags
         blocks: list[Block] = [BLOCK_TYPES[b.type](b.name, b.config, ctx) for b in self.blocks]
         samples: list[dict] = []
         for block in blocks:
@@ -136,6 +146,18 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
             text = found.read_text("utf-8")
             prompts[name] = text
             digest.update(b"\0" + name.encode() + b"\0" + text.encode())
+    tags: set[str] = set()
+    for text in prompts.values():
+        tags |= prompt_tags(text)
+    for b in doc["blocks"]:
+        cfg = b["config"]
+        if b["type"] == "sample_seeds":
+            tags |= prompt_tags(cfg.get("example_format", ""))
+        if b["type"] == "llm":
+            for f in cfg["fields"].values():
+                f = f or {}
+                ends = f.get("end") or []
+                tags |= {m for m in [f.get("start"), *([ends] if isinstance(ends, str) else ends)] if m}
     return Pipeline(
         name=doc["name"],
         path=path,
@@ -144,6 +166,7 @@ def load_pipeline_file(path: str | Path) -> Pipeline:
         blocks=tuple(BlockSpec(b["name"], b["type"], b["config"]) for b in doc["blocks"]),
         prompts=prompts,
         version_hash=digest.hexdigest()[:12],
+        tags=frozenset(tags),
     )
 
 
@@ -173,5 +196,7 @@ def load_pipeline(name: str, pipeline_dirs_=None) -> Pipeline:
     return load_pipeline_file(find_pipeline(name, pipeline_dirs_))
 
 
+@cache
 def builtin_versions() -> dict[str, str]:
+    """Built-in pipeline name -> version; read once, on first use."""
     return {n: load_pipeline_file(BUILTIN_PIPELINES / f"{n}.yaml").version for n in BUILTIN_NAMES}

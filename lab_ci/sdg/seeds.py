@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..taxonomy.leaf import LeafFile
-from .errors import SeedError
+from ..taxonomy.yamlsrc import load as load_leaf_yaml
+from .errors import EmptyLeafError, SeedError
 
 
 @dataclass(frozen=True, slots=True)
 class SeedExample:
-    id: str  # "3" for a skill seed, "2.1" for the 2nd Q/A of the 3rd knowledge context (0-based)
+    id: str  # counted from 1, as a reader counts: "3" for the third skill seed example,
+    # "2.1" for the first Q/A of the second knowledge context
     question: str
     answer: str
     context: str | None = None
@@ -68,9 +70,11 @@ def parse_leaf(leaf: LeafFile) -> LeafSeeds:
     if leaf.data is None:
         raise SeedError(f"{leaf.path}: no file content to read seed examples from")
     try:
-        doc = yaml.safe_load(leaf.data.decode("utf-8"))
+        doc = load_leaf_yaml(leaf.data)  # bounded: aliases, depth, size
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise SeedError(f"{leaf.path}: cannot read YAML: {e}") from None
+    if not doc:  # what check calls empty (a warning there)
+        raise EmptyLeafError(f"{leaf.path}: the file is empty: no seed examples to generate from")
     if not isinstance(doc, dict):
         raise SeedError(f"{leaf.path}: top level is not a mapping")
     kind = "knowledge" if leaf.path.startswith("knowledge/") else "skill"
@@ -83,9 +87,11 @@ def parse_leaf(leaf: LeafFile) -> LeafSeeds:
         if isinstance(qas, list):
             for j, qa in enumerate(qas):
                 if isinstance(qa, dict) and _text(qa.get("question")) and _text(qa.get("answer")):
-                    examples.append(SeedExample(f"{i}.{j}", _text(qa["question"]), _text(qa["answer"]), context))
+                    examples.append(
+                        SeedExample(f"{i + 1}.{j + 1}", _text(qa["question"]), _text(qa["answer"]), context)
+                    )
         elif _text(seed.get("question")) and _text(seed.get("answer")):
-            examples.append(SeedExample(str(i), _text(seed["question"]), _text(seed["answer"]), context))
+            examples.append(SeedExample(str(i + 1), _text(seed["question"]), _text(seed["answer"]), context))
     if not examples:
         raise SeedError(f"{leaf.path}: seed_examples: no question/answer pairs to generate from")
     document = None

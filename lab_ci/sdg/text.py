@@ -4,7 +4,9 @@ and small similarity measures (token-overlap F1, ROUGE-L, Jaccard)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -73,27 +75,93 @@ class Unparseable(ValueError):
     """The text holds no value for a field; the message says which and why."""
 
 
-def _between(text: str, spec: FieldSpec, markers: list[str]) -> str | None:
-    lo = text.lower()
-    i = lo.find(spec.start.lower()) if spec.start else 0
-    if i < 0:
-        for end in spec.end:  # only an end marker: take what precedes it
-            if lo.find(end.lower()) > 0:
-                return text[: lo.find(end.lower())]
-        return None
-    begin = i + (len(spec.start) if spec.start else 0)
-    stop = len(text)
-    ends = list(spec.end) + [m for m in markers if m and m != spec.start]
-    for m in ends:
-        j = lo.find(m.lower(), begin)
-        if j >= 0:
-            stop = min(stop, j)
-    return text[begin:stop]
+#: a LAB-style section tag a teacher may write even when no prompt used it
+#: (``[Start of Answer]``, ``[End of Context]``): always a boundary, never data
+LAB_TAG = r"\[(?:start|end) of [^\[\]\n]{1,40}\]"
+_TAG_LINE = re.compile(r"^[ \t]*(\[[^\[\]\n{}]{1,40}\])[ \t]*$", re.MULTILINE)
+_LAB_TAG = re.compile(LAB_TAG, re.IGNORECASE)
 
 
-def parse_fields(text: str, specs: list[FieldSpec]) -> dict:
-    """The fields of ``specs`` found in ``text``; :class:`Unparseable` if one is missing."""
-    markers = [m for s in specs for m in (s.start, *s.end) if m]
+def prompt_tags(text: str) -> set[str]:
+    """The tags a prompt or example format shows the teacher: every ``[...]`` alone on
+    its line, and every LAB-style ``[Start of X]`` / ``[End of X]`` tag."""
+    return set(_TAG_LINE.findall(text)) | set(_LAB_TAG.findall(text))
+
+
+#: the opening of a LAB tag whose end the teacher garbled (``[End of "narrow"?``)
+LAB_TAG_OPENING = r"\[(?:start|end) of\b"
+
+
+def _fragments(tag: str) -> list[str]:
+    """What is left of a tag when a weak teacher drops its start: ``End of Question]``,
+    ``of Question]``, ``Question]`` (whole words, ending with the bracket)."""
+    if not (tag.startswith("[") and tag.endswith("]")):
+        return []
+    words = tag[1:].split(" ")
+    if len(words[-1]) < 4:  # "END]" and longer: a short word alone is too common
+        return []
+    return [" ".join(words[i:]) for i in range(len(words))]
+
+
+@lru_cache(maxsize=64)
+def _tag_regex(tags: tuple[str, ...]) -> re.Pattern:
+    whole = [re.escape(t) for t in sorted(tags, key=len, reverse=True)]
+    parts = sorted({f for t in tags for f in _fragments(t)}, key=len, reverse=True)
+    broken = [rf"(?<![\w\[]){re.escape(f)}" for f in parts]
+    return re.compile("|".join([*whole, LAB_TAG, *broken, LAB_TAG_OPENING]), re.IGNORECASE)
+
+
+def _cut_partial_tag(value: str, tags: tuple[str, ...]) -> str:
+    """Drop a tag cut off by the length limit at the very end (``...\n[End of Resp``)."""
+    i = value.rfind("[")
+    if i < 0 or "]" in value[i:]:
+        return value
+    frag = value[i:].lower()
+    whole = [t.lower() for t in tags] + ["[start of ", "[end of "]
+    if len(frag) >= 3 and any(t.startswith(frag) or frag.startswith(t) for t in whole):
+        return value[:i]
+    return value
+
+
+def _segments(text: str, rx: re.Pattern) -> list[tuple[str | None, str]]:
+    """The text cut at every tag: (the tag before the segment, lower-cased, or None at
+    the start; the segment)."""
+    out: list[tuple[str | None, str]] = []
+    before: str | None = None
+    pos = 0
+    for m in rx.finditer(text):
+        out.append((before, text[pos : m.start()]))
+        before, pos = m.group(0).lower(), m.end()
+    out.append((before, text[pos:]))
+    return out
+
+
+def _tagged_value(text: str, spec: FieldSpec, rx: re.Pattern) -> str | None:
+    """The field between its tags: after its ``start`` tag up to the next tag of any kind,
+    else the segment just before one of its ``end`` tags (tags are never part of it)."""
+    segments = _segments(text, rx)
+    if spec.start:
+        start = spec.start.lower()
+        hit = next((seg for tag, seg in segments if tag == start), None)
+        if hit is not None:
+            return hit
+    ends = {e.lower() for e in spec.end}
+    for (_, seg), (tag, _) in zip(segments, segments[1:]):
+        if tag in ends and seg.strip():
+            return seg
+    return None
+
+
+def parse_fields(text: str, specs: list[FieldSpec], tags: Iterable[str] = ()) -> dict:
+    """The fields of ``specs`` found in ``text``; :class:`Unparseable` if one is missing.
+
+    ``tags`` are the pipeline's other tags (:func:`prompt_tags` of its prompts): with
+    the fields' own ``start``/``end`` markers and any LAB-style ``[Start of X]`` /
+    ``[End of X]``, they end a field and are never part of one, so a teacher that
+    mixes up its tags (``[Start of Context]`` before a question, ``[End of Question]``
+    after an answer) cannot put them into the training data."""
+    vocab = tuple(sorted({m for s in specs for m in (s.start, *s.end) if m} | {t for t in tags if t}))
+    rx = _tag_regex(vocab)
     out: dict = {}
     for spec in specs:
         value: str | None = None
@@ -104,12 +172,12 @@ def parse_fields(text: str, specs: list[FieldSpec]) -> dict:
                     value = m.group(1) if m.groups() else m.group(0)
                     break
         elif spec.start or spec.end:
-            value = _between(text, spec, markers)
+            value = _tagged_value(text, spec, rx)
         if (value is None or not value.strip()) and spec.fallback == "whole":
-            value = text
-        if value is not None:  # a value made only of tags (or with stray tags) is cleaned
-            for m in markers:
-                value = re.sub(re.escape(m), "", value, flags=re.IGNORECASE)
+            # the first stretch of text between tags
+            value = next((seg for _, seg in _segments(text, rx) if seg.strip()), None)
+        if value is not None:
+            value = _cut_partial_tag(rx.sub("", value), vocab)
         if value is None or not value.strip():
             raise Unparseable(f"no {spec.name} found")
         value = value.strip()
@@ -128,6 +196,12 @@ def parse_fields(text: str, specs: list[FieldSpec]) -> dict:
             value = float(m.group(0)) if spec.type == "float" else int(float(m.group(0)))
         out[spec.name] = value
     return out
+
+
+def find_tag(text: str, tags: Iterable[str] = ()) -> str | None:
+    """The first pipeline tag (of ``tags``, or LAB-style) in ``text``, if any."""
+    m = _tag_regex(tuple(sorted({t for t in tags if t}))).search(text or "")
+    return m.group(0) if m else None
 
 
 # ---------------------------------------------------------------- similarity

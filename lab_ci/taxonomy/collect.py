@@ -17,9 +17,10 @@ import posixpath
 from pathlib import Path
 
 from ..errors import LabCIError
-from .changes import ATTRIBUTION, QNA, LeafChange, attribution_leaf, changed_leaves
+from .changes import LeafChange, attribution_leaf, changed_leaves
 from .gitrepo import GitTaxonomy, TreeEntry
-from .leaf import LeafFile
+from .leaf import ATTRIBUTION, QNA, TAXONOMY_FOLDERS, LeafFile, misnamed_leaf
+from .limits import DEFAULT_MAX_FILE_BYTES
 from .worktree import read_leaf, to_taxonomy_path, walk_leaves
 
 
@@ -31,19 +32,21 @@ def collect_leaves(
     head: str | None = None,
     cwd: Path | None = None,
     max_bytes: int | None = None,
+    folders: tuple[str, ...] = TAXONOMY_FOLDERS,
 ) -> list[LeafFile]:
     """The leaves to check (see the module docstring). ``paths`` are relative to ``cwd``
     (default: the current folder) or to the taxonomy. Raises :class:`LabCIError` for a
     missing taxonomy or path, a bad revision, a bare repository with no revision, or
     ``base``/``head`` outside a git repository.
 
-    ``max_bytes`` (default: ``CheckOptions().max_file_bytes``) bounds memory: a larger
+    ``max_bytes`` (default: the reader's ``DEFAULT_MAX_FILE_BYTES``) bounds memory: a larger
     ``qna.yaml`` or ``attribution.txt`` is read only up to ``max_bytes + 1`` bytes (sizes
     are asked of git first), so the checker reports it as too large without anyone
-    loading it whole."""
-    if max_bytes is None:
-        from ..check.options import DEFAULT_MAX_FILE_BYTES
+    loading it whole.
 
+    ``folders`` are the taxonomy's top-level folders: a misnamed leaf file inside one
+    (``qna.yml``, ``movie_qna.yaml``) is collected too, so the checker can name it."""
+    if max_bytes is None:
         max_bytes = DEFAULT_MAX_FILE_BYTES
     root = Path(taxonomy)
     if base is None and head is None:
@@ -52,12 +55,12 @@ def collect_leaves(
                 f"{str(root)!r} is a bare repository (no files to check on disk); "
                 "pass --head REV (a whole tree) or --base REV --head REV (a change)"
             )
-        return _from_disk(root, paths, cwd, max_bytes)
+        return _from_disk(root, paths, cwd, max_bytes, folders)
     with GitTaxonomy.open(root) as gt:
         filters = _filters(gt, root, paths, cwd)
         if base is None:
-            return _from_tree(gt, gt.resolve(head), filters, head, max_bytes)
-        return _from_change(gt, base, head, filters, max_bytes)
+            return _from_tree(gt, gt.resolve(head), filters, head, max_bytes, folders)
+        return _from_change(gt, base, head, filters, max_bytes, folders)
 
 
 def _is_bare_repository(root: Path) -> bool:
@@ -113,13 +116,13 @@ def _selected(path: str, filters: list[str] | None, also: str | None = None) -> 
 
 
 # -- files on disk --------------------------------------------------------------------------
-def _from_disk(root: Path, paths, cwd, max_bytes: int | None = None) -> list[LeafFile]:
+def _from_disk(root: Path, paths, cwd, max_bytes: int | None = None, folders=TAXONOMY_FOLDERS) -> list[LeafFile]:
     if not root.exists():
         raise LabCIError(f"taxonomy folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise LabCIError(f"taxonomy {str(root)!r} is not a folder")
     if paths is None:
-        return [read_leaf(root, p, max_bytes=max_bytes) for p in walk_leaves(root)]
+        return [read_leaf(root, p, max_bytes=max_bytes) for p in walk_leaves(root, folders=folders)]
     leaves: set[str] = set()
     for arg in paths:
         rel = to_taxonomy_path(root, arg, cwd)
@@ -130,7 +133,7 @@ def _from_disk(root: Path, paths, cwd, max_bytes: int | None = None) -> list[Lea
                 raise LabCIError(f"no such file: {arg!r}")
             leaves.add(_as_leaf_filter(rel))
         elif rel == "" or (full.is_dir() and not full.is_symlink() and name != QNA):
-            leaves.update(walk_leaves(root, rel))
+            leaves.update(walk_leaves(root, rel, folders))
         elif full.exists() or full.is_symlink():
             leaves.add(rel)
         else:
@@ -174,22 +177,26 @@ def _read_from_tree(
     return out
 
 
-def _from_tree(gt: GitTaxonomy, commit: str, filters, rev: str, max_bytes: int | None = None) -> list[LeafFile]:
+def _from_tree(
+    gt: GitTaxonomy, commit: str, filters, rev: str, max_bytes: int | None = None, folders=TAXONOMY_FOLDERS
+) -> list[LeafFile]:
     entries = gt.ls_tree(commit)
     index = {e.path: e for e in entries}
+
+    def is_leaf(p: str) -> bool:
+        if p.rsplit("/", 1)[-1] == QNA:
+            return _not_inside_leaf(p)
+        return index[p].kind != "directory" and misnamed_leaf(p, folders) and _not_inside_leaf(p)
+
     if filters is None:
-        wanted = sorted(p for p in index if p.rsplit("/", 1)[-1] == QNA and _not_inside_leaf(p))
+        wanted = sorted(p for p in index if is_leaf(p))
     else:
         chosen: set[str] = set()
         for f in filters:
             e = index.get(f)
             name = f.rsplit("/", 1)[-1]
             if f == "" or (e is not None and e.kind == "directory" and name != QNA):
-                chosen.update(
-                    p
-                    for p in index
-                    if p.rsplit("/", 1)[-1] == QNA and (f == "" or p.startswith(f + "/")) and _not_inside_leaf(p)
-                )
+                chosen.update(p for p in index if (f == "" or p.startswith(f + "/")) and is_leaf(p))
             elif e is None:
                 raise LabCIError(f"no such file or folder at revision {rev!r}: {f!r}")
             else:
@@ -206,7 +213,9 @@ def _not_inside_leaf(path: str) -> bool:
 
 
 # -- what a change touched --------------------------------------------------------------------
-def _from_change(gt: GitTaxonomy, base: str, head: str | None, filters, max_bytes: int | None = None) -> list[LeafFile]:
+def _from_change(
+    gt: GitTaxonomy, base: str, head: str | None, filters, max_bytes: int | None = None, folders=TAXONOMY_FOLDERS
+) -> list[LeafFile]:
     base_c = gt.resolve(base)
     if head is None and not gt.bare:
         head_c = gt.resolve("HEAD")
@@ -215,11 +224,13 @@ def _from_change(gt: GitTaxonomy, base: str, head: str | None, filters, max_byte
         with gt.worktree_snapshot() as (tree, env):
             entries = gt.diff_trees_env(mb, tree, env)
         exists = lambda p: (root / p).exists() or (root / p).is_symlink()  # noqa: E731
-        changes = [c for c in changed_leaves(entries, exists) if _selected(c.path, filters, c.old_path)]
+        changes = [c for c in changed_leaves(entries, exists, folders) if _selected(c.path, filters, c.old_path)]
         return [read_leaf(root, c.path, change=c.change, old_path=c.old_path, max_bytes=max_bytes) for c in changes]
     head_c = gt.resolve(head or "HEAD")
     mb = gt.merge_base(base_c, head_c)
     entries = gt.diff_trees(mb, head_c)
     index = {e.path: e for e in gt.ls_tree(head_c)}
-    changes = [c for c in changed_leaves(entries, index.__contains__) if _selected(c.path, filters, c.old_path)]
+    changes = [
+        c for c in changed_leaves(entries, index.__contains__, folders) if _selected(c.path, filters, c.old_path)
+    ]
     return _read_from_tree(gt, index, changes, max_bytes)

@@ -2,12 +2,13 @@
 
 A taxonomy is a folder inside a git repository: the repository root itself (the usual
 taxonomy repository), a subfolder of it (``taxonomy/`` in the lab-ci repository), or a
-bare clone (a mirror on the bot's disk). :class:`GitTaxonomy` opens the repository with
-GitPython, remembers the taxonomy's ``prefix`` inside it, and offers the few plumbing
-operations the rest of lab-ci needs: resolve a revision, list a tree, read blobs (through
-GitPython's persistent ``git cat-file --batch``), diff two trees, and snapshot the working
-tree (tracked, modified and untracked files) as a tree without touching the user's index
-or object store.
+bare clone (a mirror on the bot's disk). :class:`GitTaxonomy` finds the repository
+(``git rev-parse``), remembers the taxonomy's ``prefix`` inside it, and offers the few
+plumbing operations the rest of lab-ci needs: resolve a revision, list a tree, read
+blobs (one ``git cat-file --batch`` per call, its output bounded by the blobs' sizes),
+diff two trees, and snapshot the working tree (tracked, modified and untracked files)
+as a tree without touching the user's index or object store. Every git process runs
+through :mod:`.gitrun` (the ``local`` profile by default).
 
 Every path this module hands out is relative to the taxonomy root (posix, no prefix).
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabCIError
-from .leaf import Kind
+from .gitrun import GIT_MISSING, LOCAL_RUNNER, NOT_A_REPOSITORY, GitError, GitRunner
+from .leaf import TAXONOMY_FOLDERS, Kind
 
 #: git tree entry modes and what they are.
 MODE_KINDS: dict[str, Kind] = {
@@ -145,42 +146,49 @@ def parse_raw_diff(out: bytes, prefix: str = "") -> list[DiffEntry]:
 class GitTaxonomy:
     """A taxonomy folder inside a git repository (working tree or bare)."""
 
-    def __init__(self, repo, prefix: str, root: Path | None):
-        self.repo = repo  # git.Repo
+    def __init__(
+        self, git_dir: Path, prefix: str, root: Path | None, *, top: Path | None = None, runner: GitRunner | None = None
+    ):
+        self.git_dir = git_dir  # the repository's git folder (absolute)
+        self.top = top  # the working tree's top folder; None for a bare repository
         self.prefix = prefix  # "" or "sub/dir/" (repository-relative, posix)
         self.root = root  # the taxonomy folder on disk; None for a bare repository
+        self.runner = runner or LOCAL_RUNNER
 
     # -- opening -------------------------------------------------------------------
     @classmethod
-    def open(cls, taxonomy: Path | str) -> GitTaxonomy:
+    def open(cls, taxonomy: Path | str, *, runner: GitRunner | None = None) -> GitTaxonomy:
         """Open the repository holding ``taxonomy`` (a folder, or a bare repository)."""
-        import git  # GitPython; imported here so the module loads without it
-
+        runner = runner or LOCAL_RUNNER
         path = Path(taxonomy)
         if not path.exists():
             raise LabCIError(f"taxonomy folder {str(path)!r} does not exist")
         if not path.is_dir():
             raise LabCIError(f"taxonomy {str(path)!r} is not a folder")
+        args = ["rev-parse", "--is-bare-repository", "--is-inside-git-dir", "--absolute-git-dir"]
         try:
-            repo = git.Repo(path, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise LabCIError(f"{str(path)!r} is not inside a git repository") from None
-        except git.GitCommandNotFound:
-            raise LabCIError("git is not installed (lab-ci needs the git command)") from None
-        if repo.bare:
-            return cls(repo, "", None)
-        top = Path(repo.working_tree_dir).resolve()
+            bare, inside_git_dir, git_dir = runner.text(args, cwd=path).splitlines()
+            if bare == "true":
+                return cls(Path(git_dir), "", None, runner=runner)
+            if inside_git_dir == "true":
+                raise LabCIError(f"{str(path)!r} is not inside the working tree of {git_dir!r}")
+            top = Path(runner.text(["rev-parse", "--show-toplevel"], cwd=path)).resolve()
+        except GitError as e:
+            if e.category == NOT_A_REPOSITORY:
+                raise LabCIError(f"{str(path)!r} is not inside a git repository") from None
+            if e.category == GIT_MISSING:
+                raise LabCIError("git is not installed (lab-ci needs the git command)") from None
+            raise LabCIError(f"cannot open the git repository at {str(path)!r}: {e.detail or e.category}") from None
         here = path.resolve()
         try:
             rel = here.relative_to(top)
-        except ValueError:  # e.g. inside .git
+        except ValueError:
             raise LabCIError(f"{str(path)!r} is not inside the working tree of {str(top)!r}") from None
         prefix = "" if str(rel) == "." else rel.as_posix() + "/"
-        return cls(repo, prefix, here)
+        return cls(Path(git_dir), prefix, here, top=top, runner=runner)
 
     def close(self) -> None:
-        """Stop GitPython's persistent ``git cat-file`` processes."""
-        self.repo.close()
+        """Nothing to release: no git process outlives the call that started it."""
 
     def __enter__(self) -> GitTaxonomy:
         return self
@@ -193,62 +201,48 @@ class GitTaxonomy:
         return self.root is None
 
     # -- plumbing --------------------------------------------------------------------
-    def _git(self, *args: str, env: dict | None = None) -> bytes:
-        import git
-
+    def _git(self, *args: str, env: dict | None = None, input: bytes | None = None, **kw) -> bytes:
+        """Run git on this repository (in the working tree when there is one, so
+        pathspecs and ``add`` work); a failure is a :class:`LabCIError` with git's words."""
+        where = {"cwd": self.top} if self.top is not None else {"git_dir": self.git_dir}
         try:
-            return self.repo.git.execute(["git", *args], stdout_as_string=False, strip_newline_in_stdout=False, env=env)
-        except git.GitCommandError as e:
-            stderr = (e.stderr or "").strip().replace("\n", " ")
-            if stderr.startswith("stderr: "):
-                stderr = stderr[len("stderr: ") :].strip(" '")
-            raise LabCIError(f"git {args[0]} failed: {stderr or e}") from None
-
-    def _git_input(self, data: bytes, *args: str, env: dict | None = None) -> bytes:
-        """Run git in the working tree with ``data`` on its standard input."""
-        proc = subprocess.run(
-            ["git", *args],
-            input=data,
-            capture_output=True,
-            check=False,
-            cwd=self.repo.working_tree_dir or self.repo.git_dir,
-            env={**os.environ, **(env or {})},
-        )
-        if proc.returncode != 0:
-            stderr = proc.stderr.decode("utf-8", "replace").strip().replace("\n", " ")
-            raise LabCIError(f"git {args[0] if args[0] != '-c' else args[2]} failed: {stderr}")
-        return proc.stdout
+            return self.runner.run(list(args), env=env, input=input, **where, **kw).stdout
+        except GitError as e:
+            raise LabCIError(str(e)) from None
 
     def resolve(self, rev: str) -> str:
         """The commit id ``rev`` names; a clear error when it names none."""
         if not rev or rev.startswith("-") or "\0" in rev:
             raise LabCIError(f"invalid revision {rev!r}")
-        import git
-
-        try:
-            out = self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-        except git.GitCommandError:
+        args = ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"]
+        result = self.runner.run(args, git_dir=self.git_dir, check=False)
+        if result.returncode != 0:
             hint = ""
-            if (Path(self.repo.common_dir) / "shallow").exists():
+            if (self.common_dir / "shallow").exists():
                 hint = "; this is a shallow clone: fetch the full history (actions/checkout fetch-depth: 0)"
-            raise LabCIError(f"unknown revision {rev!r} (not a commit in {self.describe()}{hint})") from None
-        return out.strip()
+            raise LabCIError(f"unknown revision {rev!r} (not a commit in {self.describe()}{hint})")
+        return result.text.strip()
+
+    @property
+    def common_dir(self) -> Path:
+        """The folder holding objects and refs (differs from ``git_dir`` in a linked worktree)."""
+        link = self.git_dir / "commondir"
+        if link.is_file():
+            return (self.git_dir / link.read_text().strip()).resolve()
+        return self.git_dir
 
     def merge_base(self, a: str, b: str) -> str:
         """``git merge-base a b`` (the best common ancestor), as a pull request diffs."""
-        import git
-
-        try:
-            out = self.repo.git.merge_base(a, b)
-        except git.GitCommandError:
+        result = self.runner.run(["merge-base", a, b], git_dir=self.git_dir, check=False)
+        if result.returncode != 0 or not result.text.strip():
             raise LabCIError(
                 f"revisions {a[:12]} and {b[:12]} have no common ancestor (is the clone shallow? "
                 "fetch with fetch-depth: 0)"
-            ) from None
-        return out.strip().splitlines()[0]
+            )
+        return result.text.strip().splitlines()[0]
 
     def describe(self) -> str:
-        where = self.repo.git_dir if self.bare else self.repo.working_tree_dir
+        where = self.git_dir if self.bare else self.top
         return str(where) + (f" (taxonomy at {self.prefix.rstrip('/')})" if self.prefix else "")
 
     def ls_tree(self, rev: str, subpath: str = "") -> list[TreeEntry]:
@@ -262,15 +256,12 @@ class GitTaxonomy:
 
     def diff_trees(self, old: str, new: str) -> list[DiffEntry]:
         """Changes under the taxonomy between two tree-ish ids, renames detected."""
-        args = ["diff-tree", "-r", "-z", "--raw", "-M", "--no-ext-diff", old, new]
-        if self.prefix:
-            args += ["--", self.prefix.rstrip("/")]
-        return parse_raw_diff(self._git(*args), self.prefix)
+        return self.diff_trees_env(old, new, None)
 
     def read_blobs(
         self, shas, *, sizes: dict[str, int | None] | None = None, max_bytes: int | None = None
     ) -> dict[str, bytes]:
-        """Blob contents by id, read through one persistent ``git cat-file --batch``.
+        """Blob contents by id, read through one ``git cat-file --batch``.
 
         With ``max_bytes``, a blob larger than that (by ``sizes``, from ``ls-tree -l``,
         else asked of ``git cat-file --batch-check``) is never loaded whole: only its
@@ -278,20 +269,36 @@ class GitTaxonomy:
         """
         out: dict[str, bytes] = {}
         sizes = dict(sizes or {})
-        todo = [s for s in dict.fromkeys(shas)]
+        todo = list(dict.fromkeys(shas))
         if max_bytes is not None:
             unknown = [s for s in todo if sizes.get(s) is None]
             if unknown:
                 sizes.update(self.blob_sizes(unknown))
+        whole = []
         for sha in todo:
             size = sizes.get(sha)
             if max_bytes is not None and size is not None and size > max_bytes:
                 out[sha] = self.read_blob_head(sha, max_bytes + 1)
-                continue
-            try:
-                out[sha] = self.repo.odb.stream(bytes.fromhex(sha)).read()
-            except Exception as e:  # a missing object in a broken or partial clone
-                raise LabCIError(f"cannot read git object {sha}: {e}") from None
+            else:
+                whole.append(sha)
+        if whole:
+            out.update(self._read_batch(whole, sizes))
+        return out
+
+    def _read_batch(self, shas: list[str], sizes: dict[str, int | None]) -> dict[str, bytes]:
+        known = [sizes.get(s) for s in shas]
+        cap = sum(known) + 128 * len(shas) if None not in known else None  # type: ignore[arg-type]
+        raw = self._git("cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode("ascii"), max_output=cap)
+        out: dict[str, bytes] = {}
+        pos = 0
+        for sha in shas:
+            nl = raw.find(b"\n", pos)
+            header = raw[pos:nl].split() if nl >= 0 else []
+            if len(header) != 3 or not header[2].isdigit():
+                raise LabCIError(f"cannot read git object {sha}: {b' '.join(header[1:]).decode() or 'missing'}")
+            size = int(header[2])
+            out[sha] = raw[nl + 1 : nl + 1 + size]
+            pos = nl + 1 + size + 1
         return out
 
     def blob_sizes(self, shas) -> dict[str, int]:
@@ -299,16 +306,9 @@ class GitTaxonomy:
         shas = list(dict.fromkeys(shas))
         if not shas:
             return {}
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
-            cwd=self.repo.git_dir,
-            input=("\n".join(shas) + "\n").encode("ascii"),
-            capture_output=True,
-            check=False,
+        stdout = self._git(
+            "cat-file", "--batch-check=%(objectname) %(objectsize)", input=("\n".join(shas) + "\n").encode("ascii")
         )
-        if proc.returncode != 0:
-            raise LabCIError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-        stdout = proc.stdout
         sizes: dict[str, int] = {}
         for line in stdout.decode("ascii", "replace").splitlines():
             parts = line.split()
@@ -321,31 +321,12 @@ class GitTaxonomy:
     def read_blob_head(self, sha: str, n: int) -> bytes:
         """The first ``n`` bytes of a blob, from a ``git cat-file blob`` process that is
         stopped once they are read (memory stays bounded whatever the blob's size)."""
-        proc = subprocess.Popen(
-            ["git", "cat-file", "blob", sha],
-            cwd=self.repo.git_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+        result = self.runner.run(
+            ["cat-file", "blob", sha], git_dir=self.git_dir, max_output=n, truncate=True, check=False
         )
-        try:
-            chunks, got = [], 0
-            while got < n:
-                chunk = proc.stdout.read(min(1 << 16, n - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-        finally:
-            proc.stdout.close()
-            if proc.poll() is None:
-                proc.kill()
-            err = proc.stderr.read()
-            proc.stderr.close()
-            proc.wait()
-        if not got and n > 0 and proc.returncode != 0:
-            raise LabCIError(f"cannot read git object {sha}: {err.decode(errors='replace').strip()}")
-        return b"".join(chunks)
+        if not result.stdout and n > 0 and result.returncode != 0:
+            raise LabCIError(f"cannot read git object {sha}: {result.stderr or 'missing'}")
+        return result.stdout
 
     # -- the working tree -------------------------------------------------------------
     @contextmanager
@@ -358,8 +339,8 @@ class GitTaxonomy:
             raise LabCIError("a bare repository has no working tree; pass --head REV")
         tmp = Path(tempfile.mkdtemp(prefix="lab-ci-snap-"))
         try:
-            objects = Path(self.repo.common_dir) / "objects"
-            real_index = Path(self.repo.git_dir) / "index"
+            objects = self.common_dir / "objects"
+            real_index = self.git_dir / "index"
             index = tmp / "index"
             if real_index.is_file():  # reuse its stat cache: only changed files get hashed
                 shutil.copyfile(real_index, index)
@@ -385,8 +366,7 @@ class GitTaxonomy:
             addable, special = self._split_special(listed)
             literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
             if addable:
-                self._git_input(
-                    b"\0".join(addable) + b"\0",
+                self._git(
                     "-c",
                     "core.safecrlf=false",
                     "add",
@@ -395,11 +375,11 @@ class GitTaxonomy:
                     "--pathspec-from-file=-",
                     "--pathspec-file-nul",
                     env=literal,
+                    input=b"\0".join(addable) + b"\0",
                 )
             if special:  # a tracked file now a fifo/socket/device: gone from the snapshot,
                 # so its leaf reads as changed and the checker reports what it is.
-                self._git_input(
-                    b"\0".join(special) + b"\0",
+                self._git(
                     "rm",
                     "--cached",
                     "-q",
@@ -407,6 +387,7 @@ class GitTaxonomy:
                     "--pathspec-from-file=-",
                     "--pathspec-file-nul",
                     env=literal,
+                    input=b"\0".join(special) + b"\0",
                 )
             tree = self._git("write-tree", env=env).decode().strip()
             yield tree, env
@@ -416,7 +397,7 @@ class GitTaxonomy:
     def _split_special(self, listed: bytes) -> tuple[list[bytes], list[bytes]]:
         """Split ``ls-files -z`` output into paths git can add (regular files, links,
         folders, missing ones) and special files (fifos, sockets, devices) it cannot."""
-        top = os.fsencode(self.repo.working_tree_dir)
+        top = os.fsencode(self.top)
         addable, special = [], []
         for raw in listed.split(b"\0"):
             if not raw:
@@ -430,21 +411,24 @@ class GitTaxonomy:
             (addable if ok else special).append(raw)
         return addable, special
 
-    def diff_trees_env(self, old: str, new: str, env: dict) -> list[DiffEntry]:
-        args = ["diff-tree", "-r", "-z", "--raw", "-M", old, new]
+    def diff_trees_env(self, old: str, new: str, env: dict | None) -> list[DiffEntry]:
+        args = ["diff-tree", "-r", "-z", "--raw", "-M", "--no-ext-diff", old, new]
         if self.prefix:
             args += ["--", self.prefix.rstrip("/")]
         return parse_raw_diff(self._git(*args, env=env), self.prefix)
 
 
-def leaf_pathspecs(prefix: str = "") -> list[str]:
+def leaf_pathspecs(prefix: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> list[str]:
     """Pathspecs (repository-relative, under ``prefix``) for every file that can matter
-    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``, and
-    ``attribution.txt`` files."""
+    to a leaf: ``qna.yaml`` files, files inside a folder named ``qna.yaml``,
+    ``attribution.txt`` files, and in the taxonomy ``folders`` the files a contributor
+    may have meant as leaves (``*.yaml``, ``*.yml``, any case)."""
+    misnamed = [f":(glob,icase){prefix}{f}/**/{p}" for f in folders for p in ("*.yaml", "*.yml")]
     return [
         f":(glob){prefix}**/qna.yaml",
         f":(glob){prefix}**/qna.yaml/**",
         f":(glob){prefix}**/attribution.txt",
+        *misnamed,
     ]
 
 

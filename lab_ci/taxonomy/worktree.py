@@ -14,40 +14,40 @@ import stat
 from pathlib import Path
 
 from ..errors import LabCIError
-from .changes import ATTRIBUTION, QNA
 from .gitrepo import disk_kind
-from .leaf import LeafFile, git_blob_id
+from .leaf import ATTRIBUTION, QNA, TAXONOMY_FOLDERS, LeafFile, git_blob_id, misnamed_leaf
 
 
-def walk_leaves(root: Path, sub: str = "") -> list[str]:
+def walk_leaves(root: Path, sub: str = "", folders: tuple[str, ...] = TAXONOMY_FOLDERS) -> list[str]:
     """Every ``qna.yaml`` (file, link, folder or nested repository) under ``root/sub``,
+    and every misnamed leaf file in a taxonomy folder (``qna.yml``, ``movie_qna.yaml``),
     as taxonomy-relative posix paths, sorted. Hidden folders (``.git``, ``.venv``...)
     and nested repositories (submodules) are not entered."""
-    start = root / sub if sub else root
+    # Plain strings, not Path objects: this runs once per folder of the taxonomy.
+    top = os.fspath(root)
+    start = os.path.join(top, sub) if sub else top
+    cut = len(top.rstrip(os.sep)) + 1
     found: list[str] = []
 
     def onerror(e: OSError) -> None:
         raise LabCIError(f"cannot read folder {e.filename!r}: {e.strerror}")
 
     for dirpath, dirnames, filenames in os.walk(start, onerror=onerror):
-        here = Path(dirpath)
-        rel = here.relative_to(root).as_posix()
-        rel = "" if rel == "." else rel + "/"
-        names = set(filenames) | set(dirnames)
-        if QNA in names:
+        if dirpath != start and (".git" in dirnames or ".git" in filenames):
+            dirnames[:] = []  # a nested repository (submodule): not part of this taxonomy's tree
+            continue
+        rel = dirpath[cut:].replace(os.sep, "/") if len(dirpath) >= cut else ""
+        rel = rel + "/" if rel else ""
+        if QNA in filenames or QNA in dirnames:
             found.append(rel + QNA)
-        keep = []
-        for d in dirnames:
-            if d.startswith(".") or d == QNA:  # .git, .venv, .github...; a qna.yaml folder is a leaf
-                continue
-            if os.path.lexists(here / d / ".git"):
-                continue  # a nested repository: not part of this taxonomy's tree
-            keep.append(d)
-        dirnames[:] = sorted(keep)
+        if rel:  # misnamed leaves live in a taxonomy folder, never at the top
+            found.extend(rel + f for f in filenames if f != QNA and misnamed_leaf(rel + f, folders))
+        # .git, .venv, .github...: hidden folders are not entered; a qna.yaml folder is a leaf
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != QNA)
     return sorted(found)
 
 
-def _read(path: Path, max_bytes: int | None = None) -> tuple[bytes | None, bool]:
+def _read(path: str | Path, max_bytes: int | None = None) -> tuple[bytes | None, bool]:
     """``(data, whole)``: the file's bytes, or only its first ``max_bytes + 1`` bytes
     (``whole`` False) when it is larger, so memory stays bounded and the checker can
     say "too large". ``data`` is None when the path is no longer a regular file (it
@@ -74,6 +74,17 @@ def _read(path: Path, max_bytes: int | None = None) -> tuple[bytes | None, bool]
         os.close(fd)
 
 
+def _kind(path: str) -> str:
+    """:func:`disk_kind` with the common case (a regular file) answered from one
+    ``lstat`` on a string path."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return "file"
+    except OSError:
+        pass
+    return disk_kind(Path(path))
+
+
 def read_leaf(
     root: Path,
     path: str,
@@ -89,11 +100,12 @@ def read_leaf(
     A fifo, socket or device is never opened: its ``kind`` says what it is."""
     if change == "deleted":
         return LeafFile(path=path, data=None, kind="missing", change="deleted", old_path=old_path)
-    full = root / path
-    kind = disk_kind(full)
+    full = os.path.join(os.fspath(root), path)
+    kind = _kind(full)
     data, whole = _read(full, max_bytes) if kind == "file" else (None, True)
-    attr_path = full.parent / ATTRIBUTION
-    attr_kind = disk_kind(attr_path) if kind != "missing" or full.parent.is_dir() else "missing"
+    folder = os.path.dirname(full)
+    attr_path = os.path.join(folder, ATTRIBUTION)
+    attr_kind = _kind(attr_path) if kind != "missing" or os.path.isdir(folder) else "missing"
     attribution = _read(attr_path, max_bytes)[0] if attr_kind == "file" else None
     return LeafFile(
         path=path,

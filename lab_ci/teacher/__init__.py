@@ -5,16 +5,17 @@
     teacher = load_teacher("http://127.0.0.1:8000/v1")       # OpenAI-compatible server
     [[c]] = teacher.chat([[Message("user", "Hi")]], SamplingParams(max_tokens=64))
 
-Environment variables (read by ``teacher_from_env`` and the CLIs that use it):
-``LAB_CI_TEACHER`` (the spec), ``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``,
-``LAB_CI_TEACHER_CONCURRENCY`` and ``LAB_CI_TEACHER_TIMEOUT`` (an OpenAI-compatible
-teacher's requests in flight and seconds per request, when the caller sets none; the
-teacher service sets them for its jobs).
+Environment variables: ``LAB_CI_TEACHER`` (the spec; read only by :func:`spec_from_env`,
+which ``lab-ci preview``, ``lab-ci build`` and ``lab-ci serve`` all use),
+``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``, ``LAB_CI_TEACHER_CONCURRENCY`` and
+``LAB_CI_TEACHER_TIMEOUT`` (an OpenAI-compatible teacher's requests in flight and seconds
+per request, when the caller sets none; the teacher service sets them for its jobs).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from .base import (
@@ -53,8 +54,16 @@ __all__ = [
     "TeacherError",
     "TeacherInfo",
     "load_teacher",
+    "spec_from_env",
     "teacher_from_env",
 ]
+
+
+def spec_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The teacher spec in ``$LAB_CI_TEACHER`` (``env`` defaults to ``os.environ``), or
+    None when it is unset or blank: the one place lab-ci reads that variable."""
+    env = os.environ if env is None else env
+    return (env.get(ENV_SPEC) or "").strip() or None
 
 
 def load_teacher(
@@ -119,7 +128,7 @@ def load_teacher(
 
 def teacher_from_env(spec: str | None = None, **kw) -> Teacher:
     """``load_teacher`` with the spec from the argument or ``$LAB_CI_TEACHER``."""
-    spec = spec or os.environ.get(ENV_SPEC)
+    spec = spec or spec_from_env()
     if not spec:
         raise TeacherError(f"no teacher given: pass --teacher or set {ENV_SPEC} (a .gguf file or an http(s):// URL)")
     return load_teacher(spec, **kw)

@@ -7,16 +7,18 @@ Public API (imported lazily, so ``import lab_ci.train`` does not load torch)::
                           out_dir, TrainConfig(epochs=2))
     result.final_dir  # HF model dir of the last phase
 
-Modules: ``data`` (messages JSONL -> tokens + assistant-only labels), ``packing``
-(padding-free packing, multipack step planner), ``loop`` (TrainConfig, train),
+Modules: ``config`` (TrainConfig, checked against ``config.schema.json``; no torch),
+``data`` (messages JSONL -> tokens + assistant-only labels), ``packing``
+(padding-free packing, multipack step planner), ``loop`` (train),
 ``attention`` (per-sample varlen sdpa for packed rows),
 ``checkpoint`` (atomic, exact-resume checkpoints), ``distributed`` (torchrun, DDP,
-FSDP), ``phases`` (train_phases), ``run`` (``python -m lab_ci.train.run``),
+FSDP), ``files`` (whole-or-nothing writes, OS errors as user errors, folder swaps),
+``phases`` (train_phases), ``run`` (``python -m lab_ci.train.run``),
 ``tiny`` (download-free tiny models for tests and benchmarks).
 """
 
 _EXPORTS = {
-    "TrainConfig": "lab_ci.train.loop",
+    "TrainConfig": "lab_ci.train.config",
     "train": "lab_ci.train.loop",
     "LoopResult": "lab_ci.train.loop",
     "StopTraining": "lab_ci.train.loop",

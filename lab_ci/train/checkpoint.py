@@ -6,12 +6,11 @@ scheduler, the position in the data (epoch and step within it), step counters,
 the RNG states (python, numpy, torch CPU and every CUDA device), the metrics so
 far, the config and a fingerprint of the data. It is written to ``NAME.tmp`` and
 renamed over ``NAME``, so a run killed mid-write leaves the previous checkpoint
-intact.
+intact, and a failed write (a full disk) leaves no ``NAME.tmp`` behind.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from lab_ci.errors import LabCIError
+from lab_ci.train.files import atomic_file
 
 LATEST = "latest.pt"
 
@@ -41,15 +41,10 @@ def restore_rng(state: dict) -> None:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` to ``path.tmp``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    """``torch.save`` to ``path.tmp``, fsync, then rename over ``path``. A failed write
+    (disk full) removes ``path.tmp`` and raises a LabCIError naming ``path`` and the cause."""
+    with atomic_file(Path(path)) as fh:
         torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict:

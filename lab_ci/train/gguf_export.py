@@ -16,22 +16,29 @@ writes a GGUF file with the ``gguf`` package, the way llama.cpp's
 * quantisation: ``f32``; ``f16`` (2-D tensors, norms stay f32); ``q8_0`` (2-D tensors
   whose rows are a multiple of 32 values, others f16).
 
-Pure reading and writing of files; raises ``lab_ci.errors.LabCIError`` with a clear
-message for models it cannot export (other architectures, unsupported rope scaling,
-biases, non-BPE tokenizers).
+Pure reading and writing of files. A model it cannot export (other architectures,
+unsupported rope scaling, biases, non-BPE tokenizers) raises :class:`NotExportable`;
+a failed write (disk full, an unwritable folder) a plain ``LabCIError`` naming the file
+and the cause, after removing the partial ``OUT.tmp``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from lab_ci.errors import LabCIError
+from lab_ci.train.files import failing_write, fsync_file, os_error
 
 QUANTS = ("f32", "f16", "q8_0")
+
+
+class NotExportable(LabCIError):
+    """This model cannot be written as GGUF by this exporter (the model, not the disk)."""
 
 
 def _config(hf_dir: Path) -> dict:
@@ -39,17 +46,17 @@ def _config(hf_dir: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LabCIError(f"{path}: not found; is {hf_dir} a Hugging Face model directory?") from None
+        raise NotExportable(f"{path}: not found; is {hf_dir} a Hugging Face model directory?") from None
     except json.JSONDecodeError as exc:
-        raise LabCIError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        raise NotExportable(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     archs = config.get("architectures") or []
     if config.get("model_type") != "llama" and "LlamaForCausalLM" not in archs:
-        raise LabCIError(
+        raise NotExportable(
             f"{path}: model_type {config.get('model_type')!r} is not supported; only llama-architecture models can be exported"
         )
     for flag in ("attention_bias", "mlp_bias"):
         if config.get(flag):
-            raise LabCIError(f"{path}: {flag}=true is not supported by this exporter")
+            raise NotExportable(f"{path}: {flag}=true is not supported by this exporter")
     return config
 
 
@@ -59,7 +66,7 @@ def rope_theta(config: dict) -> float:
     scaling = config.get("rope_scaling") or {}
     rope_type = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
     if rope_type != "default":
-        raise LabCIError(f"rope scaling type {rope_type!r} is not supported by this exporter")
+        raise NotExportable(f"rope scaling type {rope_type!r} is not supported by this exporter")
     return float(params.get("rope_theta", config.get("rope_theta", 10000.0)))
 
 
@@ -76,7 +83,7 @@ def _hf_tensors(hf_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
 
     files = sorted(hf_dir.glob("*.safetensors"))
     if not files:
-        raise LabCIError(f"{hf_dir}: no *.safetensors weights found")
+        raise NotExportable(f"{hf_dir}: no *.safetensors weights found")
     for file in files:
         with safe_open(str(file), framework="pt") as f:
             for name in f.keys():
@@ -91,16 +98,16 @@ def _vocab(hf_dir: Path, vocab_size: int) -> tuple[list[str], list[int]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LabCIError(f"{path}: not found; the exporter needs a fast (tokenizer.json) tokenizer") from None
+        raise NotExportable(f"{path}: not found; the exporter needs a fast (tokenizer.json) tokenizer") from None
     model = data.get("model") or {}
     if model.get("type") != "BPE" or not model.get("merges"):
-        raise LabCIError(f"{path}: only byte-level BPE tokenizers with merges can be exported")
+        raise NotExportable(f"{path}: only byte-level BPE tokenizers with merges can be exported")
     by_id: dict[int, tuple[str, int]] = {i: (tok, gguf.TokenType.NORMAL) for tok, i in model["vocab"].items()}
     for added in data.get("added_tokens", []):
         kind = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
         by_id[added["id"]] = (added["content"], kind)
     if max(by_id) >= vocab_size:
-        raise LabCIError(f"{path}: token id {max(by_id)} does not fit the model's vocab_size {vocab_size}")
+        raise NotExportable(f"{path}: token id {max(by_id)} does not fit the model's vocab_size {vocab_size}")
     tokens, types = [], []
     for i in range(vocab_size):
         tok, kind = by_id.get(i, (f"[PAD{i}]", gguf.TokenType.UNUSED))
@@ -120,7 +127,7 @@ def add_bpe_tokenizer(writer, tokenizer_dir: Path, vocab_size: int, *, tokenizer
     tokens, token_types = _vocab(tokenizer_dir, vocab_size)
     special = gguf.SpecialVocab(tokenizer_dir, load_merges=True, n_vocab=vocab_size)
     if not special.merges:
-        raise LabCIError(
+        raise NotExportable(
             f"{tokenizer_dir / 'tokenizer.json'}: no BPE merges found; llama.cpp cannot load a gpt2 tokenizer without them"
         )
     writer.add_tokenizer_model("gpt2")
@@ -159,7 +166,7 @@ def export_gguf(
 
     hf_dir, out = Path(hf_dir), Path(out)
     if quant not in QUANTS:
-        raise LabCIError(f"unknown quantisation {quant!r}; choose one of {', '.join(QUANTS)}")
+        raise NotExportable(f"unknown quantisation {quant!r}; choose one of {', '.join(QUANTS)}")
     cfg = _config(hf_dir)
     n_embd = int(cfg["hidden_size"])
     n_layer = int(cfg["num_hidden_layers"])
@@ -171,58 +178,68 @@ def export_gguf(
 
     _vocab(hf_dir, vocab_size)  # a tokenizer it cannot export fails before anything is written
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error(e, action="cannot create the folder") from None
     tmp = out.with_name(out.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), arch="llama")
-    writer.add_name(name or hf_dir.name)
-    writer.add_file_type(
-        {
-            "f32": gguf.LlamaFileType.ALL_F32,
-            "f16": gguf.LlamaFileType.MOSTLY_F16,
-            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-        }[quant]
-    )
-    if quant == "q8_0":
-        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_vocab_size(vocab_size)
-    writer.add_context_length(int(cfg.get("max_position_embeddings", 2048)))
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(int(cfg["intermediate_size"]))
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head_kv)
-    writer.add_rope_dimension_count(head_dim)
-    if head_dim != n_embd // n_head:
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
-    writer.add_rope_freq_base(rope_theta(cfg))
-    writer.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
+    with failing_write(out, tmp):
+        writer = gguf.GGUFWriter(str(tmp), arch="llama")
+        writer.add_name(name or hf_dir.name)
+        writer.add_file_type(
+            {
+                "f32": gguf.LlamaFileType.ALL_F32,
+                "f16": gguf.LlamaFileType.MOSTLY_F16,
+                "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+            }[quant]
+        )
+        if quant == "q8_0":
+            writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        writer.add_vocab_size(vocab_size)
+        writer.add_context_length(int(cfg.get("max_position_embeddings", 2048)))
+        writer.add_embedding_length(n_embd)
+        writer.add_block_count(n_layer)
+        writer.add_feed_forward_length(int(cfg["intermediate_size"]))
+        writer.add_head_count(n_head)
+        writer.add_head_count_kv(n_head_kv)
+        writer.add_rope_dimension_count(head_dim)
+        if head_dim != n_embd // n_head:
+            writer.add_key_length(head_dim)
+            writer.add_value_length(head_dim)
+        writer.add_rope_freq_base(rope_theta(cfg))
+        writer.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
 
-    add_bpe_tokenizer(writer, hf_dir, vocab_size, tokenizer_pre=tokenizer_pre)
+        add_bpe_tokenizer(writer, hf_dir, vocab_size, tokenizer_pre=tokenizer_pre)
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
-    written = set()
-    for hf_name, data in _hf_tensors(hf_dir):
-        if hf_name.endswith("rotary_emb.inv_freq"):
-            continue
-        if hf_name == "lm_head.weight" and tied:
-            continue  # llama.cpp falls back to token_embd.weight
-        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if gguf_name is None:
-            raise LabCIError(f"{hf_dir}: tensor {hf_name!r} has no llama GGUF name")
-        if hf_name.endswith("q_proj.weight"):
-            data = permute_rotary(data, n_head)
-        elif hf_name.endswith("k_proj.weight"):
-            data = permute_rotary(data, n_head_kv)
-        array, raw_dtype = _encode(gguf_name, data, quant)
-        writer.add_tensor(gguf_name, array, raw_dtype=raw_dtype)
-        written.add(gguf_name)
-    if "token_embd.weight" not in written:
-        raise LabCIError(f"{hf_dir}: no embedding tensor (model.embed_tokens.weight) found")
+        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
+        written = set()
+        for hf_name, data in _hf_tensors(hf_dir):
+            if hf_name.endswith("rotary_emb.inv_freq"):
+                continue
+            if hf_name == "lm_head.weight" and tied:
+                continue  # llama.cpp falls back to token_embd.weight
+            gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+            if gguf_name is None:
+                raise NotExportable(f"{hf_dir}: tensor {hf_name!r} has no llama GGUF name")
+            if hf_name.endswith("q_proj.weight"):
+                data = permute_rotary(data, n_head)
+            elif hf_name.endswith("k_proj.weight"):
+                data = permute_rotary(data, n_head_kv)
+            array, raw_dtype = _encode(gguf_name, data, quant)
+            writer.add_tensor(gguf_name, array, raw_dtype=raw_dtype)
+            written.add(gguf_name)
+        if "token_embd.weight" not in written:
+            raise NotExportable(f"{hf_dir}: no embedding tensor (model.embed_tokens.weight) found")
 
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(out)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.flush()
+        written = writer.fout[0].tell()
+        writer.close()
+        on_disk = os.path.getsize(tmp)
+        if on_disk != written:  # numpy's tofile can lose its last buffered bytes without a word
+            raise OSError(f"{on_disk} of {written} bytes on disk")  # the cause: see failing_write
+        fsync_file(tmp)
+        os.replace(tmp, out)
     return out

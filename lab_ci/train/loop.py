@@ -23,15 +23,11 @@ Outputs in ``out_dir``: ``metrics.jsonl`` (one line per step, rank 0 only),
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
-import os
 import random
-import shutil
 import time
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,118 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from lab_ci.errors import LabCIError
-
-
-# ----------------------------------------------------------------------------- config
-@dataclass
-class TrainConfig:
-    """Every knob of a training run, with its default. See the README, training section."""
-
-    # data
-    max_seq_len: int = 2048  # longer samples are skipped (or truncated, see overlong)
-    overlong: str = "skip"  # "skip" | "truncate"
-    # batching
-    effective_batch_size: int = 64  # samples per optimizer step (all ranks together)
-    max_tokens_per_batch: int = 8192  # token budget of one packed micro-batch on one rank
-    shuffle: bool = True
-    # optimisation
-    epochs: int = 1
-    learning_rate: float = 2e-5
-    min_lr_ratio: float = 0.0  # final LR = learning_rate * min_lr_ratio
-    lr_schedule: str = "cosine"  # "cosine" | "linear" | "constant" (after warmup)
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
-    # runtime
-    seed: int = 42
-    device: str = "auto"  # "auto" (cuda if available) | "cuda" | "cpu"
-    dtype: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU) | "bf16" | "fp32"
-    attn_implementation: str = "auto"  # "auto" (flash_attention_2 if installed on GPU, else varlen_sdpa) | "varlen_sdpa" | "sdpa" | "eager" | "flash_attention_2"
-    gradient_checkpointing: bool = False
-    strategy: str = "ddp"  # "ddp" | "fsdp" (only matters under torchrun)
-    save_every_steps: int = 0  # 0: checkpoint at epoch ends only
-    max_steps: int = 0  # 0: no limit; else stop (with a checkpoint) after this many steps in total
-
-    @classmethod
-    def from_dict(cls, values: dict, base: TrainConfig | None = None) -> TrainConfig:
-        """A config with ``values`` applied over ``base`` (or the defaults), type-checked."""
-        base = base or cls()
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        out = {}
-        for key, value in (values or {}).items():
-            if key not in known:
-                raise LabCIError(f"unknown training option {key!r} (known: {', '.join(sorted(known))})")
-            want = hints[key]
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if want is float and isinstance(value, str):  # YAML reads 2e-5 (no dot) as a string
-                try:
-                    value = float(value)
-                except ValueError:
-                    pass
-            if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
-                raise LabCIError(
-                    f"training option {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}"
-                )
-            out[key] = value
-        cfg = dataclasses.replace(base, **out)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_yaml(cls, path: Path) -> TrainConfig:
-        import yaml
-
-        try:
-            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise LabCIError(f"{path}: cannot read training config: {exc}") from None
-        if not isinstance(values, dict):
-            raise LabCIError(f"{path}: training config must be a mapping")
-        return cls.from_dict(values)
-
-    def validate(self) -> None:
-        choices = {
-            "overlong": ("skip", "truncate"),
-            "lr_schedule": ("cosine", "linear", "constant"),
-            "device": ("auto", "cuda", "cpu"),
-            "dtype": ("auto", "bf16", "fp32"),
-            "attn_implementation": ("auto", "varlen_sdpa", "sdpa", "eager", "flash_attention_2"),
-            "strategy": ("ddp", "fsdp"),
-        }
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise LabCIError(f"training option {key!r} must be one of {', '.join(allowed)}")
-        for key in ("max_seq_len", "effective_batch_size", "max_tokens_per_batch", "epochs"):
-            if getattr(self, key) < 1:
-                raise LabCIError(f"training option {key!r} must be >= 1")
-        if self.max_seq_len > self.max_tokens_per_batch:
-            raise LabCIError("max_seq_len must not exceed max_tokens_per_batch (a sample must fit a micro-batch)")
-        if self.learning_rate <= 0:
-            raise LabCIError("training option 'learning_rate' must be > 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-#: Options a resumed run must share with the checkpoint (they change the math).
-RESUME_KEYS = (
-    "effective_batch_size",
-    "shuffle",
-    "epochs",
-    "learning_rate",
-    "min_lr_ratio",
-    "lr_schedule",
-    "warmup_steps",
-    "seed",
-    "weight_decay",
-    "max_seq_len",
-    "overlong",
-)
+from lab_ci.train import distributed as D
+from lab_ci.train.attention import NAME, register
+from lab_ci.train.checkpoint import LATEST, atomic_save, capture_rng, load_checkpoint, restore_rng
+from lab_ci.train.config import RESUME_KEYS, TrainConfig
+from lab_ci.train.data import load_dataset
+from lab_ci.train.files import append_line, atomic_dir, write_text_atomic
+from lab_ci.train.packing import MultipackPlanner, collate_packed
 
 
 def lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -200,8 +91,6 @@ def seed_everything(seed: int) -> None:
 
 def resolve_attn(config: TrainConfig, device: torch.device) -> str:
     """``auto``: flash-attn varlen on GPU when installed, else our per-sample sdpa (same result)."""
-    from lab_ci.train.attention import NAME, register
-
     register()
     if config.attn_implementation == "varlen_sdpa":
         return NAME
@@ -255,24 +144,19 @@ def packed_loss_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def save_hf_model(model, info, config: TrainConfig, tokenizer, dest: Path, summary: dict) -> None:
     """Gather the full weights on rank 0 and write an HF dir atomically (tmp dir + rename)."""
-    from lab_ci.train.distributed import full_model_state, unwrap
-
-    state = full_model_state(model)  # collective
+    state = D.full_model_state(model)  # collective
     if not info.is_main:
         return
-    inner = unwrap(model)
+    inner = D.unwrap(model)
     if info.distributed and config.strategy == "fsdp":  # parameters are DTensors: save from a plain copy
         from transformers import AutoModelForCausalLM
 
         inner = AutoModelForCausalLM.from_config(inner.config)
         inner.load_state_dict(state)
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    inner.save_pretrained(tmp, state_dict=state, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "lab-ci-train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    with atomic_dir(dest) as tmp:
+        inner.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "lab-ci-train.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -284,10 +168,6 @@ def train(
     on_step: Callable[[int, dict], None] | None = None,
 ) -> LoopResult:
     """Train the HF causal LM in ``model_dir`` on ``data_files``; resume from ``out_dir`` if a checkpoint is there."""
-    from lab_ci.train import distributed as D
-    from lab_ci.train.checkpoint import LATEST, atomic_save, capture_rng, load_checkpoint, restore_rng
-    from lab_ci.train.data import load_dataset
-    from lab_ci.train.packing import MultipackPlanner, collate_packed
 
     config.validate()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -348,7 +228,7 @@ def train(
     del ckpt
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        write_text_atomic(metrics_path, "".join(json.dumps(m) + "\n" for m in metrics))
 
     def save_checkpoint(epoch: int, step_in_epoch: int) -> None:
         model_state = D.full_model_state(model)  # collectives: every rank takes part
@@ -422,8 +302,7 @@ def train(
             }
             metrics.append(entry)
             if info.is_main:
-                with metrics_path.open("a") as fh:
-                    fh.write(json.dumps(entry) + "\n")
+                append_line(metrics_path, json.dumps(entry))
                 log.info("step %d/%d epoch %d loss %.4f lr %.2e", global_step, total_steps, epoch, entry["loss"], lr)
             end_of_epoch = step_in_epoch == len(steps)
             if end_of_epoch:

@@ -22,27 +22,31 @@ Examples::
     torchrun --nproc_per_node=8 -m lab_ci.train.run --config train.yaml --strategy fsdp
 
 Every rank reads the same config and data; only rank 0 writes. Exit 0 when every
-phase finished, 3 when stopped early by ``max_steps``, 2 on a user error.
+phase finished, 3 when stopped early by ``max_steps``, 2 on a user error (a bad file,
+a full disk, an unwritable folder: one ``lab-ci: error: PATH: ...`` line, or with
+``--error-file FILE`` that line written to FILE for the caller to report).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
+import yaml
+
 from lab_ci.errors import LabCIError
+from lab_ci.train import distributed as D
+from lab_ci.train.config import TrainConfig
+from lab_ci.train.files import os_error, write_text_atomic
+from lab_ci.train.phases import PhaseSpec, train_phases
 
 
 def load_run_config(path: Path, overrides: dict | None = None):
     """(student_dir, out_dir, phases, TrainConfig) from a run YAML file."""
-    import yaml
-
-    from lab_ci.train.loop import TrainConfig
-    from lab_ci.train.phases import PhaseSpec
-
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -75,8 +79,6 @@ def load_run_config(path: Path, overrides: dict | None = None):
 
 def parse_set(items: list[str]) -> dict:
     """``--set key=value`` pairs; values are parsed as YAML scalars (numbers, booleans)."""
-    import yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -86,18 +88,27 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m lab_ci.train.run`` (also read by the docs' CLI reference)."""
     parser = argparse.ArgumentParser(prog="python -m lab_ci.train.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="run YAML (student, out, train, phases)")
     parser.add_argument("--strategy", choices=("ddp", "fsdp"), help="multi-process strategy (overrides train.strategy)")
     parser.add_argument("--out", type=Path, help="output dir (overrides the file's 'out')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a train option")
     parser.add_argument("--result-json", type=Path, help="write the TrainResult as JSON here (rank 0)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--error-file",
+        type=Path,
+        help="on a user error, write its one-line message here instead of stderr (for a caller that reports it)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    from lab_ci.train import distributed as D
-
+    result = None
     try:
         overrides = parse_set(args.set)
         if args.strategy:
@@ -105,23 +116,31 @@ def main(argv: list[str] | None = None) -> int:
         student, out, phases, config = load_run_config(args.config, overrides)
         if args.out:
             out = args.out
-        from lab_ci.train.phases import train_phases
-
         result = train_phases(student, phases, out, config)
         info = D.init_distributed(config.device)
         if args.result_json and info.is_main:
-            args.result_json.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+            write_text_atomic(args.result_json, json.dumps(_jsonable(result), indent=2) + "\n")
     except LabCIError as exc:
-        print(f"lab-ci: error: {exc}", file=sys.stderr)
-        return 2
+        return _user_error(str(exc), args.error_file)
+    except OSError as exc:  # a file or folder the run reads or writes: the user's to fix
+        return _user_error(str(os_error(exc)), args.error_file)
     finally:
         D.cleanup_distributed()
     return 0 if result.completed else 3
 
 
-def _jsonable(obj):
-    import dataclasses
+def _user_error(message: str, error_file: Path | None) -> int:
+    if error_file is not None:
+        try:
+            write_text_atomic(error_file, message + "\n")
+            return 2
+        except LabCIError:
+            pass  # no room even for that: say it here
+    print(f"lab-ci: error: {message}", file=sys.stderr)
+    return 2
 
+
+def _jsonable(obj):
     if dataclasses.is_dataclass(obj):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):

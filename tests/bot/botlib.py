@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -196,9 +197,30 @@ def adapt(
 
 
 # ---------------------------------------------------------------------------------------
-# The real bot: BOT-SERVER's app + SQLite queue + workers, with our handlers, on loopback
+# The real bot: the webhook app + SQLite queue + workers, with our handlers, on loopback
 # ---------------------------------------------------------------------------------------
 WEBHOOK_SECRET = b"webhook-secret-for-tests"
+
+
+def signed_headers(event: str, body: bytes, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET):
+    """The headers GitHub sends with a delivery of ``body`` to our App (signed with
+    ``secret``; unsigned when None)."""
+    import uuid
+
+    from lab_ci.bot.webhooks import sign
+
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "1",
+        "X-GitHub-Hook-Installation-Target-Type": "integration",
+        "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/test",
+    }
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return headers
 
 
 class BotServer:
@@ -219,8 +241,8 @@ class BotServer:
         self._n = 0
 
     @property
-    def ctx(self):
-        return self.worker.ctx
+    def services(self):
+        return self.worker.services
 
     def start(self) -> BotServer:
         self.http = UvicornThread(self.app, lifespan="on").start()
@@ -234,24 +256,10 @@ class BotServer:
     def deliver(
         self, event: str, payload: dict, *, delivery_id: str | None = None, secret: bytes | None = WEBHOOK_SECRET
     ):
-        import uuid
-
         import httpx
 
-        from lab_ci.bot.webhooks import sign
-
         body = json.dumps(payload).encode()
-        headers = {
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-            "X-GitHub-Hook-ID": "1",
-            "X-GitHub-Hook-Installation-Target-Type": "integration",
-            "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-            "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/test",
-        }
-        if secret is not None:
-            headers["X-Hub-Signature-256"] = sign(secret, body)
+        headers = signed_headers(event, body, delivery_id=delivery_id, secret=secret)
         return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=10)
 
     def wait_idle(self, timeout: float = 120.0) -> list[dict]:
@@ -273,14 +281,12 @@ class BotServer:
 
 
 @pytest.fixture
-def bot_settings(tmp_path, app_key, ghdouble, monkeypatch):
+def bot_settings(tmp_path, app_key, ghdouble):
     from lab_ci.bot.settings import Settings
 
-    monkeypatch.setenv("LAB_CI_GITHUB_TIMEOUT", "2")
-    monkeypatch.setenv("LAB_CI_GITHUB_RETRIES", "2")
-    monkeypatch.delenv("LAB_CI_GIT_URL", raising=False)
-    monkeypatch.delenv("LAB_CI_TEACHER", raising=False)
     return Settings(
+        github_timeout=2,
+        github_retries=2,
         webhook_secret=WEBHOOK_SECRET,
         app_id=str(APP_ID),
         private_key=app_key[0],
@@ -298,3 +304,196 @@ def bot(bot_settings):
     server = BotServer(bot_settings).start()
     yield server
     server.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile pull requests against a real `lab-ci serve` process (issue 10's attacks)
+# ---------------------------------------------------------------------------------------
+def alias_bomb(levels: int = 8, fanout: int = 9) -> bytes:
+    """A qna.yaml whose anchors nest aliases ``levels`` deep (the mapping shape of issue
+    10: ``b: &b {q: *a, r: *a, ...}`` ..., then ``seed_examples: [*h]``): a few hundred
+    bytes that expand to ``fanout ** levels`` nodes."""
+    names = "abcdefghijklmnop"
+    keys = "qrstuvwxyz"[:fanout]
+    lines = ["version: 3", "created_by: mallory", "task_description: bomb", "a: &a {q: x, r: y}"]
+    for i in range(1, levels):
+        prev, cur = names[i - 1], names[i]
+        lines.append(f"{cur}: &{cur} {{" + ", ".join(f"{k}: *{prev}" for k in keys) + "}")
+    lines.append(f"seed_examples: [*{names[levels - 1]}]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def github_side_with_prs(root: Path, prs: dict[int, dict[str, bytes]]) -> tuple[Path, str, dict[int, str]]:
+    """A bare "GitHub-side" repository under ``root``: ``main`` with one README commit,
+    and for every pull request number a ``refs/pull/N/head`` commit on top of main
+    adding the given files. Returns (bare path, main sha, {number: head sha})."""
+    work = root / "contributor"
+    work.mkdir(parents=True)
+    run_git("init", "--quiet", "--initial-branch=main", cwd=work)
+    (work / "README.md").write_text("taxonomy\n")
+    run_git("add", "-A", cwd=work)
+    run_git("commit", "--quiet", "-m", "main", cwd=work)
+    main = run_git("rev-parse", "HEAD", cwd=work)
+    bare = root / "github" / OWNER / f"{NAME}.git"
+    bare.parent.mkdir(parents=True)
+    run_git("clone", "--quiet", "--bare", str(work), str(bare))
+    heads = {}
+    for number, files in prs.items():
+        run_git("checkout", "--quiet", "-B", f"pr{number}", main, cwd=work)
+        for rel, data in files.items():
+            path = work / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        run_git("add", "-A", cwd=work)
+        run_git("commit", "--quiet", "-m", f"pull request {number}", cwd=work)
+        heads[number] = run_git("rev-parse", "HEAD", cwd=work)
+        run_git("push", "--quiet", str(bare), f"HEAD:refs/pull/{number}/head", cwd=work)
+    return bare, main, heads
+
+
+def pr_opened(clone_url: str, number: int, head: str, base: str, *, user: str = "contributor") -> dict:
+    """A real ``pull_request.opened`` payload for our repository (adapted fields only)."""
+    p = adapt(
+        load_payload("pull_request/opened.with-organization.payload.json"),
+        clone_url=clone_url,
+        number=number,
+        head_sha=head,
+        base_sha=base,
+        draft=False,
+    )
+    p["action"] = "opened"
+    p["pull_request"]["state"] = "open"
+    p["pull_request"]["user"]["login"] = user
+    return p
+
+
+def pr_comment(clone_url: str, number: int, body: str, user: str, *, author: str = "contributor", cid: int) -> dict:
+    """A real ``issue_comment.created`` payload: ``user`` writes ``body`` on pull request
+    ``number`` (opened by ``author``)."""
+    p = adapt(load_payload("issue_comment/created.with-installation.payload.json"), clone_url=clone_url)
+    p["issue"].update(number=number, pull_request={"url": f"https://api.github.com/repos/{REPO}/pulls/{number}"})
+    p["issue"]["user"]["login"] = author
+    p["comment"].update(body=body, id=cid)
+    p["comment"]["user"].update(login=user, type="User")
+    p["sender"].update(login=user, type="User")
+    return p
+
+
+class ServeProcess:
+    """The real ``lab-ci serve`` as a subprocess (environment-configured, as operators
+    run it) against the GitHub double; killed at the end whatever it is doing."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        ghdouble: GitHubDouble,
+        private_pem: str,
+        env: dict[str, str] | None = None,
+        *,
+        check_target: str | None = None,
+    ):
+        """``check_target``: a ``module:function`` of tests/bot that every check's job
+        process runs instead of the checker (see serve_with_target.py)."""
+        self.check_target = check_target
+        self.data = tmp_path / "serve-data"
+        self.log_path = tmp_path / "serve.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LAB_CI_")},
+            "LAB_CI_SHARED": str(SHARED),
+            "LAB_CI_WEBHOOK_SECRET": WEBHOOK_SECRET.decode(),
+            "LAB_CI_APP_ID": str(APP_ID),
+            "LAB_CI_PRIVATE_KEY": private_pem,
+            "LAB_CI_GITHUB_API_URL": ghdouble.base_url,
+            "LAB_CI_DATA_DIR": str(self.data),
+            "LAB_CI_GITHUB_TIMEOUT": "5",
+            "LAB_CI_GITHUB_RETRIES": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(Path(__file__).parent)]),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self._n = 0
+
+    def start(self) -> ServeProcess:
+        import httpx
+
+        port = free_port()
+        self._log = open(self.log_path, "w")
+        program = ["-m", "lab_ci"]
+        if self.check_target:
+            program = [str(Path(__file__).parent / "serve_with_target.py"), self.check_target]
+        self.proc = subprocess.Popen(
+            [sys.executable, *program, "serve", "--port", str(port), "--log-level", "info"],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        if not wait_for(healthy, 60, interval=0.1, proc=self.proc):
+            self.stop()
+            raise AssertionError(f"lab-ci serve did not become healthy:\n{self.log()[-3000:]}")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def deliver(self, event: str, payload: dict, *, timeout: float = 10.0):
+        """POST one signed delivery; GitHub gives up after 10 s, and so do we."""
+        import httpx
+
+        body = json.dumps(payload).encode()
+        return httpx.post(f"{self.url}/webhook", content=body, headers=signed_headers(event, body), timeout=timeout)
+
+    def jobs(self, kind: str | None = None) -> list[dict]:
+        """The queue's job rows, read from the server's database file (read-only)."""
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{self.data / 'queue.db'}?mode=ro", uri=True, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            sql, args = "SELECT * FROM jobs", ()
+            if kind:
+                sql, args = sql + " WHERE kind = ?", (kind,)
+            return [dict(r) for r in db.execute(sql + " ORDER BY id", args)]
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def corpus_pr_payload(github_side_repo: Path, n: int, *, action: str = "opened", draft: bool = False) -> dict:
+    """A real ``pull_request`` payload for corpus pull request ``n`` (head and base from
+    the GitHub-side repository)."""
+    head = run_git("rev-parse", f"refs/pull/{n}/head", cwd=github_side_repo)
+    base = run_git("rev-parse", "refs/heads/main", cwd=github_side_repo)
+    name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
+    p = adapt(
+        load_payload(f"pull_request/{name}"),
+        clone_url=f"file://{github_side_repo}",
+        number=n,
+        head_sha=head,
+        base_sha=base,
+        draft=draft,
+    )
+    p["action"] = action
+    p["pull_request"]["state"] = "open"
+    return p

@@ -150,7 +150,8 @@ class GitHubDouble:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._ids = itertools.count(1000)
-        self._lock = threading.Lock()
+        # re-entrant: the query helpers below take it too, also when a route calls them
+        self._lock = threading.RLock()
         self.answered = threading.Condition()
         self.base_url = ""
         self._server: UvicornThread | None = None
@@ -284,15 +285,19 @@ class GitHubDouble:
         rx = re.compile(path_regex)
         return [c for c in self.calls if c.method == method.upper() and rx.search(c.path)]
 
+    # The queries hold the lock: a test polls them while the server thread adds runs and
+    # comments (iterating a dict that grows meanwhile raises RuntimeError).
     def runs_named(self, full_name: str, name: str, head_sha: str | None = None) -> list[dict]:
-        return [
-            r
-            for r in self.check_runs.values()
-            if r["_repo"] == full_name and r["name"] == name and (head_sha is None or r["head_sha"] == head_sha)
-        ]
+        with self._lock:
+            return [
+                r
+                for r in list(self.check_runs.values())
+                if r["_repo"] == full_name and r["name"] == name and (head_sha is None or r["head_sha"] == head_sha)
+            ]
 
     def issue_comments(self, full_name: str, number: int) -> list[dict]:
-        return [c for cid, c in sorted(self.comments.items()) if self.comment_issue[cid] == (full_name, number)]
+        with self._lock:
+            return [c for cid, c in sorted(self.comments.items()) if self.comment_issue[cid] == (full_name, number)]
 
     # -- JSON shapes ---------------------------------------------------------------------
     def _user(self, login: str, *, bot: bool = False) -> dict:

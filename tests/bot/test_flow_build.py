@@ -3,6 +3,7 @@ dispatched build -> status from workflow_run, through the real server and queue.
 
 import sys
 import textwrap
+from dataclasses import replace
 
 from botlib import REPO, BotServer, adapt, load_payload, run_git
 
@@ -120,7 +121,7 @@ def test_merge_approval_and_dispatched_build(bot, ghdouble, github_side_repo):
     bot.wait_idle()
     [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
     assert run["status"] == "completed" and run["conclusion"] == "success"
-    store = bot.ctx.extras["approvals"]
+    store = bot.services.approvals
     req = store.get(request_id)
     assert (req.state, req.approved_by, req.run_id) == ("succeeded", "maintainer", 900000 + request_id)
     assert all(j["state"] == "done" for j in bot.queue.jobs())
@@ -189,10 +190,10 @@ def test_approvals_survive_a_restart(bot_settings, ghdouble, github_side_repo):
         second.stop()
 
 
-def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_side_repo, tmp_path, monkeypatch):
+def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_side_repo, tmp_path):
     """executor: local -> `<build command> --taxonomy <mirror> --commit SHA --out DIR`."""
     sha = main_commits(github_side_repo)[0]
-    script = tmp_path / "fake_build.py"  # stands in for `lab-ci build` (BUILD's): checks its inputs for real
+    script = tmp_path / "fake_build.py"  # stands in for `lab-ci build`: checks its inputs for real
     script.write_text(
         textwrap.dedent("""
         import argparse, pathlib, subprocess, sys
@@ -204,11 +205,14 @@ def test_local_executor_runs_the_build_command(bot_settings, ghdouble, github_si
         print(f"built {a.commit} from {n} leaves")
     """)
     )
-    monkeypatch.setenv("LAB_CI_LOCAL_EXECUTOR", "1")
-    monkeypatch.setenv("LAB_CI_BUILD_COMMAND", f"{sys.executable} {script}")
-    monkeypatch.setenv("LAB_CI_GIT_URL", f"file://{github_side_repo.parent.parent}/{{repo}}.git")
+    settings = replace(
+        bot_settings,
+        allow_local_executor=True,
+        build_command=(sys.executable, str(script)),
+        git_url_template=f"file://{github_side_repo.parent.parent}/{{repo}}.git",
+    )
     ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = "build:\n  executor: local\n"
-    server = BotServer(bot_settings).start()
+    server = BotServer(settings).start()
     try:
         server.deliver("pull_request", merged_payload(github_side_repo, sha))
         server.wait_idle()

@@ -1,11 +1,11 @@
-"""End to end on loopback: signed deliveries -> BOT-SERVER's app, queue and workers ->
+"""End to end on loopback: signed deliveries -> the webhook app, queue and workers ->
 our handlers -> a real bare mirror fetched over file:// -> the real checker -> the
 GitHub REST double. Corpus pull requests from the real taxonomy history."""
 
 import json
 
 import pytest
-from botlib import REPO, adapt, load_payload, run_git
+from botlib import REPO, corpus_pr_payload, run_git
 
 from lab_ci.bot.github import GitHubError
 from lab_ci.bot.handlers import PREVIEW_CHECK, SCHEMA_CHECK, route, run_job
@@ -22,19 +22,7 @@ def shas(repo, n):
 
 
 def pr_payload(github_side_repo, n, *, action="opened", draft=False):
-    head, base = shas(github_side_repo, n)
-    name = "opened.with-organization.payload.json" if action == "opened" else f"{action}.payload.json"
-    p = adapt(
-        load_payload(f"pull_request/{name}"),
-        clone_url=f"file://{github_side_repo}",
-        number=n,
-        head_sha=head,
-        base_sha=base,
-        draft=draft,
-    )
-    p["action"] = action
-    p["pull_request"]["state"] = "open"
-    return p
+    return corpus_pr_payload(github_side_repo, n, action=action, draft=draft)
 
 
 def setup_pull(ghdouble, github_side_repo, n, **kw):
@@ -58,7 +46,7 @@ def test_invalid_corpus_pr_gets_annotations_on_exact_lines(bot, ghdouble, github
     by_line = {(a["start_line"], a.get("start_column")): a for a in anns}
     assert all(a["path"] == path for a in anns)
     assert by_line[(3, 1)]["annotation_level"] == "failure" and "at least 5" in by_line[(3, 1)]["message"]
-    assert by_line[(41, 18)]["annotation_level"] == "failure" and "string" in by_line[(41, 18)]["message"]
+    assert by_line[(41, 18)]["annotation_level"] == "failure" and "has no value" in by_line[(41, 18)]["message"]
     # the lines really are where the problems are, in the PR's blob
     lines = run_git("show", f"{head}:{path}", cwd=github_side_repo).split("\n")
     assert lines[1] == "seed_examples:" and lines[2].startswith("- ")  # line 3: the list itself
@@ -96,7 +84,7 @@ def test_broken_repo_config_is_reported_not_a_crash(bot, ghdouble, github_side_r
     assert [(j["kind"], j["state"]) for j in jobs] == [("delivery", "done"), ("check", "done")]
     [run] = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert run["conclusion"] == "failure" and "Broken .github/lab-ci.yaml" in run["output"]["title"]
-    assert ".github/lab-ci.yaml:2: preview.samples: must be a whole number" in run["output"]["summary"]
+    assert '.github/lab-ci.yaml:2:12: preview.samples: must be a whole number, got "lots"' in run["output"]["summary"]
 
 
 def test_duplicate_and_forged_deliveries(bot, ghdouble, github_side_repo):
@@ -166,11 +154,11 @@ def test_rerunning_a_check_job_does_not_duplicate_side_effects(bot, ghdouble, gi
     # annotations fails (not retried by the client: it may have appended them)
     ghdouble.fail("PATCH", r"/check-runs/\d+$", 500, times=1)
     with pytest.raises(GitHubError):
-        run_job(Job(1, spec.kind, spec.payload, spec.key, 1, spec.supersede_token), bot.ctx)
+        run_job(Job(1, spec.kind, spec.payload, spec.key, 1, spec.supersede_token), bot.services)
     assert [c.status for c in ghdouble.calls_to("PATCH", r"/check-runs/\d+$")] == [500]
     assert ghdouble.runs_named(REPO, SCHEMA_CHECK, head)[0]["status"] == "in_progress"
-    run_job(Job(1, spec.kind, spec.payload, spec.key, 2, spec.supersede_token), bot.ctx)  # the retry
-    run_job(Job(1, spec.kind, spec.payload, spec.key, 3, spec.supersede_token), bot.ctx)  # a duplicate run
+    run_job(Job(1, spec.kind, spec.payload, spec.key, 2, spec.supersede_token), bot.services)  # the retry
+    run_job(Job(1, spec.kind, spec.payload, spec.key, 3, spec.supersede_token), bot.services)  # a duplicate run
     runs = ghdouble.runs_named(REPO, SCHEMA_CHECK, head)
     assert len(runs) == 1
     anns = ghdouble.annotations[runs[0]["id"]]

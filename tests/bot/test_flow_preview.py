@@ -48,11 +48,12 @@ def pr_event(bare, head, base, action):
 
 
 @pytest.fixture
-def preview_bot(bot_settings, tiny_models, monkeypatch):
+def preview_bot(bot_settings, tiny_models):
+    from dataclasses import replace
+
     from botlib import BotServer
 
-    monkeypatch.setenv("LAB_CI_TEACHER", str(tiny_models["teacher"]))
-    server = BotServer(bot_settings).start()
+    server = BotServer(replace(bot_settings, teacher=str(tiny_models["teacher"]))).start()
     yield server
     server.stop()
 
@@ -118,3 +119,31 @@ def test_preview_sticky_comment_edited_in_place(preview_bot, ghdouble, preview_r
     mine = [c for c in ghdouble.issue_comments(REPO, 1) if c["user"]["type"] == "Bot"]
     assert len(mine) == 1 and mine[0]["id"] == first_id
     assert ghdouble.calls_to("PATCH", rf"/issues/comments/{first_id}$")
+
+
+def test_a_preview_stopped_at_its_wall_time_limit_says_so(bot_settings, tiny_models, ghdouble, preview_repo):
+    """The preview's job process (teacher loading and generation) is bounded like the
+    check's: at LAB_CI_PREVIEW_TIMEOUT it is killed, the run says which limit, no comment
+    is posted and the job is not retried."""
+    from dataclasses import replace
+
+    from botlib import BotServer
+
+    work, bare = preview_repo
+    base = run_git("rev-parse", "main", cwd=work)
+    head = run_git("rev-parse", "add-antonyms", cwd=work)
+    ghdouble.add_pull(REPO, 1, head_sha=head, base_sha=base, user="contributor")
+    settings = replace(bot_settings, teacher=str(tiny_models["teacher"]), preview_timeout=1.0)
+    server = BotServer(settings).start()
+    try:
+        server.deliver("pull_request", pr_event(bare, head, base, "opened"))
+        jobs = server.wait_idle(timeout=120)
+    finally:
+        server.stop()
+    [preview] = [j for j in jobs if j["kind"] == "preview"]
+    assert (preview["state"], preview["attempts"]) == ("done", 1)
+    [run] = ghdouble.runs_named(REPO, PREVIEW_CHECK, head)
+    assert run["conclusion"] == "failure"
+    assert run["output"]["title"] == "Stopped: the preview exceeded its wall-time limit (1 s)"
+    assert "LAB_CI_PREVIEW_TIMEOUT" in run["output"]["summary"]
+    assert not [c for c in ghdouble.issue_comments(REPO, 1) if c["user"]["type"] == "Bot"]

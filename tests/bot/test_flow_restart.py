@@ -8,14 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 import pytest
-from botlib import APP_ID, REPO, REPO_ROOT, WEBHOOK_SECRET, adapt, free_port, load_payload, run_git, wait_for
+from botlib import (
+    APP_ID,
+    REPO,
+    REPO_ROOT,
+    WEBHOOK_SECRET,
+    corpus_pr_payload,
+    free_port,
+    run_git,
+    signed_headers,
+    wait_for,
+)
 
 from lab_ci.bot.handlers import SCHEMA_CHECK
-from lab_ci.bot.webhooks import sign
 
 PR = 100
 
@@ -62,28 +70,8 @@ def test_killed_mid_job_completes_once_after_restart(tmp_path, ghdouble, app_key
 
     proc, url = serve(tmp_path, ghdouble, app_key)
     try:
-        p = adapt(
-            load_payload("pull_request/opened.with-organization.payload.json"),
-            clone_url=f"file://{github_side_repo}",
-            number=PR,
-            head_sha=head,
-            draft=True,
-        )
-        p["pull_request"]["state"] = "open"
-        body = json.dumps(p).encode()
-        r = httpx.post(
-            f"{url}/webhook",
-            content=body,
-            headers={
-                "X-GitHub-Event": "pull_request",
-                "X-GitHub-Delivery": str(uuid.uuid4()),
-                "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-                "X-GitHub-Hook-Installation-Target-Type": "integration",
-                "X-GitHub-Hook-Installation-Target-ID": str(APP_ID),
-                "Content-Type": "application/json",
-            },
-            timeout=10,
-        )
+        body = json.dumps(corpus_pr_payload(github_side_repo, PR, draft=True)).encode()
+        r = httpx.post(f"{url}/webhook", content=body, headers=signed_headers("pull_request", body), timeout=10)
         assert r.status_code == 202
         assert wait_for(lambda: ghdouble.calls_to("PATCH", r"/check-runs/\d+$")), (
             "the check job never reached its last write"

@@ -37,7 +37,7 @@ def test_dispatch_whose_post_applied_then_failed_starts_one_build(bot, ghdouble,
     assert job["state"] == "done" and job["attempts"] == 2
     assert len(ghdouble.dispatches) == 1 and len(ghdouble.calls_to("POST", r"/dispatches$")) == 1
     [wf_run] = ghdouble.workflow_runs
-    request = bot.ctx.extras["approvals"].by_sha(REPO, sha)
+    request = bot.services.approvals.by_sha(REPO, sha)
     assert (request.state, request.run_id) == ("dispatched", wf_run["id"])
     [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
     assert run["output"]["title"] == "Build dispatched"
@@ -47,7 +47,7 @@ def test_dispatch_whose_post_applied_then_failed_starts_one_build(bot, ghdouble,
 def test_workflow_runs_that_are_not_the_dispatched_build_are_ignored(bot, ghdouble, github_side_repo):
     sha = main_commits(github_side_repo)[0]
     approve(bot, ghdouble, github_side_repo, sha)
-    request = bot.ctx.extras["approvals"].by_sha(REPO, sha)
+    request = bot.services.approvals.by_sha(REPO, sha)
     assert request.state == "dispatched"
     forged = []
     # a fork pull request's workflow titled like a build request
@@ -67,24 +67,24 @@ def test_workflow_runs_that_are_not_the_dispatched_build_are_ignored(bot, ghdoub
     for p in forged:
         bot.deliver("workflow_run", p)
         bot.wait_idle()
-    assert bot.ctx.extras["approvals"].get(request.id).state == "dispatched"
+    assert bot.services.approvals.get(request.id).state == "dispatched"
     [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
     assert run["status"] == "in_progress" and run["output"]["title"] == "Build dispatched"
     # the genuine run still updates it
     bot.deliver("workflow_run", workflow_run_payload(github_side_repo, request.id, sha, "completed", "failure"))
     bot.wait_idle()
-    assert bot.ctx.extras["approvals"].get(request.id).state == "failed"
+    assert bot.services.approvals.get(request.id).state == "failed"
 
 
 def test_cancelled_workflow_run_does_not_cancel_a_pending_request(bot, ghdouble, github_side_repo):
     sha = main_commits(github_side_repo)[0]
     bot.deliver("pull_request", merged_payload(github_side_repo, sha))
     bot.wait_idle()
-    request = bot.ctx.extras["approvals"].by_sha(REPO, sha)
+    request = bot.services.approvals.by_sha(REPO, sha)
     assert request.state == "pending"
     bot.deliver("workflow_run", workflow_run_payload(github_side_repo, request.id, sha, "completed", "cancelled"))
     bot.wait_idle()
-    assert bot.ctx.extras["approvals"].get(request.id).state == "pending"
+    assert bot.services.approvals.get(request.id).state == "pending"
     [run] = ghdouble.runs_named(REPO, BUILD_CHECK, sha)
     assert run["conclusion"] == "action_required"
 
@@ -126,10 +126,12 @@ def test_config_with_odd_keys_fails_the_check_clearly(bot, ghdouble, github_side
 
 
 # -- finding 14: the repository names a teacher; the server maps names to models ----------
-def test_unknown_teacher_name_is_reported_on_the_preview_run(bot_settings, ghdouble, github_side_repo, monkeypatch):
+def test_unknown_teacher_name_is_reported_on_the_preview_run(bot_settings, ghdouble, github_side_repo):
+    from dataclasses import replace
+
     from botlib import BotServer
 
-    monkeypatch.setenv("LAB_CI_TEACHERS", '{"tiny": "/models/does-not-matter.gguf"}')
+    bot_settings = replace(bot_settings, teachers=(("tiny", "/models/does-not-matter.gguf"),))
     ghdouble.repos[REPO].files[("main", ".github/lab-ci.yaml")] = "preview:\n  teacher: huge\n"
     head = setup_pull(ghdouble, github_side_repo, VALID_PR)
     server = BotServer(bot_settings).start()

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from lab_ci.bot.config import ConfigError, parse
-from lab_ci.bot.handlers import BotOptions, resolve_teacher
+from lab_ci.bot.handlers import resolve_teacher
+from lab_ci.bot.settings import Settings
 from lab_ci.errors import LabCIError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +24,8 @@ WF = ROOT / "examples" / "workflows"
 @pytest.mark.parametrize(
     "text,fragment",
     [
-        ("1: x\n", ":1: 1: unknown key"),
-        ("check: {}\n1: x\nb: 2\n", ":2: 1: unknown key"),  # mixed key types: no TypeError
+        ("1: x\n", ":1:1: 1: unknown key"),
+        ("check: {}\n1: x\nb: 2\n", ":2:1: 1: unknown key"),  # mixed key types: no TypeError
         ("check:\n  1: x\n  strict: true\n", "check.1: unknown key"),
         ("preview:\n  true: 1\n", "preview.True: unknown key"),
         ("build:\n  approvers:\n    1: a\n    b: c\n", "build.approvers.1: unknown key"),
@@ -46,23 +47,23 @@ def test_repo_config_cannot_name_a_path_or_url(teacher):
 
 
 def test_teacher_names_resolve_only_through_the_server_allow_list():
-    opts = BotOptions.from_env(
+    opts = Settings.from_env(
         {"LAB_CI_TEACHERS": '{"tiny": "/models/t.gguf", "big": "http://127.0.0.1:8000/v1"}', "LAB_CI_TEACHER": "tiny"}
     )
     assert resolve_teacher("big", opts) == ("http://127.0.0.1:8000/v1", None)
     assert resolve_teacher(None, opts) == ("/models/t.gguf", None)  # the default is a name
     spec, error = resolve_teacher("huge", opts)
     assert spec is None and "huge" in error and "`big`" in error and "`tiny`" in error and "/models" not in error
-    plain = BotOptions.from_env({"LAB_CI_TEACHER": "/srv/teacher.gguf"})
+    plain = Settings.from_env({"LAB_CI_TEACHER": "/srv/teacher.gguf"})
     assert resolve_teacher(None, plain) == ("/srv/teacher.gguf", None)  # the default may be a spec
     assert resolve_teacher("tiny", plain)[0] is None  # but a repo cannot reach it by a path
-    assert resolve_teacher(None, BotOptions.from_env({})) == (None, None)
+    assert resolve_teacher(None, Settings.from_env({})) == (None, None)
 
 
 @pytest.mark.parametrize("raw", ["not json", "[1]", '{"../x": "/m"}', '{"a": 3}', '{"a": ""}'])
 def test_bad_teacher_list_is_a_clear_error(raw):
     with pytest.raises(LabCIError) as e:
-        BotOptions.from_env({"LAB_CI_TEACHERS": raw})
+        Settings.from_env({"LAB_CI_TEACHERS": raw})
     assert "LAB_CI_TEACHERS" in str(e.value)
 
 

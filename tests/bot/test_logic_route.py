@@ -32,6 +32,7 @@ def test_pull_request_events_make_one_check_job(action):
         "base_ref": "main",
         "draft": bool(p["pull_request"]["draft"]),
         "trigger": action,
+        "author": p["pull_request"]["user"]["login"],  # whose pushes the automatic preview is charged to
     }
 
 
@@ -88,7 +89,8 @@ def comment_event(body, *, user_type="User", on_pr=True, action="created"):
 
 def test_slash_command_becomes_a_command_job():
     [spec] = route("issue_comment", comment_event("/lab preview samples=4"), "d-9")
-    assert spec.kind == "command" and spec.key == f"{REPO}#12" and spec.dedupe == "d-9:command"
+    # commands never wait behind the pull request's check or preview (key REPO#12)
+    assert spec.kind == "command" and spec.key == f"{REPO}#12/commands" and spec.dedupe == "d-9:command"
     assert spec.payload["command"]["name"] == "preview" and spec.payload["command"]["args"] == {"samples": "4"}
     assert spec.payload["user"] == "Codertocat" and spec.payload["number"] == 12
 

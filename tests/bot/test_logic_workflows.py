@@ -72,3 +72,10 @@ def test_app_manifest_permissions_and_events():
         "push",
         "workflow_run",
     }
+
+
+def test_check_workflow_is_bounded_in_time_and_by_push():
+    wf = yaml.safe_load((WF / "lab-ci-check.yml").read_text())
+    assert wf["jobs"]["check"]["timeout-minutes"] <= 15
+    assert wf["concurrency"]["cancel-in-progress"] is True
+    assert "pull_request.number" in wf["concurrency"]["group"]

@@ -41,8 +41,9 @@ def _append(path: Path, line: str) -> None:
 def worker_main(argv: list[str]) -> int:
     """The worker process: ``worker --db D --effects F --mode hang|record``."""
     from lab_ci.bot.queue import SQLiteQueue
+    from lab_ci.bot.services import Services
     from lab_ci.bot.settings import Settings
-    from lab_ci.bot.worker import Worker, WorkerContext
+    from lab_ci.bot.worker import Worker
 
     p = argparse.ArgumentParser()
     p.add_argument("--db", type=Path, required=True)
@@ -64,7 +65,7 @@ def worker_main(argv: list[str]) -> int:
     settings = Settings(data_dir=args.db.parent, lease_seconds=args.lease, backoff_base=0.05)
     worker = Worker(
         queue,
-        WorkerContext(settings=settings, queue=queue),
+        Services(settings=settings, queue=queue),
         threads=args.threads,
         runner=runner,
         router=lambda *a: [],

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from botlib import wait_for
 
-from lab_ci.bot.jobs import JobSpec
+from lab_ci.bot.jobs import JobSpec, PermanentError
 from lab_ci.bot.queue import Queue, SQLiteQueue
+from lab_ci.bot.services import Services
 from lab_ci.bot.settings import Settings
-from lab_ci.bot.worker import PermanentJobError, Worker, WorkerContext, backoff_delay
+from lab_ci.bot.worker import Worker, backoff_delay
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def queue(tmp_path: Path):
 
 def make_worker(queue, tmp_path, runner, *, threads=2, router=None, lease=5.0, base=0.05, **kw) -> Worker:
     settings = Settings(data_dir=tmp_path, backoff_base=base, backoff_max=1.0, lease_seconds=lease)
-    ctx = WorkerContext(settings=settings, queue=queue)
+    ctx = Services(settings=settings, queue=queue)
     return Worker(
         queue,
         ctx,
@@ -188,13 +189,14 @@ def test_retries_with_exponential_backoff_then_dead_letter(queue, tmp_path):
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     for gap, expected in zip(gaps, (0.1, 0.2, 0.4)):
         assert gap >= expected * 0.95, (gaps, expected)
-    assert worker.ctx.metrics.job_retries.value(kind="check") == 3
-    assert worker.ctx.metrics.jobs_finished.value(kind="check", outcome="dead") == 1
+    registry = worker.services.metrics.registry
+    assert registry.get_sample_value("labci_job_retries_total", {"kind": "check"}) == 3
+    assert registry.get_sample_value("labci_jobs_finished_total", {"kind": "check", "outcome": "dead"}) == 1
 
 
 def test_permanent_error_is_dead_at_once(queue, tmp_path):
     def runner(job, ctx):
-        raise PermanentJobError("the pull request is gone")
+        raise PermanentError("the pull request is gone")
 
     job_id = queue.enqueue(JobSpec("check", {}, max_attempts=5))
     worker = make_worker(queue, tmp_path, runner, threads=1).start()

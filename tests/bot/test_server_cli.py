@@ -115,7 +115,8 @@ def test_serve_with_workers_routes_with_the_real_handlers(tmp_path):
     proc, url = serve(tmp_path, "--workers", "1")
     try:
         health = httpx.get(url + "/healthz").json()
-        assert health["workers"] == {"alive": 1, "configured": 1, "stopping": False}
+        # one general worker thread and the light lane's one
+        assert health["workers"] == {"alive": 2, "configured": 2, "stopping": False}
         body = (WEBHOOK_PAYLOADS / "installation" / "created.payload.json").read_bytes()
         assert post(url, "installation", body).status_code == 202
         queue = SQLiteQueue(tmp_path / "data" / "queue.db")

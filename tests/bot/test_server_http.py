@@ -17,9 +17,10 @@ from lab_ci.bot.app import create_app
 from lab_ci.bot.jobs import JobSpec
 from lab_ci.bot.metrics import Metrics
 from lab_ci.bot.queue import SQLiteQueue
+from lab_ci.bot.services import Services
 from lab_ci.bot.settings import Settings
 from lab_ci.bot.webhooks import sign
-from lab_ci.bot.worker import Worker, WorkerContext
+from lab_ci.bot.worker import Worker
 
 SECRET = b"It's a Secret to Everybody"
 APP_ID = "4242"
@@ -65,7 +66,7 @@ def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
         m = line_re.match(line)
         assert m, f"not a Prometheus sample line: {line!r}"
         name, labels = m.group(1), tuple(sorted(label_re.findall(m.group(3) or "")))
-        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        family = re.sub(r"_(bucket|sum|count|total)$", "", name)
         assert name in types or family in types, f"no TYPE for {name}"
         samples[(name, labels)] = float(m.group(4).replace("+Inf", "inf"))
     return samples
@@ -108,7 +109,7 @@ def service(tmp_path: Path):
 
     worker = Worker(
         queue,
-        WorkerContext(settings=settings, queue=queue, metrics=metrics),
+        Services(settings=settings, queue=queue, metrics=metrics),
         threads=2,
         router=router,
         runner=runner,
@@ -272,7 +273,8 @@ def test_healthz_and_metrics(service):
     client, queue, ran, worker = service
     health = client.get("/healthz")
     assert health.status_code == 200
-    assert health.json() == {"db": "ok", "workers": {"alive": 2, "configured": 2, "stopping": False}, "status": "ok"}
+    # two general worker threads and the light lane's one (LAB_CI_LIGHT_WORKERS)
+    assert health.json() == {"db": "ok", "workers": {"alive": 3, "configured": 3, "stopping": False}, "status": "ok"}
 
     body = payload_bytes("pull_request", "opened.payload.json")
     assert client.post("/webhook", content=body, headers=github_headers("pull_request", body)).status_code == 202
@@ -297,7 +299,7 @@ def test_healthz_and_metrics(service):
     assert m[("labci_jobs", (("kind", "explode"), ("state", "dead")))] == 1
     assert m[("labci_jobs_dead", ())] == 1
     assert m[("labci_queue_depth", ())] == 0
-    assert m[("labci_workers_alive", ())] == 2
+    assert m[("labci_workers_alive", ())] == 3
     assert m[("labci_job_retries_total", (("kind", "explode"),))] == 1
     assert m[("labci_jobs_finished_total", (("kind", "explode"), ("outcome", "dead")))] == 1
     assert m[("labci_job_duration_seconds_count", (("kind", "check"),))] == 1

@@ -166,7 +166,9 @@ def test_settings_never_show_secrets(tmp_path):
     "env, message",
     [
         ({"LAB_CI_WORKERS": "many"}, "LAB_CI_WORKERS='many' is not a valid int"),
-        ({"LAB_CI_LEASE_SECONDS": "0"}, "lease seconds must be > 0"),
+        ({"LAB_CI_LEASE_SECONDS": "0"}, "LAB_CI_LEASE_SECONDS must be > 0"),
+        ({"LAB_CI_CHECK_MEMORY_MB": "-1"}, "LAB_CI_CHECK_MEMORY_MB must be > 0"),
+        ({"LAB_CI_LOCAL_EXECUTOR": "maybe"}, "LAB_CI_LOCAL_EXECUTOR='maybe' is not a valid boolean"),
         ({"LAB_CI_DB_SYNCHRONOUS": "OFF"}, "LAB_CI_DB_SYNCHRONOUS must be FULL, NORMAL or EXTRA"),
     ],
 )

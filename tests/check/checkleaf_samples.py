@@ -26,8 +26,8 @@ created_by: octocat
 domain: astronomy
 document_outline: Facts about the Moon.
 document:
-  repo: https://example.invalid/docs.git
-  commit: 0123456789abcdef
+  repo: https://github.com/octocat/moon-docs
+  commit: 0123456789abcdef0123456789abcdef01234567
   patterns:
     - moon.md
 seed_examples:

@@ -6,8 +6,11 @@ on real files laid out at their taxonomy paths, in "latest" (schema_version=None
 "declared" (schema_version=0) modes. For every file we require:
 
 - the same verdict (valid = no error; a reference crash counts as invalid);
-- the same set of (line, column, rule) for yamllint problems;
-- the same set of yaml paths for JSON Schema errors.
+- the same set of (line, column, rule, yamllint's words) for yamllint problems (ours
+  keep yamllint's words as ``reference_message``);
+- the same set of (yaml path, message) for JSON Schema errors: our
+  ``reference_message`` is the reference's message; the errors a ``schema/old-format``
+  summary stands for are compared through its ``covers``.
 
 The reference runs yamllint as a command per file, so the corpus is split in shards
 that pytest-xdist runs in parallel.
@@ -39,8 +42,8 @@ _LINT_MESSAGE = re.compile(r"^%s:%s:%s (?P<text>.*) \((?P<rule>[a-z0-9-]+)\)$", 
 class Outcome:
     valid: bool
     crashed: bool = False
-    lint: set = field(default_factory=set)  # {(line, column, rule)}
-    schema_paths: set = field(default_factory=set)  # {yaml_path}
+    lint: set = field(default_factory=set)  # {(line, column, rule, text)}
+    schema_paths: set = field(default_factory=set)  # {(yaml_path, message)}
 
 
 class _Capture(logging.Handler):
@@ -66,20 +69,31 @@ def run_reference(parser, path: Path, capture: _Capture) -> Outcome:
         if len(args) < 3:
             continue  # not a taxonomy message
         if r.msg.startswith("%s:%s:%s [%s] "):
-            out.schema_paths.add(args[3])
+            # The reference passes its message as the format string: with no arguments
+            # of its own the message is the raw text (a '%' in a value would break
+            # formatting); "Value must have at least %s items" has one.
+            raw = r.msg[len("%s:%s:%s [%s] ") :]
+            message = (raw % args[4:]) if len(args) > 4 else raw
+            out.schema_paths.add((args[3], message))
             continue
         m = _LINT_MESSAGE.match(r.msg)
         if m and len(args) == 3:
-            out.lint.add((int(args[1]), int(args[2]), m.group("rule")))
+            out.lint.add((int(args[1]), int(args[2]), m.group("rule"), m.group("text")))
     return out
 
 
 def run_ours(leaf: LeafFile, options: CheckOptions) -> Outcome:
     result = check_leaf(leaf, options)
+    schema = {(d.yaml_path, d.reference_message) for d in result.diagnostics if d.source == "schema" and d.yaml_path}
+    for d in result.diagnostics:  # what a summary (schema/old-format) stands for
+        schema |= {(c.yaml_path, c.reference_message) for c in d.covers}
+    schema.discard((".seed_examples", None))  # the summary itself
+    for d in result.diagnostics:  # every schema and syntax problem says what to change
+        assert d.hint or d.source not in ("schema", "yaml"), d
     return Outcome(
         valid=result.valid,
-        lint={(d.line, d.column, d.rule) for d in result.diagnostics if d.source == "yamllint"},
-        schema_paths={d.yaml_path for d in result.diagnostics if d.source == "schema" and d.yaml_path},
+        lint={(d.line, d.column, d.rule, d.reference_message) for d in result.diagnostics if d.source == "yamllint"},
+        schema_paths=schema,
     )
 
 

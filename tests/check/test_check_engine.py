@@ -77,8 +77,14 @@ def test_qna_that_is_not_a_file(kind):
 
 
 def test_wrong_file_name_and_size_limit():
-    r = check_leaf(leaf(SKILL, "compositional_skills/x/qna.yml"), LATEST)
-    assert not r.valid and find(r, "file-name")
+    r = check_leaf(leaf(SKILL, "notes/x.txt"), LATEST)
+    assert not r.valid and [d.rule for d in r.diagnostics] == ["file-name"]
+    # A misnamed leaf: its own rule, the rename in the hint, and its content checked too.
+    r = check_leaf(leaf(SKILL.replace("version: 3", "version: 3   "), "compositional_skills/x/qna.yml"), LATEST)
+    d = find(r, "leaf-name")
+    assert not r.valid and d.severity == "error" and '"qna.yml"' in d.message
+    assert "git mv 'compositional_skills/x/qna.yml' 'compositional_skills/x/qna.yaml'" in d.hint
+    assert find(r, "trailing-spaces").line == 1
     r = check_leaf(leaf(SKILL), CheckOptions(max_file_bytes=100))
     assert not r.valid and "limit of 100 bytes" in find(r, "file-too-large").message
 
@@ -106,10 +112,12 @@ def test_schema_errors_point_at_real_lines():
     assert unev.yaml_path == ".seed_examples[2]" and (unev.line, unev.column) == (9, 5)
 
 
-def test_min_items_message_is_the_references():
+def test_min_items_message_counts_and_keeps_the_references_words():
     text = "version: 3\ncreated_by: a\ntask_description: b\nseed_examples:\n  - question: q\n    answer: a\n"
     d = find(check_leaf(leaf(text), LATEST), "minItems")
-    assert d.message == "Value must have at least 5 items" and d.yaml_path == ".seed_examples" and d.line == 5
+    assert d.reference_message == "Value must have at least 5 items" and d.yaml_path == ".seed_examples" and d.line == 5
+    assert d.message == "`seed_examples` has 1 seed example; at least 5 are required"
+    assert d.hint == "Add 4 more seed examples."
 
 
 def test_duplicate_keys():
@@ -138,7 +146,10 @@ def test_declared_versions(version_line, rule):
 
 def test_old_knowledge_versions_are_retired():
     r = check_leaf(leaf(KNOWLEDGE.replace("version: 3", "version: 2"), "knowledge/space/moon/qna.yaml"), DECLARED)
-    assert not r.valid and "Minimum supported version is 3" in find(r, "deprecated").message
+    d = find(r, "deprecated")
+    assert not r.valid and "Minimum supported version is 3" in d.reference_message
+    assert d.message.startswith("knowledge leaves of format 2 are no longer read") and "questions_and_answers" in d.hint
+    assert d.line == 1 and d.column == 10  # at the version
 
 
 def test_version_1_skill_declared_is_valid_without_lint():

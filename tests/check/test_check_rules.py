@@ -18,7 +18,16 @@ def taxonomy(result):
 
 
 def test_every_rule_is_documented_and_warns_by_default():
-    assert set(RULES) == {"placement", "attribution-missing", "attribution-empty", "duplicate-question", "text-size"}
+    assert set(RULES) == {
+        "placement",
+        "attribution-missing",
+        "attribution-empty",
+        "duplicate-question",
+        "text-size",
+        "document-repo",
+        "document-commit",
+        "document-patterns",
+    }
     for rule_id, rule in RULES.items():
         assert rule.ID == rule_id and rule.LEVEL == "warning"
         assert rule.__doc__ and rule.__doc__.startswith(rule_id + ":")
@@ -56,7 +65,8 @@ def test_duplicate_question_in_skill():
     text = SKILL.replace("Write a limerick about a cat.", "write a  HAIKU about a cat.")
     d = taxonomy(check_leaf(leaf(text), OPTS))["duplicate-question"]
     assert d.yaml_path == ".seed_examples[1].question" and d.line == 7 and d.column == 15
-    assert ".seed_examples[0].question" in d.message
+    assert d.message == "seed example 2 asks the same question as seed example 1"
+    assert [(r.line, r.column) for r in d.related] == [(5, 15)] and d.hint
 
 
 def test_duplicate_question_in_knowledge():

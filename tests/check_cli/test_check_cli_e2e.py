@@ -217,6 +217,7 @@ def test_a_folder_named_like_a_workflow_command_cannot_inject_one(example_taxono
                         (
                             "::error file=knowledge/b%0A%3A%3Aerror file=x%3A%3Apwned/qna.yaml,",
                             "::warning file=knowledge/b%0A",
+                            "::notice file=knowledge/b%0A",
                         )
                     )
                     for x in lines

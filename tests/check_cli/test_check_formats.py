@@ -17,6 +17,7 @@ from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.formats import FORMATS, render
 from lab_ci.check.formats.github import escape_data, escape_property
 from lab_ci.check.formats.markdown import escape_markdown
+from lab_ci.taxonomy.yamlsrc import Related
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = "taxonomy/"
@@ -33,8 +34,28 @@ def known_report() -> Report:
                 path="compositional_skills/writing/haiku/qna.yaml",
                 change="added",
                 diagnostics=[
-                    Diagnostic("error", "schema", "required", "'version' is a required property", 1, 1, None),
-                    Diagnostic("error", "yaml", "syntax", hostile, 12, 3, ".seed_examples[1].answer"),
+                    Diagnostic(
+                        "error",
+                        "schema",
+                        "required",
+                        "the file has no `version`",
+                        1,
+                        1,
+                        ".",
+                        hint="Add `version: 3` as the first line.",
+                        reference_message="'version' is a required property",
+                    ),
+                    Diagnostic(
+                        "error",
+                        "yaml",
+                        "syntax",
+                        hostile,
+                        12,
+                        3,
+                        ".seed_examples[1].answer",
+                        hint='Quote it: `answer: "<b>@octocat</b> | x"`\nsecond line',
+                        related=(Related(10, 1, "the flow mapping\nbegan here"),),
+                    ),
                     Diagnostic(
                         "warning",
                         "taxonomy",
@@ -76,21 +97,38 @@ def test_format_matches_golden(fmt: str):
 
 def test_json_is_the_report_dict():
     data = json.loads(render("json", known_report(), root_display=ROOT))
+    assert data == json.loads(json.dumps(known_report().to_dict()))
+    assert json.loads(render("json", Report())) == Report().to_dict()
     assert data["version"] == 1
     assert data["summary"] == {"files": 3, "valid": 2, "invalid": 1, "errors": 2, "warnings": 8}
     assert [f["path"] for f in data["files"]][0] == "compositional_skills/writing/haiku/qna.yaml"
     assert data["files"][2]["change"] == "renamed" and data["files"][2]["old_path"] == "knowledge/old/qna.yaml"
     assert data["files"][3]["change"] == "deleted"
     d = data["files"][0]["diagnostics"][1]
-    assert set(d) == {"severity", "source", "rule", "message", "line", "column", "yaml_path"}
+    assert set(d) == {
+        "severity",
+        "source",
+        "rule",
+        "message",
+        "hint",
+        "line",
+        "column",
+        "yaml_path",
+        "reference_message",
+        "related",
+    }
 
 
 def test_text_lines():
     out = render("text", known_report(), root_display=ROOT).splitlines()
     assert (
         out[0]
-        == "taxonomy/compositional_skills/writing/haiku/qna.yaml:1:1: error [schema/required] 'version' is a required property"
+        == "taxonomy/compositional_skills/writing/haiku/qna.yaml:1:1: error [schema/required] the file has no `version`"
     )
+    assert out[1] == "  hint: Add `version: 3` as the first line."
+    # the hint and the related location on lines of their own, control characters escaped
+    assert out[3] == '  hint: Quote it: `answer: "<b>@octocat</b> | x"` second line'
+    assert out[4] == "  taxonomy/compositional_skills/writing/haiku/qna.yaml:10:1: note: the flow mapping\\nbegan here"
     assert "taxonomy/knowledge/new place/qna.yaml: renamed from taxonomy/knowledge/old/qna.yaml" in out
     assert "taxonomy/knowledge/removed/qna.yaml: deleted" in out
     assert out[-1] == "Checked 3 files: 2 valid, 1 invalid (2 errors, 8 warnings); 1 leaf deleted."
@@ -100,13 +138,19 @@ def test_github_commands_are_escaped():
     assert escape_data("100%\r\nx") == "100%25%0D%0Ax"
     assert escape_property("a:b,c%") == "a%3Ab%2Cc%25"
     lines = render("github", known_report(), root_display=ROOT).splitlines()
-    hostile = [x for x in lines if "yaml/syntax" in x]
+    hostile = [x for x in lines if "yaml/syntax" in x and x.startswith("::error")]
     assert len(hostile) == 1
     line = hostile[0]
     assert line.startswith(
         "::error file=taxonomy/compositional_skills/writing/haiku/qna.yaml,line=12,col=3,title=lab-ci yaml/syntax::"
     )
     assert "\n" not in line and "%0Asecond line" in line and "100%25, a:b" in line
+    assert '%0AHint: Quote it: `answer: "<b>@octocat</b> | x"`%0Asecond line' in line
+    (related,) = [x for x in lines if "(related)" in x]
+    assert related.startswith(
+        "::notice file=taxonomy/compositional_skills/writing/haiku/qna.yaml,line=10,col=1,"
+        "title=lab-ci yaml/syntax (related)::the flow mapping%0Abegan here (see line 12: bad value"
+    )
     assert any(x.startswith("::notice") and "removed/qna.yaml" in x and "deleted" in x for x in lines)
     assert any(
         x.startswith("::notice file=taxonomy/knowledge/new place/qna.yaml") and "renamed from" in x for x in lines
@@ -135,6 +179,13 @@ def test_sarif_structure():
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "taxonomy/knowledge/new%20place/qna.yaml"
         for r in run["results"]
     )
+    (syntax,) = [r for r in run["results"] if r["ruleId"] == "yaml/syntax"]
+    assert syntax["message"]["text"].split("\nHint: ")[1].startswith("Quote it:")
+    (rel,) = syntax["relatedLocations"]
+    assert rel["id"] == 1 and rel["physicalLocation"]["region"] == {"startLine": 10, "startColumn": 1}
+    assert rel["message"]["text"] == "the flow mapping\nbegan here"
+    (required,) = [r for r in run["results"] if r["ruleId"] == "schema/required"]
+    assert required["properties"]["referenceMessage"] == "'version' is a required property"
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert any("deleted" in n["message"]["text"] for n in notes)
     assert any("renamed from" in n["message"]["text"] for n in notes)
@@ -234,7 +285,7 @@ def test_text_escapes_control_characters_in_paths_and_messages():
         == "taxonomy/knowledge/b\\n::error file=x::pwned/qna.yaml: renamed from taxonomy/knowledge/old\\r\\n::warning::x\\x1b[31m/qna.yaml"
     )
     assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
-    assert "\\u202eevil" in lines[1] and "(.a\\nb)" in lines[1]
+    assert "\\u202eevil" in lines[1]
     assert lines[2] == "taxonomy/knowledge/gone\\n::notice::x/qna.yaml: deleted"
 
 
@@ -290,3 +341,34 @@ def test_markdown_check_summary_defuses_issue_references():
     md = render("markdown", report)
     assert "#99" not in md.replace("\\", "") and "#12" not in md.replace("\\", "")
     assert "#\u200d99" in md and "bar\\#\u200d7" in md
+
+
+def test_markdown_always_fits_githubs_limit():
+    """However many files and problems: at most 60,000 characters by default (never
+    more than GitHub's 65,535), and what was left out is counted."""
+    from lab_ci.check.formats import markdown
+
+    long = "x" * 290
+    files = [
+        FileResult(
+            path=f"knowledge/topic{i}/qna.yaml",
+            change="added",
+            diagnostics=[
+                Diagnostic("error", "schema", "required", f"{long} {j}", j, 1, hint="Add it. " + long)
+                for j in range(1, 60)
+            ],
+        )
+        for i in range(400)
+    ] + [FileResult(path=f"knowledge/fine{i}/qna.yaml", change="added") for i in range(300)]
+    report = Report(files=files + [FileResult(path="knowledge/gone/qna.yaml", change="deleted")])
+    out = markdown.render(report)
+    assert len(out) <= markdown.DEFAULT_LIMIT < markdown.GITHUB_LIMIT
+    shown = out.count("<summary><b>knowledge/topic")
+    assert 0 < shown < 400
+    left = 400 - shown
+    assert f"… and {left} more files with problems ({left * 59} errors, 0 warnings) not shown here" in out
+    assert out.startswith("### ❌ lab-ci check: 400 of 700 files invalid")
+    small = markdown.render(report, limit=5_000)
+    assert len(small) <= 5_000 and "more files with problems" in small
+    # A report that fits is not cut.
+    assert "not shown here" not in markdown.render(Report(files=files[:1] + files[-3:]))

@@ -28,12 +28,21 @@ def env_with_lab_ci(tmp: Path, **extra) -> dict:
     }
 
 
+def hook(hook_id: str) -> dict:
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"lab-ci-check", "lab-ci-fix"}
+    return hooks[hook_id]
+
+
 def test_pre_commit_hook_checks_the_leaf_of_a_staged_attribution(example_taxonomy_repo: Path, tmp_path: Path):
-    (hook,) = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert hook["id"] == "lab-ci-check" and hook["language"] == "python" and hook["pass_filenames"] is True
+    hook = globals()["hook"]("lab-ci-check")
+    assert hook["language"] == "python" and hook["pass_filenames"] is True
     files = re.compile(hook["files"])
     assert files.search("knowledge/a/qna.yaml") and files.search("knowledge/a/attribution.txt")
     assert not files.search("knowledge/a/qna.yaml.bak") and not files.search("README.md")
+    # misnamed leaves reach lab-ci (which names them), in the taxonomy folders only
+    assert files.search("knowledge/a/qna.yml") and files.search("sub/compositional_skills/b/movie_qna.YAML")
+    assert not files.search("docs/template_qna.yaml") and not files.search(".github/workflows/ci.yml")
     repo = example_taxonomy_repo
     attr = sorted(repo.glob("knowledge/**/attribution.txt"))[0]
     leaf = attr.with_name("qna.yaml")
@@ -130,7 +139,7 @@ def test_pre_commit_hook_passes_staged_symlinked_leaves(example_taxonomy_repo: P
     lab-ci then reports it as a symlink instead of it being skipped silently."""
     from identify.identify import tags_from_path
 
-    (hook,) = yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = globals()["hook"]("lab-ci-check")
     types = set(hook.get("types", ["file"]))  # pre-commit's defaults
     types_or = set(hook.get("types_or", []))
     repo = example_taxonomy_repo
@@ -146,3 +155,19 @@ def test_pre_commit_hook_passes_staged_symlinked_leaves(example_taxonomy_repo: P
     assert p.returncode == 1, p.stderr
     (f,) = json.loads(p.stdout)["files"]
     assert f["path"] == "knowledge/linked/qna.yaml" and "symbolic link" in f["diagnostics"][0]["message"]
+
+
+def test_pre_commit_fix_hook_rewrites_the_staged_leaf(example_taxonomy_repo: Path, tmp_path: Path):
+    """The lab-ci-fix hook, run as pre-commit runs it: the staged leaf gets its trailing
+    spaces and blank lines at the end fixed, its data unchanged; the check then passes."""
+    fix = hook("lab-ci-fix")
+    assert fix["files"] == hook("lab-ci-check")["files"] and fix["entry"] == "lab-ci check --fix"
+    repo = example_taxonomy_repo
+    leaf = sorted(repo.glob("compositional_skills/**/qna.yaml"))[0]
+    clean = leaf.read_bytes()
+    messy = clean.replace(b"\n", b"   \n", 2) + b"\n\n"
+    leaf.write_bytes(messy)
+    argv = shlex.split(fix["entry"]) + [leaf.relative_to(repo).as_posix()]
+    p = subprocess.run(argv, cwd=repo, env=env_with_lab_ci(tmp_path), capture_output=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert leaf.read_bytes() == clean and b"lab-ci: fixed 3 problems in 1 file." in p.stderr

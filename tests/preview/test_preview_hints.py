@@ -10,7 +10,7 @@ def seeds(questions, answer="An answer.", kind="skill"):
         "compositional_skills/x/qna.yaml",
         kind,
         "task",
-        tuple(SeedExample(str(i), q, answer) for i, q in enumerate(questions)),
+        tuple(SeedExample(str(i), q, answer) for i, q in enumerate(questions, 1)),
     )
 
 
@@ -40,3 +40,31 @@ def test_rejection_patterns_and_precheck():
     text = " ".join(hints_for(seeds(GOOD), stats, [], [], pc))
     assert "repeat each other" in text and "cut off" in text and "No sample was accepted" in text
     assert "already answers your seed questions well" in text
+
+
+def test_similar_seed_questions_are_named_counted_from_1():
+    """The antonyms leaf of the example taxonomy: six "What is the antonym of X?" seeds
+    used to give "15 pair(s) of seed questions are very similar", naming none."""
+    words = ["hot", "early", "generous", "ancient", "arrive", "narrow"]
+    all_alike = seeds([f'What is the antonym of "{w}"?' for w in words])
+    (hint,) = [h for h in hints_for(all_alike, {}, [], [], []) if "similar" in h]
+    assert (
+        hint
+        == "15 pairs of seed questions are very similar (seeds 1, 2, 3, 4, 5 and 6 are all alike): vary wording and topics."
+    )
+    two = seeds(["What is the opposite of hot?", *GOOD[1:4], "What is the opposite of cold?"])
+    (hint,) = [h for h in hints_for(two, {}, [], [], []) if "similar" in h]
+    assert hint == "1 pair of seed questions is very similar (seeds 1 and 5): vary wording and topics."
+
+
+def test_long_answers_and_few_seeds_are_named_in_words():
+    s = LeafSeeds(
+        "compositional_skills/x/qna.yaml",
+        "skill",
+        "task",
+        (SeedExample("1", "Why is the sky blue?", "short"), SeedExample("2", "How do bees fly?", "word " * 300)),
+    )
+    text = " ".join(hints_for(s, {}, [], [], []))
+    assert "Only 2 seed examples" in text and "Seed answer 2 is long" in text
+    one = LeafSeeds("compositional_skills/x/qna.yaml", "skill", "task", (SeedExample("1", "Why?", "Because."),))
+    assert "Only 1 seed example:" in " ".join(hints_for(one, {}, [], [], []))

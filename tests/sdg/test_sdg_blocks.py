@@ -80,7 +80,7 @@ def test_accepted_records_have_the_training_shape():
         assert meta["teacher"] == "scripted:test"
         assert meta["pipeline"] == "freeform_skills" and meta["pipeline_version"] == g.pipeline_version
         assert meta["judge_scores"] == {"question_score": 1, "pair_score": 3}
-        assert set(meta["seed_ids"]) <= {"0", "1", "2"} and meta["seed_ids"]
+        assert set(meta["seed_ids"]) <= {"1", "2", "3"} and meta["seed_ids"]
     assert len(g.accepted) + len(g.rejected) == g.stats["candidates"] == 2
 
 

@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from lab_ci.sdg.documents import DocumentFetcher, glob_match, parse_mirrors
-from lab_ci.sdg.errors import DocumentError
+from lab_ci.taxonomy.documents import DocumentError, DocumentFetcher, glob_match, parse_mirrors
 
 
 def run_git(*args, cwd):

@@ -59,8 +59,16 @@ def test_parse_ls_tree_modes_and_odd_names():
 def test_leaf_names():
     assert leaf_of("knowledge/a/qna.yaml") == "knowledge/a/qna.yaml"
     assert leaf_of("knowledge/a/qna.yaml/inner/x") == "knowledge/a/qna.yaml"
-    assert leaf_of("knowledge/a/qna.yml") is None
-    assert leaf_of("knowledge/a/template_qna.yaml") is None
+    # Misnamed leaves inside a taxonomy folder are leaves (the checker names them) ...
+    for name in ("qna.yml", "QNA.yaml", "movie_qna.yaml", "Qna.YML", "qna.yaml ", "notes.yaml"):
+        assert leaf_of(f"knowledge/a/{name}") == f"knowledge/a/{name}", name
+    assert leaf_of("compositional_skills/a/b/qna.yml") == "compositional_skills/a/b/qna.yml"
+    # ... but not elsewhere (upstream keeps docs/template_qna.yaml), nor other files.
+    assert leaf_of("docs/template_qna.yaml") is None
+    assert leaf_of("qna.yml") is None
+    assert leaf_of("knowledge/a/attribution.txt") is None and leaf_of("knowledge/a/notes.md") is None
+    assert leaf_of("knowledge/a/qna.yaml~") is None and leaf_of("knowledge/a/qna.yaml.bak") is None
+    assert leaf_of("knowledge/a/qna.yml", folders=("skills",)) is None
     assert attribution_leaf("knowledge/a/attribution.txt") == "knowledge/a/qna.yaml"
     assert attribution_leaf("attribution.txt") is None  # the root's belongs to no leaf
     assert attribution_leaf("knowledge/a/attribution.md") is None
@@ -103,8 +111,33 @@ def test_attribution_changes_recheck_the_leaf():
     # A qna.yaml change wins over the attribution's label.
     both = [d("A", new="k/a/attribution.txt"), d("A", new="k/a/qna.yaml")]
     assert changes(both, present) == [("k/a/qna.yaml", "added", None)]
-    # An attribution.txt added alone: its (missing) leaf is reported, so the checker says so.
-    assert changes([d("A", new="k/z/attribution.txt")]) == [("k/z/qna.yaml", "modified", None)]
+    # An attribution.txt added alone: its (missing) leaf is reported as added, so the
+    # checker says the qna.yaml is missing.
+    assert changes([d("A", new="k/z/attribution.txt")]) == [("k/z/qna.yaml", "added", None)]
+    # Modified beside a qna.yaml that is gone: modified.
+    assert changes([d("M", "k/z/attribution.txt", "k/z/attribution.txt")]) == [("k/z/qna.yaml", "modified", None)]
+
+
+def test_misnamed_leaves_are_changed_leaves():
+    # A misnamed leaf with its attribution.txt: one added leaf, the misnamed one (not a
+    # phantom "qna.yaml (modified)").
+    both = [d("A", new="knowledge/m/qna.yml"), d("A", new="knowledge/m/attribution.txt")]
+    assert changes(both, {"knowledge/m/qna.yml", "knowledge/m/attribution.txt"}) == [
+        ("knowledge/m/qna.yml", "added", None)
+    ]
+    assert changes([d("A", new="knowledge/Movies/movie_qna.yaml")]) == [
+        ("knowledge/Movies/movie_qna.yaml", "added", None)
+    ]
+    # Fixing the name is a rename of the leaf.
+    assert changes([d("R", "knowledge/m/qna.yml", "knowledge/m/qna.yaml")], {"knowledge/m/qna.yaml"}) == [
+        ("knowledge/m/qna.yaml", "renamed", "knowledge/m/qna.yml")
+    ]
+    # Renaming a leaf to a wrong name: the misnamed file is what is left to check.
+    assert changes([d("R", "knowledge/m/qna.yaml", "knowledge/m/qna.yml")], {"knowledge/m/qna.yml"}) == [
+        ("knowledge/m/qna.yml", "renamed", "knowledge/m/qna.yaml")
+    ]
+    # Outside the taxonomy folders nothing changes: docs/template_qna.yaml is no leaf.
+    assert changes([d("M", "docs/template_qna.yaml", "docs/template_qna.yaml")]) == []
 
 
 def test_qna_yaml_turned_into_a_folder_is_modified_not_deleted():

@@ -215,3 +215,37 @@ def test_clear_errors(repo: Path, tmp_path: Path):
     run_git("commit", "--quiet", "-m", "unrelated", cwd=repo)
     with pytest.raises(LabCIError, match="no common ancestor"):
         collect_leaves(repo, base="main", head=orphan)
+
+
+def test_misnamed_leaves_are_collected_from_every_source(repo: Path, tmp_path: Path):
+    """qna.yml with its attribution.txt, movie_qna.yaml, QNA.yaml: seen by every way of
+    collecting (a change between revisions, the working tree against a base, a whole
+    tree, files on disk), each as the one added leaf of its folder; docs/ stays out."""
+    from lab_ci.check.api import check_taxonomy
+
+    run_git("checkout", "--quiet", "-b", "pr", cwd=repo)
+    write(repo, "knowledge/m/qna.yml", QNA_B)
+    write(repo, "knowledge/m/attribution.txt", b"Title: m\n")
+    write(repo, "knowledge/Movies/movie_qna.yaml", QNA_B)
+    write(repo, "compositional_skills/u/QNA.yaml", QNA_B)
+    write(repo, "docs/template_qna.yaml", QNA_B)
+    want = {
+        "compositional_skills/u/QNA.yaml": "added",
+        "knowledge/Movies/movie_qna.yaml": "added",
+        "knowledge/m/qna.yml": "added",
+    }
+    # Untracked, against a base: the working-tree snapshot hashes them.
+    got = {x.path: x.change for x in collect_leaves(repo, base="main")}
+    assert got == want
+    commit(repo, "misnamed leaves")
+    got = {x.path: x.change for x in collect_leaves(repo, base="main", head="pr")}
+    assert got == want
+    m = by_path(collect_leaves(repo, base="main", head="pr"))["knowledge/m/qna.yml"]
+    assert m.data == QNA_B and m.attribution == b"Title: m\n"
+    for kwargs in ({"head": "pr"}, {}):  # a whole tree, from git and from disk
+        paths = {x.path for x in collect_leaves(repo, **kwargs)}
+        assert set(want) <= paths and "docs/template_qna.yaml" not in paths, kwargs
+    report = check_taxonomy(repo, base="main", head="pr", use_cache=False)
+    assert report.exit_code == 1
+    for f in report.files:
+        assert f.change == "added" and "leaf-name" in [d.rule for d in f.diagnostics if d.severity == "error"]

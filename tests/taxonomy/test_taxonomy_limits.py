@@ -138,10 +138,12 @@ def test_working_tree_snapshot_hashes_only_leaf_files(repo: Path, tmp_path: Path
     assert not hashed & {"knowledge/new/big-data.bin", "scratch/notes.txt"}
     # The user's index is untouched.
     assert run_git("status", "--porcelain", cwd=repo).count("??") == 2
-    assert leaf_pathspecs("sub/") == [
+    assert leaf_pathspecs("sub/", folders=("knowledge",)) == [
         ":(glob)sub/**/qna.yaml",
         ":(glob)sub/**/qna.yaml/**",
         ":(glob)sub/**/attribution.txt",
+        ":(glob,icase)sub/knowledge/**/*.yaml",
+        ":(glob,icase)sub/knowledge/**/*.yml",
     ]
 
 

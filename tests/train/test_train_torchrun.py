@@ -111,4 +111,8 @@ def test_run_cli_reports_bad_config_as_one_line(tmp_path, tiny_student):
     proc = subprocess.run(
         [sys.executable, "-m", "lab_ci.train.run", "--config", str(cfg)], capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 2 and "'epochs' must be int" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "training option 'epochs': 'two' is not of type 'integer'" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )

@@ -1,6 +1,9 @@
-"""``--format github``: GitHub Actions workflow commands, one annotation per problem.
+"""``--format github``: GitHub Actions workflow commands, one annotation per problem
+(its hint on a second line of the annotation), and a ``notice`` annotation at each
+related location (where the construct that failed began).
 
-    ::error file=knowledge/x/qna.yaml,line=3,col=7,title=lab-ci schema/required::'version' is a required property
+    ::error file=knowledge/x/qna.yaml,line=1,col=1,title=lab-ci schema/required::the file has no `version`%0AHint: Add `version: 3` ...
+    ::notice file=knowledge/x/qna.yaml,line=7,col=3,title=lab-ci yaml/syntax (related)::scanning a simple key began here (see line 9)
 
 Values are escaped as the Actions runner expects (``%``, CR, LF in data; also ``:`` and
 ``,`` in properties); other control characters become visible ``\\xNN`` escapes. Paths
@@ -44,16 +47,19 @@ def render(report: Report, *, root_display: str = "") -> str:
                 command("notice", f"renamed from {root_display}{f.old_path}", file=path, title="lab-ci renamed")
             )
         for d in f.diagnostics:
-            message = d.message + (f" ({d.yaml_path})" if d.yaml_path else "")
-            lines.append(
-                command(
-                    d.severity,
-                    message,
-                    file=path,
-                    line=d.line,
-                    col=d.column,
-                    title=f"lab-ci {rule_id(d.source, d.rule)}",
+            message = d.message + (f"\nHint: {d.hint}" if d.hint else "")
+            title = f"lab-ci {rule_id(d.source, d.rule)}"
+            lines.append(command(d.severity, message, file=path, line=d.line, col=d.column, title=title))
+            for r in d.related:
+                lines.append(
+                    command(
+                        "notice",
+                        f"{r.message} (see line {d.line}: {d.message})",
+                        file=path,
+                        line=r.line,
+                        col=r.column,
+                        title=f"{title} (related)",
+                    )
                 )
-            )
     lines.append(summary_sentence(report))
     return "\n".join(lines) + "\n"

@@ -1,9 +1,14 @@
 """``--format markdown``: the summary a pull-request comment or job summary embeds.
 
 A heading with the counts, then a table per file with problems (line, column, severity,
-rule, message); a file with many problems is folded in ``<details>``. Everything users
-wrote (file names, messages quoting YAML) goes through :func:`escape_markdown`, so it can
-neither inject HTML, mention people, nor break out of the table.
+rule, message with its hint and related locations); a file with many problems is
+folded in ``<details>``. Everything users wrote (file names, messages quoting YAML)
+goes through :func:`escape_markdown`, so it can neither inject HTML, mention people,
+nor break out of the table.
+
+The report always fits GitHub's 65,535-character limit for comments and check-run
+summaries: :func:`render` stops adding files at ``limit`` characters (default 60,000,
+leaving room for whoever embeds it) and says how many files and problems it left out.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from . import _plural, rule_id
 
 #: Files with more problems than this are folded in <details>.
 FOLD_AFTER = 5
-#: At most this many rows per file (the rest is counted), to stay far below GitHub's
-#: 65536-character comment limit.
+#: At most this many rows per file (the rest is counted).
 MAX_ROWS = 50
-#: Longer messages are cut.
+#: Longer messages and hints are cut.
 MAX_MESSAGE = 300
+MAX_HINT = 400
+#: GitHub refuses comment bodies and check-run summaries longer than this.
+GITHUB_LIMIT = 65_535
+#: What :func:`render` stays within by default: GitHub's limit, with room to embed it.
+DEFAULT_LIMIT = 60_000
 #: At most this many files with problems get a table; the rest are counted.
 MAX_FILES = 100
 #: More files without problems than this are listed folded.
@@ -88,12 +97,25 @@ def _heading(report: Report) -> str:
     return f"### ✅ lab-ci check: {_plural(s['files'], 'file')} valid ({counts})"
 
 
+def _cell(d, previous=None) -> str:
+    """The message, then its hint and related locations on lines of their own (a hint
+    the row above already gave is not repeated)."""
+    msg = escape_markdown(d.message, limit=MAX_MESSAGE)
+    if d.hint and previous is not None and previous.hint == d.hint:
+        msg += "<br>**Hint:** as above."
+    elif d.hint:
+        msg += f"<br>**Hint:** {escape_markdown(d.hint, limit=MAX_HINT)}"
+    for r in d.related[:3]:
+        msg += f"<br>↳ line {r.line}, column {r.column}: {escape_markdown(r.message, limit=120)}"
+    return msg
+
+
 def _table(f: FileResult) -> list[str]:
     rows = ["| Line | Column | Severity | Rule | Message |", "|---:|---:|---|---|---|"]
+    previous = None
     for d in f.diagnostics[:MAX_ROWS]:
-        msg = escape_markdown(d.message, limit=MAX_MESSAGE)
-        if d.yaml_path:
-            msg += f" (at {escape_markdown(d.yaml_path, limit=120)})"
+        msg = _cell(d, previous)
+        previous = d
         icon = "error" if d.severity == "error" else "warning"
         rows.append(f"| {d.line} | {d.column} | {icon} | {escape_markdown(rule_id(d.source, d.rule))} | {msg} |")
     if len(f.diagnostics) > MAX_ROWS:
@@ -120,25 +142,75 @@ def _summary_line(f: FileResult, root_display: str, status: str) -> str:
     return text + f": {status}"
 
 
-def render(report: Report, *, root_display: str = "") -> str:
+def _file_block(f: FileResult, root_display: str) -> list[str]:
+    status = f"{'valid' if f.valid else 'invalid'}, {_plural(f.errors, 'error')}, {_plural(f.warnings, 'warning')}"
+    if len(f.diagnostics) > FOLD_AFTER:
+        return (
+            ["<details>", f"<summary>{_summary_line(f, root_display, status)}</summary>", ""]
+            + _table(f)
+            + [
+                "",
+                "</details>",
+                "",
+            ]
+        )
+    return [f"{_title(f, root_display)}: {status}", ""] + _table(f) + [""]
+
+
+def _size(lines: list[str]) -> int:
+    return sum(len(x) + 1 for x in lines)
+
+
+def render(report: Report, *, root_display: str = "", limit: int = DEFAULT_LIMIT) -> str:
+    """The report as Markdown, at most ``limit`` characters (at least 1,000): files that
+    do not fit are left out and counted."""
+    limit = max(1000, min(limit, GITHUB_LIMIT))
     out = [_heading(report), ""]
     deleted = [f for f in report.files if f.change == "deleted"]
     noisy = [f for f in report.files if f.change != "deleted" and f.diagnostics]
     clean = [f for f in report.files if f.change != "deleted" and not f.diagnostics]
+    reserve = 600  # for the lines saying what was left out
+    used = _size(out)
+    shown = 0
     for f in noisy[:MAX_FILES]:
-        status = f"{'valid' if f.valid else 'invalid'}, {_plural(f.errors, 'error')}, {_plural(f.warnings, 'warning')}"
-        if len(f.diagnostics) > FOLD_AFTER:
-            out += ["<details>", f"<summary>{_summary_line(f, root_display, status)}</summary>", ""]
-            out += _table(f) + ["", "</details>", ""]
+        block = _file_block(f, root_display)
+        if used + _size(block) > limit - reserve:
+            break
+        out += block
+        used += _size(block)
+        shown += 1
+    if shown < len(noisy):
+        rest = noisy[shown:]
+        errors, warnings = sum(f.errors for f in rest), sum(f.warnings for f in rest)
+        out += [
+            f"… and {_plural(len(rest), 'more file')} with problems ({_plural(errors, 'error')}, "
+            f"{_plural(warnings, 'warning')}) not shown here: see the full report (`lab-ci check`, or the job's "
+            "log and SARIF).",
+            "",
+        ]
+    if clean:
+        if len(clean) > FOLD_CLEAN_AFTER:
+            block = ["<details>", f"<summary>{_plural(len(clean), 'file')} without problems</summary>", ""]
+            block += [f"- {_title(f, root_display)}" for f in clean] + ["", "</details>", ""]
         else:
-            out += [f"{_title(f, root_display)}: {status}", ""] + _table(f) + [""]
-    if len(noisy) > MAX_FILES:
-        out += [f"… and {_plural(len(noisy) - MAX_FILES, 'more file')} with problems (see the full report).", ""]
-    if len(clean) > FOLD_CLEAN_AFTER:
-        out += ["<details>", f"<summary>{_plural(len(clean), 'file')} without problems</summary>", ""]
-        out += [f"- {_title(f, root_display)}" for f in clean] + ["", "</details>", ""]
-    else:
-        out += [f"{_title(f, root_display)}: valid" for f in clean] + [""] if clean else []
-    for f in deleted:
-        out += [f"**{escape_markdown(root_display + f.path)}**: leaf deleted", ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+            block = [f"{_title(f, root_display)}: valid" for f in clean] + [""]
+        if _size(out) + _size(block) > limit - 300:
+            block = [
+                f"{_plural(len(clean), 'file')} without problems (not listed: the report is at its size limit).",
+                "",
+            ]
+        out += block
+    if deleted:
+        block = []
+        for f in deleted:
+            block += [f"**{escape_markdown(root_display + f.path)}**: leaf deleted", ""]
+        if _size(out) + _size(block) > limit - 100:
+            block = [
+                f"{_plural(len(deleted), 'leaf', 'leaves')} deleted (not listed: the report is at its size limit).",
+                "",
+            ]
+        out += block
+    text = "\n".join(out).rstrip("\n") + "\n"
+    if len(text) > limit:  # a last resort; the budget above keeps to the limit
+        text = text[: limit - 2] + "…\n"
+    return text

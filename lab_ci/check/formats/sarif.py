@@ -1,9 +1,12 @@
 """``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``upload-sarif``).
 
 One run; ``tool.driver.rules`` lists every rule that fired (id ``source/rule``); each
-result has ``ruleId``/``ruleIndex``, ``level``, ``message.text`` and one physical location
-whose ``artifactLocation.uri`` is repository-relative (``root_display`` is the taxonomy's
-folder inside the repository) and percent-encoded. Deleted and renamed leaves are
+result has ``ruleId``/``ruleIndex``, ``level``, ``message.text`` (the message, then the
+hint on a line of its own) and one physical location whose ``artifactLocation.uri`` is
+repository-relative (``root_display`` is the taxonomy's folder inside the repository)
+and percent-encoded; a related location (where the construct that failed began) is a
+``relatedLocations`` entry; ``properties`` carry ``yamlPath``, ``hint`` and the
+reference validator's words (``referenceMessage``). Deleted and renamed leaves are
 reported as tool execution notifications of the invocation.
 """
 
@@ -13,6 +16,7 @@ import json
 from urllib.parse import quote
 
 from ... import __version__
+from ..catalog import rule_doc
 from ..diagnostics import Report
 from . import rule_id
 
@@ -28,22 +32,24 @@ SOURCE_DESCRIPTIONS = {
 
 
 def _describe(source: str, rule: str) -> str:
-    """A rule's one-line description: the taxonomy rule module's docstring when there
-    is one, else the family and the rule name."""
-    if source == "taxonomy":
-        try:
-            from ..rules import RULES
+    """A rule's one-line description: its summary in the rule catalog
+    (:func:`lab_ci.check.catalog.rule_docs`), else the family and the rule name."""
+    from ..catalog import rule_summary
 
-            doc = (RULES[rule].__doc__ or "").strip().splitlines()
-            if doc:
-                return doc[0].replace("``", "")
-        except (ImportError, KeyError, AttributeError):
-            pass
-    return f"{SOURCE_DESCRIPTIONS.get(source, source)}: {rule}"
+    return rule_summary(source, rule) or f"{SOURCE_DESCRIPTIONS.get(source, source)}: {rule}"
 
 
 def _uri(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def _location(path: str, line: int, column: int) -> dict:
+    return {
+        "physicalLocation": {
+            "artifactLocation": {"uri": _uri(path)},
+            "region": {"startLine": max(1, line), "startColumn": max(1, column)},
+        }
+    }
 
 
 def to_sarif(report: Report, *, root_display: str = "") -> dict:
@@ -62,31 +68,33 @@ def to_sarif(report: Report, *, root_display: str = "") -> dict:
             rid = rule_id(d.source, d.rule)
             if rid not in index:
                 index[rid] = len(rules)
-                rules.append(
-                    {
-                        "id": rid,
-                        "name": d.rule,
-                        "shortDescription": {"text": _describe(d.source, d.rule)},
-                        "defaultConfiguration": {"level": d.severity},
-                        "properties": {"source": d.source},
-                    }
-                )
+                entry = {
+                    "id": rid,
+                    "name": d.rule,
+                    "shortDescription": {"text": _describe(d.source, d.rule)},
+                    "defaultConfiguration": {"level": d.severity},
+                    "properties": {"source": d.source},
+                }
+                doc = rule_doc(d.source, d.rule)
+                if doc is not None:
+                    entry["fullDescription"] = {"text": doc.description}
+                rules.append(entry)
             result = {
                 "ruleId": rid,
                 "ruleIndex": index[rid],
                 "level": d.severity,
-                "message": {"text": d.message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": _uri(path)},
-                            "region": {"startLine": max(1, d.line), "startColumn": max(1, d.column)},
-                        }
-                    }
-                ],
+                "message": {"text": d.message + (f"\nHint: {d.hint}" if d.hint else "")},
+                "locations": [_location(path, d.line, d.column)],
             }
-            if d.yaml_path:
-                result["properties"] = {"yamlPath": d.yaml_path}
+            if d.related:
+                result["relatedLocations"] = [
+                    {**_location(path, r.line, r.column), "id": i, "message": {"text": r.message}}
+                    for i, r in enumerate(d.related, 1)
+                ]
+            props = {"yamlPath": d.yaml_path, "hint": d.hint, "referenceMessage": d.reference_message}
+            props = {k: v for k, v in props.items() if v}
+            if props:
+                result["properties"] = props
             results.append(result)
     invocation: dict = {"executionSuccessful": True}
     if notes:

@@ -1,6 +1,10 @@
-"""``--format text``: one line per problem, like ruff and yamllint's parsable format.
+"""``--format text``: one line per problem, like ruff and yamllint's parsable format,
+then its hint and any related location (where the construct began) on lines of their
+own, indented:
 
-    knowledge/x/qna.yaml:3:7: error [schema/required] 'version' is a required property (seed_examples[0])
+    knowledge/x/qna.yaml:9:3: error [yaml/syntax] line 7 (`Enjoy!`) is indented less than ...
+      hint: Indent the text of the block by 4 spaces, from line 7 on; ...
+      knowledge/x/qna.yaml:7:3: note: scanning a simple key began here
     knowledge/old/qna.yaml: deleted
     Checked 2 files: 1 valid, 1 invalid (1 error, 0 warnings); 1 leaf deleted.
 
@@ -49,10 +53,13 @@ def render(report: Report, *, root_display: str = "") -> str:
         if f.change == "renamed" and f.old_path:
             lines.append(f"{path}: renamed from {escape_control(root_display + f.old_path)}")
         for d in f.diagnostics:
-            where = f" ({escape_control(d.yaml_path)})" if d.yaml_path else ""
             # A multi-line message (YAML errors quote lines) reads as one line.
             message = escape_control(" ".join(d.message.splitlines()))
             rule = escape_control(rule_id(d.source, d.rule))
-            lines.append(f"{path}:{d.line}:{d.column}: {d.severity} [{rule}] {message}{where}")
+            lines.append(f"{path}:{d.line}:{d.column}: {d.severity} [{rule}] {message}")
+            if d.hint:
+                lines.append(f"  hint: {escape_control(' '.join(d.hint.splitlines()))}")
+            for r in d.related:
+                lines.append(f"  {path}:{r.line}:{r.column}: note: {escape_control(r.message)}")
     lines.append(summary_sentence(report))
     return "\n".join(lines) + "\n"

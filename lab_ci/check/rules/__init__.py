@@ -13,6 +13,9 @@ from types import ModuleType
 from lab_ci.check.rules import (
     attribution_empty,
     attribution_missing,
+    document_commit,
+    document_patterns,
+    document_repo,
     duplicate_question,
     placement,
     text_size,
@@ -26,6 +29,12 @@ RULES: dict[str, ModuleType] = {
     attribution_empty.ID: attribution_empty,
     duplicate_question.ID: duplicate_question,
     text_size.ID: text_size,
+    document_repo.ID: document_repo,
+    document_commit.ID: document_commit,
+    document_patterns.ID: document_patterns,
 }
 
-__all__ = ["RULES", "Problem", "RuleContext"]
+#: The rules about ``document:`` references: errors when ``CheckOptions.document_errors``.
+DOCUMENT_RULES: frozenset[str] = frozenset({document_repo.ID, document_commit.ID, document_patterns.ID})
+
+__all__ = ["DOCUMENT_RULES", "RULES", "Problem", "RuleContext"]

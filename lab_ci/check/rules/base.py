@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from lab_ci.check import yamlsrc
 from lab_ci.check.options import CheckOptions
+from lab_ci.taxonomy.limits import Related
+
+if TYPE_CHECKING:
+    import yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,8 @@ class Problem:
     line: int = 1
     column: int = 1
     yaml_path: str | None = None
+    hint: str | None = None
+    related: tuple[Related, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class RuleContext:
 
     def at(self, *path) -> tuple[int, int]:
         """(line, column) of the node at ``path`` (keys and indexes)."""
+        from lab_ci.taxonomy import yamlsrc
+
         return yamlsrc.position(yamlsrc.node_at(self.root, path))
 
 

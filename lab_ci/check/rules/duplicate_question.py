@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from lab_ci.check.messages import place
 from lab_ci.check.rules.base import Problem, RuleContext, iter_questions
+from lab_ci.check.rules.examples import SKILL
+from lab_ci.taxonomy.limits import Related
 
 ID = "duplicate-question"
 LEVEL = "warning"
+SUMMARY = "the same question twice in one leaf"
+PASSING = SKILL
+FAILING = SKILL.replace("{question: A rhyme for star, answer: Car.}", "{question: A rhyme for CAT, answer: Mat.}")
 
 
 def _norm(text: str) -> str:
@@ -23,7 +29,7 @@ def _norm(text: str) -> str:
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[str, str], tuple] = {}
     for question, path, ypath in iter_questions(data):
         if not _norm(question):
             continue
@@ -31,6 +37,15 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
         key = (_norm(question), _norm(context) if isinstance(context, str) else "")
         if key in first:
             line, col = ctx.at(*path)
-            yield Problem(f"same question as {first[key]}", line, col, ypath)
+            earlier = first[key]
+            yield Problem(
+                f"{place(path[:-1])} asks the same question as {place(earlier[:-1])}",
+                line,
+                col,
+                ypath,
+                hint="Ask something different here, or remove one of the two; a repeated question weighs its "
+                "example twice and teaches nothing new.",
+                related=(Related(*ctx.at(*earlier), "the same question, first asked here"),),
+            )
         else:
-            first[key] = ypath
+            first[key] = path

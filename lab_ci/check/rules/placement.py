@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lab_ci.check.rules.base import Problem, RuleContext
+from lab_ci.check.rules.examples import SKILL
 
 ID = "placement"
 LEVEL = "warning"
+SUMMARY = "a leaf outside the taxonomy folders, or directly in one"
+PASSING = SKILL
+FAILING = SKILL
+EXAMPLE = {"failing_context": {"path": "docs/rhymes/qna.yaml"}}
 
 
 def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
@@ -23,7 +28,12 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
     if parts[0] not in folders:
         yield Problem(
             f"qna.yaml is outside the taxonomy trees ({', '.join(f + '/' for f in folders)}); "
-            "generation will not see it"
+            "generation will not see it",
+            hint="Move the leaf into compositional_skills/ (a skill) or knowledge/ (knowledge), in folders "
+            "naming its topic, e.g. knowledge/astronomy/moon/qna.yaml.",
         )
     elif len(parts) < 3:
-        yield Problem(f"qna.yaml sits directly in {parts[0]}/; put it in a folder naming the leaf")
+        yield Problem(
+            f"qna.yaml sits directly in {parts[0]}/; put it in a folder naming the leaf",
+            hint=f"Move it into a folder naming its topic, e.g. {parts[0]}/<topic>/qna.yaml.",
+        )

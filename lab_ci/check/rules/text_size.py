@@ -18,9 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lab_ci.check.rules.base import Problem, RuleContext
+from lab_ci.check.rules.examples import SKILL
 
 ID = "text-size"
 LEVEL = "warning"
+SUMMARY = "a seed example too long for the teacher model's context"
+PASSING = SKILL
+FAILING = SKILL.replace("answer: Hat.", "answer: " + "A hat and a mat and a bat and a rat. " * 5)
+#: Shown with a 64-token teacher window (a limit of 32 tokens per example).
+EXAMPLE = {"options": {"teacher_context_tokens": 64}}
 
 CHARS_PER_TOKEN = 4
 KNOWLEDGE_CONTEXT_TOKENS = 500
@@ -50,10 +56,13 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
             if ctx_tokens > KNOWLEDGE_CONTEXT_TOKENS:
                 line, col = ctx.at("seed_examples", i, "context")
                 yield Problem(
-                    f"context is about {ctx_tokens} tokens; keep it under {KNOWLEDGE_CONTEXT_TOKENS}",
+                    f"the context of seed example {i + 1} is about {ctx_tokens} tokens; keep it under "
+                    f"{KNOWLEDGE_CONTEXT_TOKENS}",
                     line,
                     col,
                     path + ".context",
+                    hint=f"Shorten the passage to about {KNOWLEDGE_CONTEXT_TOKENS * CHARS_PER_TOKEN:,} characters, "
+                    "or split it into two seed examples with their own questions.",
                 )
             total = ctx_tokens + sum(
                 estimate_tokens(_s(qa.get("question"))) + estimate_tokens(_s(qa.get("answer")))
@@ -63,20 +72,24 @@ def check(leaf, data, ctx: RuleContext) -> Iterator[Problem]:
             if total > KNOWLEDGE_EXAMPLE_TOKENS:
                 line, col = ctx.at("seed_examples", i)
                 yield Problem(
-                    f"context with its questions and answers is about {total} tokens; "
+                    f"seed example {i + 1} (context, questions and answers) is about {total} tokens; "
                     f"keep it under {KNOWLEDGE_EXAMPLE_TOKENS}",
                     line,
                     col,
                     path,
+                    hint="Shorten the context or the answers; the teacher sees the whole example next to a "
+                    "document chunk in one prompt.",
                 )
         else:
             total = sum(estimate_tokens(_s(ex.get(k))) for k in ("context", "question", "answer"))
             if total > skill_limit:
                 line, col = ctx.at("seed_examples", i)
                 yield Problem(
-                    f"seed example is about {total} tokens (context + question + answer); "
+                    f"seed example {i + 1} is about {total} tokens (context + question + answer); "
                     f"keep it under {skill_limit}, half the teacher's {ctx.options.teacher_context_tokens}-token window",
                     line,
                     col,
                     path,
+                    hint="Shorten the context or the answer; the teacher needs the other half of its window "
+                    "for instructions and for what it writes.",
                 )

@@ -1,0 +1,117 @@
+"""The work the bot does on untrusted input, as functions a job process runs.
+
+Each function takes a JSON-able request and returns a JSON-able result; it runs inside
+the limited child process of :func:`lab_ci.bot.isolation.run_isolated` (never in the
+bot's own process). They read only the bare mirror the worker fetched; they never hold a
+GitHub token.
+
+``preview`` reaches its teacher through a *spec*: a GGUF path today, the base URL of an
+OpenAI-compatible server (a shared, long-lived teacher service) tomorrow. The child loads
+or connects to whatever the spec names; nothing else in the bot depends on which.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+
+from lab_ci.check.api import check_taxonomy
+from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
+from lab_ci.check.options import CheckOptions
+from lab_ci.preview.api import run_preview
+from lab_ci.preview.render import render_markdown
+
+#: The job-process entry points (``module:function``) of :func:`run_isolated`.
+CHECK_TARGET = "lab_ci.bot.work:check"
+PREVIEW_TARGET = "lab_ci.bot.work:preview"
+
+
+@dataclass(frozen=True)
+class CheckWork:
+    """Check the leaves a pull request changes: ``base..head`` in the bare mirror
+    ``taxonomy``, with the repository's check options and path globs."""
+
+    taxonomy: str
+    base: str
+    head: str
+    schema_version: int | str = "latest"
+    strict: bool = False
+    paths: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PreviewWork:
+    """Preview the leaves a pull request changes with the teacher ``teacher`` (a spec:
+    GGUF path or OpenAI-compatible URL)."""
+
+    taxonomy: str
+    base: str
+    head: str
+    teacher: str
+    samples: int = 3
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def report_to_dict(report: Report) -> dict:
+    return {
+        "files": [
+            {
+                "path": f.path,
+                "change": f.change,
+                "old_path": f.old_path,
+                "blob_id": f.blob_id,
+                "diagnostics": [d.to_dict() for d in f.diagnostics],
+            }
+            for f in report.files
+        ]
+    }
+
+
+def report_from_dict(data: dict) -> Report:
+    return Report(
+        [
+            FileResult(
+                path=f["path"],
+                diagnostics=[Diagnostic.from_dict(d) for d in f["diagnostics"]],
+                change=f.get("change", "checked"),
+                old_path=f.get("old_path"),
+                blob_id=f.get("blob_id"),
+            )
+            for f in data["files"]
+        ]
+    )
+
+
+def check(request: dict) -> dict:
+    """:class:`CheckWork` -> the report (``report_to_dict``)."""
+    work = CheckWork(**request)
+    options = CheckOptions(schema_version=work.schema_version, strict=work.strict)
+    report = check_taxonomy(work.taxonomy, base=work.base, head=work.head, options=options, use_cache=False)
+    if work.paths:
+        report.files = [f for f in report.files if any(fnmatch.fnmatch(f.path, g) for g in work.paths)]
+    raise_if_out_of_memory(report)
+    return report_to_dict(report)
+
+
+def raise_if_out_of_memory(report: Report) -> None:
+    """The checker reports any exception of its own as a diagnostic of the file
+    (``internal``, or ``construct`` while building YAML values); in a job process a
+    MemoryError there is this process's address-space limit, not the file: raise it."""
+    for f in report.files:
+        if any(d.rule in ("internal", "construct") and "MemoryError" in d.message for d in f.diagnostics):
+            raise MemoryError(f.path)
+
+
+def preview(request: dict) -> dict:
+    """:class:`PreviewWork` -> ``{"markdown": the rendered preview}``."""
+    work = PreviewWork(**request)
+    result = run_preview(
+        work.taxonomy, base=work.base, head=work.head, teacher=work.teacher, samples=work.samples, seed=work.seed
+    )
+    return {"markdown": render_markdown(result)}
