@@ -68,6 +68,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -852,6 +853,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--service-previews", type=int, default=5, help="concurrent previews of --service (default 5)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still stops its llama-server
     if args.quick:
         args.quants, args.samples, args.pr_leaves, args.max_tokens = "q4_0", "3,8", 5, 32
     paths = [p for p in args.paths.split(",") if p]

@@ -231,6 +231,21 @@ class Settings:
         doc_default="none",
     )
     preview_seed: int = setting(0, env="LAB_CI_PREVIEW_SEED", help="random seed of previews")
+    preview_token_budget: int = setting(
+        200_000,
+        env="LAB_CI_PREVIEW_TOKEN_BUDGET",
+        help="tokens one preview may have the teacher generate (its requests' max_tokens are reserved from it)",
+    )
+    teacher_parallel: int = setting(
+        16,
+        env="LAB_CI_TEACHER_PARALLEL",
+        help="sequences the bot's GGUF teacher decodes in one batch, all previews' requests together",
+    )
+    teacher_prompt_store_mb: int = setting(
+        1024,
+        env="LAB_CI_TEACHER_PROMPT_STORE_MB",
+        help="host memory, in MiB, that keeps the GGUF teacher's evaluated prompts for later previews (0 = off)",
+    )
 
     # -- builds -------------------------------------------------------------------------
     allow_local_executor: bool = setting(
@@ -252,6 +267,7 @@ class Settings:
             ("previews_per_user_hour", 0),
             ("max_queued_per_installation", 0),
             ("github_retries", 0),
+            ("teacher_prompt_store_mb", 0),
         ):
             if getattr(self, name) < low:
                 raise LabCIError(f"{_env(name)} must be >= {low}, got {getattr(self, name)}")
@@ -265,6 +281,8 @@ class Settings:
             "preview_timeout",
             "preview_cpu_seconds",
             "preview_memory_mb",
+            "preview_token_budget",
+            "teacher_parallel",
         ):
             if getattr(self, name) <= 0:
                 raise LabCIError(f"{_env(name)} must be > 0, got {getattr(self, name)}")

@@ -5,9 +5,11 @@ the limited child process of :func:`lab_ci.bot.isolation.run_isolated` (never in
 bot's own process). They read only the bare mirror the worker fetched; they never hold a
 GitHub token.
 
-``preview`` reaches its teacher through a *spec*: a GGUF path today, the base URL of an
-OpenAI-compatible server (a shared, long-lived teacher service) tomorrow. The child loads
-or connects to whatever the spec names; nothing else in the bot depends on which.
+``preview`` reaches its teacher through a *spec*. Under ``lab-ci serve`` it is always the
+URL of the bot's teacher service on loopback (:class:`lab_ci.bot.services.SharedTeachers`),
+with the job's own bearer token in ``LAB_CI_TEACHER_API_KEY``: the child talks to it
+with the OpenAI backend and never loads a model. Called directly, it loads or connects
+to whatever the spec names (a GGUF path or an OpenAI-compatible URL).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class CheckWork:
 @dataclass(frozen=True)
 class PreviewWork:
     """Preview the leaves a pull request changes with the teacher ``teacher`` (a spec:
-    GGUF path or OpenAI-compatible URL)."""
+    GGUF path or OpenAI-compatible URL; the bot hands the child its teacher service's
+    URL)."""
 
     taxonomy: str
     base: str

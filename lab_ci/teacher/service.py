@@ -166,6 +166,7 @@ class TeacherService:
         self._by_key: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._queued = 0
+        self._totals = {"jobs_opened": 0, "requests": 0, "completion_tokens": 0}
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._engine = _LocalEngine(self) if hasattr(teacher, "generate") else _ForwardEngine(self)
         self._httpd: ThreadingHTTPServer | None = None
@@ -229,6 +230,7 @@ class TeacherService:
                 self._cancel_locked(old, "superseded by a newer job")
             self._jobs[token] = job
             self._by_key[key] = job
+            self._totals["jobs_opened"] += 1
         return JobTicket(key, self.url, token, self.model)
 
     def cancel(self, key: str, reason: str = "cancelled") -> bool:
@@ -241,17 +243,22 @@ class TeacherService:
             return True
 
     def close_job(self, ticket: JobTicket) -> dict:
-        """Forget a finished job (its token stops working); its usage."""
+        """Forget a finished job (its token stops working); its usage, and why it was
+        cancelled before (``cancelled``: None if it was not)."""
         with self._lock:
             job = self._jobs.pop(ticket.token, None)
             if job is None:
                 return {}
+            cancelled = job.cancelled
             self._cancel_locked(job, "closed")  # requests still running stop
-            return {"used": job.used, "budget": job.budget, "requests": job.requests}
+            return {"used": job.used, "budget": job.budget, "requests": job.requests, "cancelled": cancelled}
 
     def stats(self) -> dict:
+        """The queue now (sequences queued or running, open jobs and their usage) and
+        totals since start: jobs opened, requests admitted, tokens generated."""
         with self._lock:
             return {
+                **self._totals,
                 "queued_sequences": self._queued,
                 "jobs": {
                     j.key: {"used": j.used, "reserved": j.reserved, "budget": j.budget, "queued": j.queued}
@@ -313,6 +320,8 @@ class TeacherService:
             job.used += used
             job.queued -= req.sequences
             self._queued -= req.sequences
+            self._totals["requests"] += 1
+            self._totals["completion_tokens"] += used
 
     def _finish(self, req: _Request, index: int, completion: Completion) -> None:
         """A sequence of the request is done (called by the engine)."""
