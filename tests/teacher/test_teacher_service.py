@@ -130,25 +130,40 @@ def test_requests_of_several_jobs_are_decoded_as_one_batch(service, local, monke
         t.close()
 
 
-def test_a_short_request_is_answered_before_the_long_one_of_its_batch_ends(service, slow_steps):
-    a = service.open_job("a", 10_000)
-    b = service.open_job("b", 10_000)
+def test_a_short_request_is_answered_before_the_long_one_of_its_batch_ends(service, local, monkeypatch, slow_steps):
+    calls, gate = [], threading.Event()
+    real = local.generate
+
+    def gated(requests):  # the first batch waits until the long and the short one are queued
+        calls.append(len(requests))
+        if len(calls) == 1:
+            gate.wait(120)
+        return real(requests)
+
+    monkeypatch.setattr(local, "generate", gated)
+    a, b, c = (service.open_job(k, 10_000) for k in "abc")
     done = {}
 
     def ask(name, ticket, max_tokens):
         body = {"prompt": f"<|user|>\n{name}\n<|assistant|>\n", "max_tokens": max_tokens, "temperature": 0}
-        r = post(ticket, "completions", body)
+        r = post(ticket, "completions", body, timeout=300)
         done[name] = (time.monotonic(), r.json()["usage"]["completion_tokens"])
 
+    busy = threading.Thread(target=ask, args=("busy", c, 4))
+    busy.start()
+    wait_for(lambda: calls)
     threads = [
-        threading.Thread(target=ask, args=("long", a, 400)),
+        threading.Thread(target=ask, args=("long", a, 150)),
         threading.Thread(target=ask, args=("short", b, 3)),
     ]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert done["short"][1] <= 3 and done["long"][1] > 200
+    wait_for(lambda: service.stats()["queued_sequences"] == 3, timeout=60)  # busy running, two waiting
+    gate.set()
+    for t in [busy, *threads]:
+        t.join(timeout=300)
+    assert calls == [1, 2]  # long and short decoded as one batch
+    assert done["short"][1] <= 3 and done["long"][1] > 100
     assert done["short"][0] < done["long"][0]
 
 
