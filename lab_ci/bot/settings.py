@@ -193,7 +193,7 @@ class Settings:
     preview_memory_mb: int = setting(
         16384,
         env="LAB_CI_PREVIEW_MEMORY_MB",
-        help="address-space limit of a preview, in MiB (a GGUF teacher is mapped into it)",
+        help="address-space limit of a preview, in MiB (the teacher is not in it: the bot serves it)",
     )
     job_nice: int = setting(
         10, env="LAB_CI_JOB_NICE", help="niceness of job processes (the webhook keeps the CPU first)"
