@@ -161,7 +161,8 @@ class Services:
             except LabCIError as e:
                 raise JobFailed(f"the bot's teacher could not be loaded: {e}") from None
             ticket = service.open_job(f"preview:{job.key or 'job'}#{job.id}", self.settings.preview_token_budget)
-            request = {**request, "teacher": ticket.url}
+            info = service.teacher.info
+            request = {**request, "teacher": ticket.url, "teacher_info": {"id": info.id, "name": info.name}}
             env = {**os.environ, **ticket.env}
 
             def cancelled() -> bool:

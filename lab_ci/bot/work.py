@@ -15,13 +15,14 @@ to whatever the spec names (a GGUF path or an OpenAI-compatible URL).
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from lab_ci.check.api import check_taxonomy
 from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.preview.api import run_preview
 from lab_ci.preview.render import render_markdown
+from lab_ci.teacher import load_teacher
 
 #: The job-process entry points (``module:function``) of :func:`run_isolated`.
 CHECK_TARGET = "lab_ci.bot.work:check"
@@ -56,6 +57,9 @@ class PreviewWork:
     teacher: str
     samples: int = 3
     seed: int = 0
+    #: the served teacher's ``{"id", "name"}`` when ``teacher`` is the bot's teacher
+    #: service: what the comment names (the model, not the loopback URL)
+    teacher_info: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +118,15 @@ def raise_if_out_of_memory(report: Report) -> None:
 def preview(request: dict) -> dict:
     """:class:`PreviewWork` -> ``{"markdown": the rendered preview}``."""
     work = PreviewWork(**request)
-    result = run_preview(
-        work.taxonomy, base=work.base, head=work.head, teacher=work.teacher, samples=work.samples, seed=work.seed
-    )
+    teacher = work.teacher
+    if work.teacher_info:  # the bot's teacher service: name the model it serves
+        teacher = load_teacher(work.teacher)
+        teacher.info = replace(teacher.info, id=str(work.teacher_info["id"]), name=str(work.teacher_info["name"]))
+    try:
+        result = run_preview(
+            work.taxonomy, base=work.base, head=work.head, teacher=teacher, samples=work.samples, seed=work.seed
+        )
+    finally:
+        if teacher is not work.teacher:
+            teacher.close()
     return {"markdown": render_markdown(result)}

@@ -135,11 +135,16 @@ def test_a_preview_stopped_at_its_wall_time_limit_says_so(bot_settings, tiny_mod
     ghdouble.add_pull(REPO, 1, head_sha=head, base_sha=base, user="contributor")
     settings = replace(bot_settings, teacher=str(tiny_models["teacher"]), preview_timeout=1.0)
     server = BotServer(settings).start()
+    # the bot serves the teacher; holding the model's lock keeps this preview generating
+    # past its limit (the tiny teacher would otherwise finish within the second)
+    service = server.services.teachers.service(settings.teacher)
     try:
-        server.deliver("pull_request", pr_event(bare, head, base, "opened"))
-        jobs = server.wait_idle(timeout=120)
+        with service.teacher._lock:
+            server.deliver("pull_request", pr_event(bare, head, base, "opened"))
+            jobs = server.wait_idle(timeout=120)
     finally:
         server.stop()
+        server.services.close()
     [preview] = [j for j in jobs if j["kind"] == "preview"]
     assert (preview["state"], preview["attempts"]) == ("done", 1)
     [run] = ghdouble.runs_named(REPO, PREVIEW_CHECK, head)
