@@ -31,6 +31,7 @@ EXTRA_FOR_MODULE = {
     "llama_cpp": "preview",
     "gguf": "preview",
     "httpx": "preview",
+    "tenacity": "preview",
     "jinja2": "preview",
     "tqdm": "preview",
     "torch": "train",

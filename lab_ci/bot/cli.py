@@ -180,6 +180,7 @@ def _run_worker_only(worker) -> int:
 
 
 def _close_github(worker) -> None:
-    """Close the cached GitHub HTTP sessions (one per installation)."""
+    """Close the cached GitHub HTTP sessions (one per installation) and the shared
+    teachers (``Services.close``)."""
     if worker is not None:
         worker.services.close()

@@ -15,6 +15,18 @@ the workers, which pass it to every job (``run_job(job, services)``):
 
 Work on untrusted input goes through :meth:`Services.isolated`, which runs it in a
 limited child process (:mod:`lab_ci.bot.isolation`) with the limits of its kind.
+
+``teachers``   the :class:`SharedTeachers`: each teacher spec a preview uses is loaded
+               ONCE in this process and served on loopback by a
+               :class:`~lab_ci.teacher.service.TeacherService`. A preview's child gets
+               the service's URL and a bearer token of its own (``JobTicket.env``)
+               instead of the spec, and talks to it with lab-ci's OpenAI backend: it
+               never loads the model. Its requests draw on a token budget
+               (``LAB_CI_PREVIEW_TOKEN_BUDGET``) and are batched with other previews';
+               a superseded or cancelled preview is cancelled at the service. A URL
+               teacher (vLLM, llama-server) is reached through the service too
+               (forwarded): its address and API key stay in this process, and budgets
+               and cancellation apply alike.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,19 +42,68 @@ from typing import Any
 
 from lab_ci.bot.approvals import ApprovalStore
 from lab_ci.bot.github import GitHubApp, Transport
-from lab_ci.bot.isolation import LimitExceeded, Limits, run_isolated
+from lab_ci.bot.isolation import JobFailed, LimitExceeded, Limits, run_isolated
 from lab_ci.bot.jobs import Admission, Job, JobSpec
 from lab_ci.bot.metrics import Metrics
 from lab_ci.bot.mirror import Mirrors
 from lab_ci.bot.queue import Queue
 from lab_ci.bot.settings import Settings
 from lab_ci.errors import LabCIError
+from lab_ci.teacher import load_teacher
+from lab_ci.teacher.service import TeacherService
 
 #: Isolated job kinds and the settings of their limits.
 LIMIT_SETTINGS = {
     "check": ("check_timeout", "check_cpu_seconds", "check_memory_mb"),
     "preview": ("preview_timeout", "preview_cpu_seconds", "preview_memory_mb"),
 }
+
+
+class SharedTeachers:
+    """The bot's teachers, each loaded once (on the first preview that needs it) and
+    shared by every preview job through a :class:`TeacherService` on loopback."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._served: dict[str, tuple[Any, TeacherService]] = {}
+        self.loads = 0  # teachers loaded by this process (one per spec)
+
+    def service(self, spec: str) -> TeacherService:
+        """The service of ``spec`` (a GGUF path or an OpenAI-compatible URL), started
+        on first use; a teacher that cannot be loaded raises ``TeacherError``."""
+        with self._lock:
+            served = self._served.get(spec)
+            if served is None:
+                if spec.startswith(("http://", "https://")):
+                    teacher = load_teacher(spec)  # forwarded as requests come (streamed, cancellable)
+                else:
+                    teacher = load_teacher(
+                        spec,
+                        max_parallel=self.settings.teacher_parallel,
+                        prompt_store_mb=self.settings.teacher_prompt_store_mb,
+                    )
+                self.loads += 1
+                try:
+                    served = (teacher, TeacherService(teacher).start())
+                except BaseException:
+                    teacher.close()
+                    raise
+                self._served[spec] = served
+            return served[1]
+
+    def services(self) -> dict[str, TeacherService]:
+        """The services started so far, by spec."""
+        with self._lock:
+            return {spec: svc for spec, (_, svc) in self._served.items()}
+
+    def close(self) -> None:
+        """Stop every service (their open jobs are cancelled) and close the teachers."""
+        with self._lock:
+            served, self._served = list(self._served.values()), {}
+        for teacher, service in served:
+            service.close()
+            teacher.close()
 
 
 @dataclass
@@ -56,6 +118,11 @@ class Services:
     github_app: GitHubApp | None = None
     approvals: ApprovalStore | None = None
     mirrors: Mirrors | None = None
+    teachers: SharedTeachers | None = None
+
+    def __post_init__(self) -> None:
+        if self.teachers is None:
+            self.teachers = SharedTeachers(self.settings)
 
     @property
     def data_dir(self) -> Path:
@@ -83,18 +150,44 @@ class Services:
     def isolated(self, kind: str, target: str, request: dict, job: Job) -> dict:
         """Run ``target(request)`` in a child process with the limits of ``kind``
         (see :func:`lab_ci.bot.isolation.run_isolated` for its errors). A breached limit
-        is counted in ``labci_job_limits_exceeded_total``."""
+        is counted in ``labci_job_limits_exceeded_total``. A preview's ``teacher`` spec
+        is replaced by the shared teacher service's URL, with the job's own token and
+        budget in the child's environment (:meth:`SharedTeachers.service`)."""
         workdir = self.data_dir / "jobs" / f"{os.getpid()}-{job.id}-{job.attempts}"
+        cancelled, env, ticket = job.is_cancelled, None, None
+        if kind == "preview" and request.get("teacher") and self.teachers is not None:
+            try:
+                service = self.teachers.service(request["teacher"])
+            except LabCIError as e:
+                raise JobFailed(f"the bot's teacher could not be loaded: {e}") from None
+            ticket = service.open_job(f"preview:{job.key or 'job'}#{job.id}", self.settings.preview_token_budget)
+            info = service.teacher.info
+            request = {**request, "teacher": ticket.url, "teacher_info": {"id": info.id, "name": info.name}}
+            env = {**os.environ, **ticket.env}
+
+            def cancelled() -> bool:
+                if job.is_cancelled():  # superseded: its requests stop at the next decoding step
+                    service.cancel(ticket.key, "superseded by a newer preview")
+                    return True
+                return False
+
         try:
-            return run_isolated(target, request, self.limits(kind), workdir=workdir, cancelled=job.is_cancelled)
+            return run_isolated(target, request, self.limits(kind), workdir=workdir, cancelled=cancelled, env=env)
         except LimitExceeded as e:
             self.metrics.job_limits.labels(kind=kind, limit=e.limit).inc()
             raise
+        finally:
+            if ticket is not None:
+                usage = service.close_job(ticket)
+                self.log.info("%s %s: teacher usage %s", kind, ticket.key, usage)
 
     def close(self) -> None:
-        """Close the cached GitHub HTTP sessions (one per installation)."""
+        """Close the cached GitHub HTTP sessions (one per installation) and the shared
+        teachers."""
         if self.github_app is not None:
             self.github_app.close()
+        if self.teachers is not None:
+            self.teachers.close()
 
 
 def prune_job_folders(data_dir: Path) -> int:

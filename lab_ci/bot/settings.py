@@ -193,7 +193,7 @@ class Settings:
     preview_memory_mb: int = setting(
         16384,
         env="LAB_CI_PREVIEW_MEMORY_MB",
-        help="address-space limit of a preview, in MiB (a GGUF teacher is mapped into it)",
+        help="address-space limit of a preview, in MiB (the teacher is not in it: the bot serves it)",
     )
     job_nice: int = setting(
         10, env="LAB_CI_JOB_NICE", help="niceness of job processes (the webhook keeps the CPU first)"
@@ -242,6 +242,21 @@ class Settings:
         doc_default="none",
     )
     preview_seed: int = setting(0, env="LAB_CI_PREVIEW_SEED", help="random seed of previews")
+    preview_token_budget: int = setting(
+        200_000,
+        env="LAB_CI_PREVIEW_TOKEN_BUDGET",
+        help="tokens one preview may have the teacher generate (its requests' max_tokens are reserved from it)",
+    )
+    teacher_parallel: int = setting(
+        16,
+        env="LAB_CI_TEACHER_PARALLEL",
+        help="sequences the bot's GGUF teacher decodes in one batch, all previews' requests together",
+    )
+    teacher_prompt_store_mb: int = setting(
+        1024,
+        env="LAB_CI_TEACHER_PROMPT_STORE_MB",
+        help="host memory, in MiB, that keeps the GGUF teacher's evaluated prompts for later previews (0 = off)",
+    )
 
     # -- builds -------------------------------------------------------------------------
     allow_local_executor: bool = setting(
@@ -264,6 +279,7 @@ class Settings:
             ("max_queued_per_installation", 0),
             ("github_retries", 0),
             ("max_suggestions", 0),
+            ("teacher_prompt_store_mb", 0),
         ):
             if getattr(self, name) < low:
                 raise LabCIError(f"{_env(name)} must be >= {low}, got {getattr(self, name)}")
@@ -277,6 +293,8 @@ class Settings:
             "preview_timeout",
             "preview_cpu_seconds",
             "preview_memory_mb",
+            "preview_token_budget",
+            "teacher_parallel",
         ):
             if getattr(self, name) <= 0:
                 raise LabCIError(f"{_env(name)} must be > 0, got {getattr(self, name)}")

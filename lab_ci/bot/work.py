@@ -5,15 +5,17 @@ the limited child process of :func:`lab_ci.bot.isolation.run_isolated` (never in
 bot's own process). They read only the bare mirror the worker fetched; they never hold a
 GitHub token.
 
-``preview`` reaches its teacher through a *spec*: a GGUF path today, the base URL of an
-OpenAI-compatible server (a shared, long-lived teacher service) tomorrow. The child loads
-or connects to whatever the spec names; nothing else in the bot depends on which.
+``preview`` reaches its teacher through a *spec*. Under ``lab-ci serve`` it is always the
+URL of the bot's teacher service on loopback (:class:`lab_ci.bot.services.SharedTeachers`),
+with the job's own bearer token in ``LAB_CI_TEACHER_API_KEY``: the child talks to it
+with the OpenAI backend and never loads a model. Called directly, it loads or connects
+to whatever the spec names (a GGUF path or an OpenAI-compatible URL).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from lab_ci.bot.suggestions import file_fixes
 from lab_ci.check.api import collect_leaves
@@ -21,6 +23,7 @@ from lab_ci.check.diagnostics import Diagnostic, FileResult, Report
 from lab_ci.check.options import CheckOptions
 from lab_ci.preview.api import run_preview
 from lab_ci.preview.render import render_markdown
+from lab_ci.teacher import load_teacher
 
 #: The job-process entry points (``module:function``) of :func:`run_isolated`.
 CHECK_TARGET = "lab_ci.bot.work:check"
@@ -57,7 +60,8 @@ class CheckWork:
 @dataclass(frozen=True)
 class PreviewWork:
     """Preview the leaves a pull request changes with the teacher ``teacher`` (a spec:
-    GGUF path or OpenAI-compatible URL)."""
+    GGUF path or OpenAI-compatible URL; the bot hands the child its teacher service's
+    URL)."""
 
     taxonomy: str
     base: str
@@ -65,6 +69,9 @@ class PreviewWork:
     teacher: str
     samples: int = 3
     seed: int = 0
+    #: the served teacher's ``{"id", "name"}`` when ``teacher`` is the bot's teacher
+    #: service: what the comment names (the model, not the loopback URL)
+    teacher_info: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,7 +157,15 @@ def raise_if_out_of_memory(report: Report) -> None:
 def preview(request: dict) -> dict:
     """:class:`PreviewWork` -> ``{"markdown": the rendered preview}``."""
     work = PreviewWork(**request)
-    result = run_preview(
-        work.taxonomy, base=work.base, head=work.head, teacher=work.teacher, samples=work.samples, seed=work.seed
-    )
+    teacher = work.teacher
+    if work.teacher_info:  # the bot's teacher service: name the model it serves
+        teacher = load_teacher(work.teacher)
+        teacher.info = replace(teacher.info, id=str(work.teacher_info["id"]), name=str(work.teacher_info["name"]))
+    try:
+        result = run_preview(
+            work.taxonomy, base=work.base, head=work.head, teacher=teacher, samples=work.samples, seed=work.seed
+        )
+    finally:
+        if teacher is not work.teacher:
+            teacher.close()
     return {"markdown": render_markdown(result)}

@@ -7,7 +7,9 @@
 
 Environment variables: ``LAB_CI_TEACHER`` (the spec; read only by :func:`spec_from_env`,
 which ``lab-ci preview``, ``lab-ci build`` and ``lab-ci serve`` all use),
-``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``.
+``LAB_CI_TEACHER_API_KEY``, ``LAB_CI_TEACHER_MODEL``, ``LAB_CI_TEACHER_CONCURRENCY`` and
+``LAB_CI_TEACHER_TIMEOUT`` (an OpenAI-compatible teacher's requests in flight and seconds
+per request, when the caller sets none; the teacher service sets them for its jobs).
 """
 
 from __future__ import annotations
@@ -33,11 +35,15 @@ from .base import (
 ENV_SPEC = "LAB_CI_TEACHER"
 ENV_API_KEY = "LAB_CI_TEACHER_API_KEY"
 ENV_MODEL = "LAB_CI_TEACHER_MODEL"
+ENV_CONCURRENCY = "LAB_CI_TEACHER_CONCURRENCY"
+ENV_TIMEOUT = "LAB_CI_TEACHER_TIMEOUT"
 
 __all__ = [
     "ENV_API_KEY",
+    "ENV_CONCURRENCY",
     "ENV_MODEL",
     "ENV_SPEC",
+    "ENV_TIMEOUT",
     "LAB_ASSISTANT",
     "LAB_EOS",
     "LAB_SYSTEM",
@@ -69,19 +75,22 @@ def load_teacher(
     model: str | None = None,
     n_ctx: int = 4096,
     n_threads: int | None = None,
-    concurrency: int = 8,
-    timeout: float = 120,
+    concurrency: int | None = None,
+    timeout: float | None = None,
     max_retries: int = 3,
     **kw,
 ) -> Teacher:
     """The teacher a spec names.
 
     ``spec`` is a path to a ``.gguf`` file (local llama.cpp backend; extra keywords:
-    ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``) or an
+    ``max_parallel``, ``n_gpu_layers``, ``n_ubatch``, ``flash_attn``, ``prefix_cache``,
+    ``prompt_store_mb``: see ``LlamaCppTeacher``) or an
     ``http(s)://`` base URL of an OpenAI-compatible server (uses ``api_key``
     (default: ``$LAB_CI_TEACHER_API_KEY``), ``model`` (default: the first one
-    ``/v1/models`` lists), ``concurrency``, ``timeout``, ``max_retries``; extra keyword
-    ``backoff``). Anything else raises ``TeacherError`` saying why.
+    ``/v1/models`` lists), ``concurrency`` (default: ``$LAB_CI_TEACHER_CONCURRENCY``,
+    else 8), ``timeout`` (default: ``$LAB_CI_TEACHER_TIMEOUT``, else 120 seconds),
+    ``max_retries``; extra keyword ``backoff``). Anything else raises ``TeacherError``
+    saying why.
     """
     spec = (spec or "").strip()
     if not spec:
@@ -95,8 +104,8 @@ def load_teacher(
             spec,
             api_key=api_key if api_key is not None else os.environ.get(ENV_API_KEY) or None,
             model=model or os.environ.get(ENV_MODEL) or None,
-            concurrency=concurrency,
-            timeout=timeout,
+            concurrency=concurrency if concurrency is not None else _env_number(ENV_CONCURRENCY, int, 8, 1, 1024),
+            timeout=timeout if timeout is not None else _env_number(ENV_TIMEOUT, float, 120.0, 1, 86400),
             max_retries=max_retries,
             **kw,
         )
@@ -106,7 +115,15 @@ def load_teacher(
     from .llamacpp import LlamaCppTeacher, check_gguf_file
 
     check_gguf_file(path)  # missing, a folder, or not GGUF: a clear message
-    allowed = {"max_parallel", "n_gpu_layers", "n_ubatch", "flash_attn", "chat_format"}
+    allowed = {
+        "max_parallel",
+        "n_gpu_layers",
+        "n_ubatch",
+        "flash_attn",
+        "chat_format",
+        "prefix_cache",
+        "prompt_store_mb",
+    }
     _reject_unknown(kw, allowed, "a GGUF teacher")
     return LlamaCppTeacher(path, n_ctx=n_ctx, n_threads=n_threads, **kw)
 
@@ -137,3 +154,16 @@ def open_teacher(spec: Teacher | str | Path) -> tuple[Teacher, bool]:
         return load_teacher(str(spec)), True
     except TeacherError as e:
         raise LabCIError(f"cannot load model {str(spec)!r}: {e}") from None
+
+
+def _env_number(name: str, kind: type, default, lo, hi):
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise TeacherError(f"${name}={raw!r}: expected a number between {lo} and {hi}") from None
+    if not lo <= value <= hi:
+        raise TeacherError(f"${name}={raw!r}: expected a number between {lo} and {hi}")
+    return value

@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,9 +116,14 @@ def prompt_tree(seqs: Sequence[Sequence[int]]) -> list[tuple[int, int, tuple[int
     return out
 
 
-def stream_cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int) -> int:
-    """KV cells one sequence's stream needs: its longest prompt plus max_tokens."""
-    return max((len(s) for s in seqs), default=0) + max_tokens
+def per_sequence(max_tokens: int | Sequence[int], n: int) -> list[int]:
+    """max_tokens of each of n sequences (one number for all, or one each)."""
+    return [max_tokens] * n if isinstance(max_tokens, int) else list(max_tokens)
+
+
+def stream_cells_needed(seqs: Sequence[Sequence[int]], max_tokens: int | Sequence[int]) -> int:
+    """KV cells one sequence's stream needs: the longest prompt plus its max_tokens."""
+    return max((len(s) + m for s, m in zip(seqs, per_sequence(max_tokens, len(seqs)))), default=0)
 
 
 #: Cost of attending to one KV cell, relative to a token's matrix products. Measured on
@@ -150,7 +155,7 @@ def _tokens_cost(
 
 def layout_costs(
     seqs: Sequence[Sequence[int]],
-    max_tokens: int,
+    max_tokens: int | Sequence[int],
     tree: Sequence | None = None,
     *,
     alpha: float = ATTEND_COST,
@@ -165,22 +170,27 @@ def layout_costs(
     own sequence's cells."""
     tree = prompt_tree(seqs) if tree is None else tree
     n = len(seqs)
+    gen = per_sequence(max_tokens, n)
     unified = 0.0
     for j, (_tok, pos, _ids, _logits) in enumerate(tree):
         unified += 1 + alpha * pos + beta * (j - pos)
     used = len(tree)
-    for s in seqs:
+    for s, m in zip(seqs, gen):
         # step t: own cells len(s)+t, masked: the rest of the cache, growing by n-1 per step
-        unified += _tokens_cost(max_tokens, len(s), 1, alpha, beta, used - len(s), n - 1)
+        unified += _tokens_cost(m, len(s), 1, alpha, beta, used - len(s), n - 1)
     p = shared_prefix_len(seqs)
     streams = _tokens_cost(p, 0, 1, alpha)
-    for s in seqs:
-        streams += _tokens_cost(len(s) - p + max_tokens, p, 1, alpha)
+    for s, m in zip(seqs, gen):
+        streams += _tokens_cost(len(s) - p + m, p, 1, alpha)
     return unified, streams
 
 
 def use_unified_cache(
-    seqs: Sequence[Sequence[int]], max_tokens: int, tree: Sequence | None = None, *, flash_attn: bool = True
+    seqs: Sequence[Sequence[int]],
+    max_tokens: int | Sequence[int],
+    tree: Sequence | None = None,
+    *,
+    flash_attn: bool = True,
 ) -> bool:
     """Whether one batch runs best in ONE unified KV cache rather than a stream per
     sequence (see :func:`layout_costs`). Near ties go to the unified cache: there the
@@ -201,9 +211,10 @@ def plan_batches(seqs: Sequence[Sequence[int]], max_parallel: int) -> list[list[
     return [order[i : i + max_parallel] for i in range(0, len(order), max_parallel)]
 
 
-def check_context(prompt_lens: Sequence[int], max_tokens: int, n_ctx: int) -> None:
-    """Raise TeacherError when a prompt plus max_tokens does not fit the context."""
-    for i, n in enumerate(prompt_lens):
+def check_context(prompt_lens: Sequence[int], max_tokens: int, n_ctx: int, index: int = 0) -> None:
+    """Raise TeacherError when a prompt plus max_tokens does not fit the context
+    (prompts are numbered from ``index``)."""
+    for i, n in enumerate(prompt_lens, index):
         if n + max_tokens > n_ctx:
             raise TeacherError(
                 f"prompt {i} is {n} tokens; with max_tokens={max_tokens} it needs {n + max_tokens} "
@@ -229,6 +240,307 @@ def sequence_seed(seed: int | None, index: int) -> int:
     if seed is None:
         return llama_cpp.LLAMA_DEFAULT_SEED
     return (seed + index) % 0xFFFFFFFF  # 0xFFFFFFFF itself means "random"
+
+
+# --------------------------------------------------------------------------- the plan of one call
+#
+# A call (one batch of at most max_parallel sequences) is planned by a pure function,
+# ``plan_call``, from the cache's state and the sequences' prompt tokens and lengths: which
+# context it needs, which kept prompt cells each sequence reuses, what is evaluated. The
+# teacher executes the plan's operations on llama.cpp in order, then decodes.
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The teacher settings a plan depends on."""
+
+    max_parallel: int
+    n_ctx: int
+    prefix_cache: bool = True
+    flash_attn: bool | None = None
+    #: cells the prompt store may hold (0: no store; see ``plan_call``)
+    store_cells: int = 0
+    #: shortest prompt stored, and the fewest tokens a restore must add to what kept prompts give
+    min_store: int = 32
+
+    @property
+    def slots(self) -> int:
+        """Sequence-id slots of a unified cache: this call's and the kept calls'."""
+        return RETAINED_CALLS + 1 if self.prefix_cache else 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheState:
+    """What the teacher's llama.cpp context holds between calls."""
+
+    cells: int = 0  # cells of the context (per stream when not unified); 0: no context yet
+    unified: bool = False
+    kept: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (sequence id, prompt tokens) of kept prompts
+    kept_cells: tuple[tuple[int, int], ...] = ()  # (slot, prompt cells its call evaluated)
+    calls: int = 0  # calls that kept their prompts (their slot rotates)
+    stored: tuple[tuple[int, ...], ...] = ()  # prompts in the host-memory store, least recently used first
+
+
+@dataclass(frozen=True, slots=True)
+class NewContext:
+    """(Re)create the context: one unified cache of ``cells``, or max_parallel streams of ``cells``."""
+
+    unified: bool
+    cells: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClearCache:
+    """Forget every cell (metadata only: free cells are masked, their old values finite)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSeq:
+    """Drop a sequence's cells (all of them, or positions p0 .. p1-1)."""
+
+    seq: int
+    p0: int = -1
+    p1: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CopySeq:
+    """Tag a sequence's cells (positions p0 .. p1-1; -1: all) with another sequence id too."""
+
+    src: int
+    dst: int
+    p0: int = -1
+    p1: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluate:
+    """Evaluate ``(token, position, sequence ids, wants_logits)`` entries (in calls of at
+    most n_batch tokens); a sequence whose logits come out samples its first token."""
+
+    entries: tuple[tuple[int, int, tuple[int, ...], bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSeq:
+    """Copy a kept prompt's cells (sequence ``seq``, the prompt ``tokens``) into the
+    host-memory prompt store, before they leave the cache."""
+
+    seq: int
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreSeq:
+    """Put a stored prompt's cells back into the cache as sequence ``dst``, keeping its
+    first ``keep`` positions."""
+
+    tokens: tuple[int, ...]
+    dst: int
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropStored:
+    """Forget a stored prompt (the store is full)."""
+
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    ops: tuple  # NewContext | ClearCache | RemoveSeq | CopySeq | Evaluate | SaveSeq | RestoreSeq | DropStored
+    ids: tuple[int, ...]  # the KV sequence id of each sequence
+    unified: bool
+    retain: bool  # the prompts stay for the next calls: a finished sequence frees only its generated cells
+    evaluated: int  # prompt tokens evaluated
+    reused: int  # prompt tokens taken from kept prompts
+    after: CacheState  # the cache's state once the call has run
+
+
+def context_cells(cells: int) -> int:
+    """A context's size for ``cells``: rounded up to 256, at least 256."""
+    return max(256, -(-cells // 256) * 256)
+
+
+def unified_cells(need: int, tree_cells: int, retain: bool, state: CacheState, cfg: EngineConfig) -> int:
+    """Cells for a new unified context: this call's ``need``; when prompts are kept,
+    room for the kept calls' prompt trees, at least ``UNIFIED_MIN_CELLS`` (within
+    max_parallel x n_ctx) and twice the context it replaces, so it is rarely re-created
+    (which loses the kept prompts)."""
+    if not retain:
+        return need
+    grown = 2 * state.cells if state.cells and state.unified else 0
+    floor = min(UNIFIED_MIN_CELLS, cfg.max_parallel * cfg.n_ctx)
+    ceiling = cfg.max_parallel * cfg.n_ctx * (RETAINED_CALLS + 1)
+    return max(need + RETAINED_CALLS * tree_cells, min(max(floor, grown), ceiling))
+
+
+def match_kept(seqs: Sequence[Sequence[int]], kept: Sequence[tuple[int, Sequence[int]]]) -> list[tuple[int, int]]:
+    """For each sequence, the kept prompt sharing its longest prefix: (sequence id,
+    length), or (-1, 0). The last token is never reused (its logits start the sampling)."""
+    out = []
+    for toks in seqs:
+        best, best_len = -1, 0
+        for rid, rtoks in kept:
+            n = min(common_prefix_len([toks, rtoks]), len(toks) - 1)
+            if n > best_len:
+                best, best_len = rid, n
+        out.append((best, best_len))
+    return out
+
+
+def match_stored(seqs: Sequence[Sequence[int]], stored: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """For each sequence, the stored prompt sharing its longest prefix: (index in
+    ``stored``, length), or (-1, 0); the last token is never reused."""
+    return match_kept(seqs, list(enumerate(stored)))
+
+
+def plan_call(
+    state: CacheState, seqs: Sequence[Sequence[int]], max_tokens: Sequence[int], cfg: EngineConfig
+) -> CallPlan:
+    """The plan of one batch: ``seqs`` (prompt tokens, at most ``cfg.max_parallel``),
+    each generating up to ``max_tokens[i]``.
+
+    Layout: a unified cache or one stream per sequence, as ``use_unified_cache`` prefers
+    (a single sequence keeps whatever context fits). A unified cache that keeps prompts
+    (``cfg.prefix_cache``) gives each sequence the cells of the kept prompt it shares the
+    longest prefix with, unless the kept cells it does not use would cost more (masked
+    for all of its tokens) than the reuse saves; its calls use the sequence ids of slot
+    ``calls % slots`` in rotation, and the oldest kept call's prompts are dropped. A call
+    that does not fit beside the kept prompts starts clean in a context grown by
+    ``unified_cells``.
+
+    With a prompt store (``cfg.store_cells``), kept prompts that leave the cache are
+    saved to host memory first (least recently used ones dropped to fit), and a
+    sequence whose prompt starts like a stored one (by at least ``cfg.min_store`` tokens
+    more than any kept prompt) gets those cells restored: once per stored prompt, into
+    the sequence that uses most of it, and tagged into the others (``CopySeq``)."""
+    n = len(seqs)
+    max_tokens = list(max_tokens)
+    one = stream_cells_needed(seqs, max_tokens)
+    tree = prompt_tree(seqs)
+    if n == 1 and state.cells and state.cells >= one:
+        unified = state.unified  # one sequence runs the same in either kind of context
+    else:
+        unified = use_unified_cache(seqs, max_tokens, tree, flash_attn=cfg.flash_attn is not False)
+    need = len(tree) + sum(max_tokens)
+    retain = unified and cfg.prefix_cache
+    slots = cfg.slots
+    slot = state.calls % slots if retain else 0
+    oldest = (slot + 1) % slots
+    ops: list = []
+    cells, ctx_unified, kept, kept_cells = state.cells, state.unified, list(state.kept), dict(state.kept_cells)
+    stored = list(state.stored)
+
+    def save(prompts) -> None:
+        """Kept prompts about to leave the cache: into the store (most recent last)."""
+        if not cfg.store_cells:
+            return
+        for rid, toks in prompts:
+            if len(toks) < cfg.min_store or any(k[: len(toks)] == toks for k in stored):
+                continue  # short, or stored already (as itself or the start of a longer one)
+            for k in [k for k in stored if toks[: len(k)] == k]:
+                stored.remove(k)  # a stored prompt this one extends: superseded
+                ops.append(DropStored(k))
+            ops.append(SaveSeq(rid, toks))
+            stored.append(toks)
+        while sum(map(len, stored)) > cfg.store_cells:
+            ops.append(DropStored(stored.pop(0)))
+
+    def ensure(want_unified: bool, want: int) -> None:
+        nonlocal cells, ctx_unified, kept, kept_cells
+        if cells and ctx_unified == want_unified and cells >= want:
+            return
+        save(kept)
+        cells, ctx_unified, kept, kept_cells = context_cells(want), want_unified, [], {}
+        ops.append(NewContext(want_unified, cells))
+
+    # which sequences start from a stored prompt rather than a kept one
+    kept_match = match_kept(seqs, kept) if retain and kept else [(-1, 0)] * n
+    from_store: dict[int, list[tuple[int, int]]] = {}  # stored index -> [(sequence, length)]
+    if retain and stored:
+        for i, (k, m) in enumerate(match_stored(seqs, stored)):
+            if k >= 0 and m >= kept_match[i][1] + cfg.min_store:
+                from_store.setdefault(k, []).append((i, m))
+    # a stored prompt is restored whole, then cut to what its sequence uses
+    spare = max((len(stored[k]) - max(m for _, m in g) for k, g in from_store.items()), default=0)
+    if unified:
+        # the kept prompts this call may reuse (the oldest kept call's slot is its own)
+        room = sum(c for k, c in kept_cells.items() if k != oldest) if retain else 0
+        if not (cells and ctx_unified and cells >= need + room + spare):
+            # no room for this call beside them: start clean, in a context grown so that
+            # the next calls can keep theirs
+            save(kept)
+            kept, kept_cells = [], {}
+            ensure(True, unified_cells(need + spare, len(tree), retain, state, cfg))
+    elif not cells or ctx_unified or cells < one:
+        ensure(False, one)
+    ids = tuple(slot * cfg.max_parallel + i for i in range(n))
+    matches = match_kept(seqs, kept) if retain and kept else [(-1, 0)] * n
+    reuse = [m for _, m in matches]
+    if any(reuse):
+        # Worth it? Kept cells that this call does not use are masked for all of its
+        # tokens (MASKED_COST_FA each); the reused ones are not evaluated again.
+        saved = sum(1 for _, pos, group, _ in tree if all(pos < reuse[i] for i in group))
+        masked = kept_cells.get((slot - 1) % slots, 0)
+        if saved <= MASKED_COST_FA * masked * (len(tree) - saved + sum(max_tokens)):
+            reuse = [0] * n
+    if any(reuse):
+        ops += [RemoveSeq(sid) for sid in ids]  # the slot is empty by construction; make sure
+        ops += [CopySeq(src, sid, 0, m) for (src, m), sid in zip(matches, ids) if src >= 0 and m > 0]
+        lo, hi = oldest * cfg.max_parallel, (oldest + 1) * cfg.max_parallel
+        dropped = [(rid, t) for rid, t in kept if lo <= rid < hi]
+        save(dropped)
+        ops += [RemoveSeq(rid) for rid, _ in dropped]
+        kept = [(rid, t) for rid, t in kept if not lo <= rid < hi]
+        kept_cells.pop(oldest, None)
+    else:
+        save(kept)
+        ops.append(ClearCache())
+        kept, kept_cells = [], {}
+    for k, group in from_store.items():
+        key = state.stored[k]
+        if key not in stored:
+            continue  # dropped above to make room (rare: a store smaller than one call)
+        i, m = max(group, key=lambda g: g[1])
+        ops += [RemoveSeq(ids[j]) for j, _ in group if j != i and matches[j][1]]  # drop a kept prompt's tag
+        ops.append(RestoreSeq(key, ids[i], m))
+        reuse[i] = m
+        for j, mj in group:
+            if j != i:
+                ops.append(CopySeq(ids[i], ids[j], 0, mj))
+                reuse[j] = mj
+        stored.remove(key)
+        stored.append(key)  # most recently used
+    if unified:
+        # the prompt tree: every shared prefix once, tagged with all its sequences;
+        # positions a sequence reuses from an earlier call skipped
+        todo = []
+        for tok, pos, group, logits in tree:
+            group = tuple(ids[i] for i in group if pos >= reuse[i])
+            if group:
+                todo.append((tok, pos, group, logits))
+        ops.append(Evaluate(tuple(todo)))
+        evaluated = len(todo)
+    else:
+        # the prefix common to all, once, on the first sequence; copied into every other
+        # sequence's stream; then each sequence's own suffix, one sequence at a time
+        # (llama.cpp splits batches that mix streams into equal per-sequence micro-batches)
+        p = shared_prefix_len(seqs)
+        ops.append(Evaluate(tuple((tok, pos, (ids[0],), False) for pos, tok in enumerate(seqs[0][:p]))))
+        ops += [CopySeq(ids[0], sid) for sid in ids[1:]]
+        for sid, toks in zip(ids, seqs):
+            last = len(toks) - 1
+            ops.append(Evaluate(tuple((toks[pos], pos, (sid,), pos == last) for pos in range(p, len(toks)))))
+        evaluated = p + sum(len(t) - p for t in seqs)
+    calls = state.calls
+    if retain:
+        kept += [(sid, tuple(t)) for sid, t in zip(ids, seqs)]
+        kept_cells[slot] = len(tree)
+        calls += 1
+    after = CacheState(cells, ctx_unified, tuple(kept), tuple(sorted(kept_cells.items())), calls, tuple(stored))
+    return CallPlan(tuple(ops), ids, unified, retain, evaluated, sum(reuse), after)
 
 
 # --------------------------------------------------------------------------- file checks
@@ -260,6 +572,18 @@ def file_sha256(path: Path) -> str:
                 h.update(chunk)
         _hashes[key] = h.hexdigest()
     return _hashes[key]
+
+
+def model_cell_bytes(model) -> int:
+    """Bytes one KV cell of a llama-cpp-python ``LlamaModel`` takes in an f16 cache: K and V
+    of every layer, each n_head_kv x head size."""
+    import llama_cpp
+
+    m = model.model
+    n_layer = llama_cpp.llama_model_n_layer(m)
+    n_head = max(1, llama_cpp.llama_model_n_head(m))
+    n_head_kv = llama_cpp.llama_model_n_head_kv(m) or n_head
+    return max(1, n_layer * 2 * (model.n_embd() // n_head) * n_head_kv * 2)
 
 
 def gpu_offload_supported() -> bool:
@@ -400,12 +724,33 @@ def _close_models() -> None:
 # --------------------------------------------------------------------------- the backend
 
 
+class _RestoreFailed(Exception):
+    """llama.cpp could not put a stored prompt back (no room in the cache)."""
+
+
+@dataclass(slots=True)
+class GenRequest:
+    """One sequence to generate: its prompt tokens, its sampling settings (stop strings
+    included: ``chat`` merges the template's) and its sampler's seed. ``cancelled``
+    (polled between decoding steps) ends it early with ``finish_reason="cancelled"``;
+    ``on_done`` gets its completion as soon as it is finished, before the rest of its
+    batch (called on the decoding thread: keep it short)."""
+
+    tokens: list[int]
+    params: SamplingParams
+    seed: int
+    cancelled: Callable[[], bool] | None = None
+    on_done: Callable[[Completion], None] | None = None
+
+
 @dataclass
 class _Seq:
     """One sequence being generated."""
 
-    tokens: list[int]
+    req: GenRequest
     sampler: object
+    stops: tuple[str, ...] = ()
+    tail: int = 64
     n_past: int = 0
     next_token: int = -1
     out: bytearray = None  # type: ignore[assignment]
@@ -416,6 +761,13 @@ class _Seq:
 
     def __post_init__(self):
         self.out = bytearray()
+        self.n_past = len(self.req.tokens)
+        self.stops = tuple(x for x in self.req.params.stop if x)
+        self.tail = max((len(x.encode("utf-8")) for x in self.stops), default=0) + 64
+
+    def completion(self) -> Completion:
+        text = self.text if self.text is not None else self.out.decode("utf-8", "ignore")
+        return Completion(text, self.finish, prompt_tokens=len(self.req.tokens), completion_tokens=self.n_gen)
 
 
 class LlamaCppTeacher:
@@ -433,6 +785,7 @@ class LlamaCppTeacher:
         flash_attn: bool | None = None,
         chat_format: ChatFormat | None = None,
         prefix_cache: bool = True,
+        prompt_store_mb: int = 0,
     ):
         import llama_cpp
 
@@ -461,14 +814,17 @@ class LlamaCppTeacher:
         self._n_vocab = model.n_vocab()
         self._pieces: dict[int, bytes] = {}
         self._ctx = None
-        self._ctx_cells = 0
-        self._ctx_unified = False
-        # prompt prefixes kept across calls (unified cache only; see _match_retained)
+        # prompt prefixes kept across calls (unified cache with flash attention only)
         self.prefix_cache = prefix_cache and flash_attn is not False
-        self._slots = RETAINED_CALLS + 1 if self.prefix_cache else 1
-        self._call = 0
-        self._retained: list[tuple[int, list[int]]] = []  # (sequence id, prompt tokens)
-        self._retained_cells: dict[int, int] = {}  # slot -> prompt cells its call evaluated
+        if prompt_store_mb < 0:
+            raise TeacherError(f"prompt_store_mb={prompt_store_mb} must be >= 0")
+        #: bytes of one KV cell (f16 K and V of every layer)
+        self.cell_bytes = model_cell_bytes(model)
+        store_cells = prompt_store_mb * (1 << 20) // self.cell_bytes if self.prefix_cache else 0
+        self._config = EngineConfig(self.max_parallel, self.n_ctx, self.prefix_cache, self.flash_attn, store_cells)
+        self._state = CacheState()  # what the context holds (see plan_call)
+        self._ctx_kind = (0, False)  # the context's cells and kind, as made
+        self._store: dict[tuple[int, ...], bytes] = {}  # host-memory prompt store: prompt -> its cells
         #: what the last complete()/chat() call evaluated: prompt tokens, evaluated, reused
         self.last_stats: dict[str, int] = {}
         self._batch = None
@@ -501,9 +857,11 @@ class LlamaCppTeacher:
     # ------------------------------------------------------------------ public API
 
     def tokenize(self, text: str) -> list[int]:
-        """Tokens of a prompt as generation sees them (BOS added, special tokens parsed)."""
-        with self._lock:
-            toks = self.model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+        """Tokens of a prompt as generation sees them (BOS added, special tokens parsed).
+        Not under the model's lock: llama.cpp's tokenizer only reads the vocabulary
+        (llama-server tokenizes on its HTTP threads while it decodes), so the teacher
+        service admits requests while a batch decodes."""
+        toks = self.model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
         if len(toks) >= 2 and toks[0] == self._bos and toks[1] == self._bos:
             toks = toks[1:]  # the template already wrote the BOS text
         return toks
@@ -514,28 +872,53 @@ class LlamaCppTeacher:
         if params.max_tokens < 1:
             raise TeacherError(f"max_tokens={params.max_tokens} must be >= 1")
         prompts = list(prompts)
-        if not prompts:
-            return []
         toks = [self.tokenize(p) for p in prompts]
         for i, t in enumerate(toks):
             if not t:
                 raise TeacherError(f"prompt {i} is empty")
         check_context([len(t) for t in toks], params.max_tokens, self.n_ctx)
-        seq_tokens = [toks[i] for i in range(len(prompts)) for _ in range(n)]
-        results: list[Completion | None] = [None] * len(seq_tokens)
+        # sequence k = prompt index * n + sample, seeded seed + k
+        reqs = [
+            GenRequest(toks[i], params, sequence_seed(params.seed, i * n + j))
+            for i in range(len(prompts))
+            for j in range(n)
+        ]
+        results = self.generate(reqs)
+        return [results[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
+        """One completion per request, all decoded together: in batches of at most
+        max_parallel sequences, similar prompts together (``plan_batches``), each batch
+        run by its ``plan_call`` plan. A request already cancelled when its batch starts
+        is not run (``finish_reason="cancelled"``, no tokens)."""
+        requests = list(requests)
+        for i, r in enumerate(requests):
+            if not r.tokens:
+                raise TeacherError(f"prompt {i} is empty")
+            if r.params.max_tokens < 1:
+                raise TeacherError(f"max_tokens={r.params.max_tokens} must be >= 1")
+            check_context([len(r.tokens)], r.params.max_tokens, self.n_ctx, index=i)
+        results: list[Completion | None] = [None] * len(requests)
         with self._lock:
             self.last_stats = {
-                "prompt_tokens": sum(len(t) for t in seq_tokens),
+                "prompt_tokens": sum(len(r.tokens) for r in requests),
                 "evaluated_tokens": 0,
                 "reused_tokens": 0,
             }
-            for group in plan_batches(seq_tokens, self.max_parallel):
-                outs = self._generate(
-                    [seq_tokens[k] for k in group], [sequence_seed(params.seed, k) for k in group], params
-                )
-                for k, c in zip(group, outs):
-                    results[k] = c
-        return [[results[i * n + j] for j in range(n)] for i in range(len(prompts))]  # type: ignore[misc]
+            for group in plan_batches([r.tokens for r in requests], self.max_parallel):
+                live = []
+                for k in group:
+                    r = requests[k]
+                    if r.cancelled is not None and r.cancelled():
+                        results[k] = Completion("", "cancelled", len(r.tokens), 0)
+                        if r.on_done is not None:
+                            r.on_done(results[k])
+                    else:
+                        live.append(k)
+                if live:
+                    for k, c in zip(live, self._generate([requests[k] for k in live])):
+                        results[k] = c
+        return results  # type: ignore[return-value]
 
     def chat(
         self, conversations: Sequence[Sequence[Message]], params: SamplingParams, n: int = 1
@@ -552,10 +935,10 @@ class LlamaCppTeacher:
         import llama_cpp
 
         with self._lock:
-            if self._ctx is not None and self._retained:
+            if self._ctx is not None and self._state.kept:
                 llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
-            self._forget_retained()
-            self._call = 0
+            self._state = CacheState(*self._ctx_kind) if self._ctx is not None else CacheState()
+            self._store.clear()
 
     def close(self) -> None:
         import llama_cpp
@@ -567,8 +950,9 @@ class LlamaCppTeacher:
             if self._ctx is not None:
                 llama_cpp.llama_free(self._ctx)
                 self._ctx = None
-                self._ctx_cells = 0
-                self._forget_retained()
+                self._state = CacheState()
+                self._ctx_kind = (0, False)
+            self._store.clear()
 
     def __enter__(self):
         return self
@@ -599,22 +983,19 @@ class LlamaCppTeacher:
             self._pieces[key] = piece
         return piece
 
-    def _ensure_context(self, unified: bool, cells: int) -> None:
-        """A context with one unified KV cache of at least ``cells`` cells, or (not
-        unified) max_parallel KV streams of at least ``cells`` cells each."""
+    def _new_context(self, unified: bool, cells: int) -> None:
+        """(Re)create the context: one unified KV cache of ``cells`` cells, or max_parallel
+        KV streams of ``cells`` cells each."""
         import llama_cpp
 
-        if self._ctx is not None and self._ctx_unified == unified and self._ctx_cells >= cells:
-            return
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        want = max(256, -(-cells // 256) * 256)
         p = llama_cpp.llama_context_default_params()
-        p.n_ctx = want if unified else want * self.max_parallel
+        p.n_ctx = cells if unified else cells * self.max_parallel
         p.n_batch = self.n_batch
         p.n_ubatch = self.n_ubatch
-        p.n_seq_max = self.max_parallel * (self._slots if unified else 1)
+        p.n_seq_max = self.max_parallel * (self._config.slots if unified else 1)
         p.n_threads = self.n_threads
         p.n_threads_batch = self.n_threads
         p.kv_unified = unified
@@ -626,27 +1007,13 @@ class LlamaCppTeacher:
         ctx = llama_cpp.llama_init_from_model(self.model.model, p)
         if not ctx:
             raise TeacherError(
-                f"llama.cpp could not create a context of {want if unified else f'{self.max_parallel} x {want}'} "
+                f"llama.cpp could not create a context of {cells if unified else f'{self.max_parallel} x {cells}'} "
                 f"cells for {self.path.name}"
             )
         self._ctx = ctx
-        self._ctx_cells = want
-        self._ctx_unified = unified
-        self._forget_retained()
+        self._ctx_kind = (cells, unified)
         if self._batch is None:
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.max_parallel)
-
-    def _unified_cells(self, need: int, tree_cells: int, retain: bool) -> int:
-        """Cells for a new unified context: this call's ``need``; when prompts are kept,
-        room for the kept calls' prompt trees, at least ``UNIFIED_MIN_CELLS`` (within
-        max_parallel x n_ctx) and twice the context it replaces, so it is rarely
-        re-created (which loses the kept prompts)."""
-        if not retain:
-            return need
-        grown = 2 * self._ctx_cells if self._ctx is not None and self._ctx_unified else 0
-        floor = min(UNIFIED_MIN_CELLS, self.max_parallel * self.n_ctx)
-        ceiling = self.max_parallel * self.n_ctx * (RETAINED_CALLS + 1)
-        return max(need + RETAINED_CALLS * tree_cells, min(max(floor, grown), ceiling))
 
     def _make_sampler(self, params: SamplingParams, seed: int):
         """llama.cpp's usual chain: top-k, top-p, min-p, temperature, a seeded draw
@@ -672,15 +1039,12 @@ class LlamaCppTeacher:
         add(llama_cpp.llama_sampler_init_dist(seed))
         return chain
 
-    def _decode(
-        self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: list[_Seq], ids: list[int]
-    ) -> None:
+    def _decode(self, entries: Sequence[tuple[int, int, tuple[int, ...], bool]], seqs: dict[int, _Seq]) -> None:
         """Evaluate (token, pos, sequence ids, wants_logits) entries in calls of at most
         n_batch tokens; a sequence whose logits come out samples its next token at once.
-        ``ids[i]`` is the KV sequence id of ``seqs[i]``."""
+        ``seqs`` maps a KV sequence id to its sequence."""
         import llama_cpp
 
-        index = {sid: i for i, sid in enumerate(ids)}
         b = self._batch
         for start in range(0, len(entries), self.n_batch):
             chunk = entries[start : start + self.n_batch]
@@ -700,157 +1064,105 @@ class LlamaCppTeacher:
                 )
             for i, (_tok, _pos, group, logits) in enumerate(chunk):
                 if logits:
-                    seq = seqs[index[group[0]]]
+                    seq = seqs[group[0]]
                     seq.next_token = llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, i)
 
-    def _forget_retained(self) -> None:
-        self._retained = []
-        self._retained_cells = {}
-
-    def _match_retained(self, token_lists: list[list[int]]) -> list[tuple[int, int]]:
-        """For each new sequence, the kept prompt sharing its longest prefix:
-        (sequence id, length), or (-1, 0). The last token is never reused (its logits
-        start the sampling)."""
-        out = []
-        for toks in token_lists:
-            best, best_len = -1, 0
-            for rid, rtoks in self._retained:
-                n = min(common_prefix_len([toks, rtoks]), len(toks) - 1)
-                if n > best_len:
-                    best, best_len = rid, n
-            out.append((best, best_len))
-        return out
-
-    def _apply_reuse(self, matches: list[tuple[int, int]], ids: list[int], slot: int, mem) -> None:
-        """Give each new sequence its matched prefix cells (tagged, not copied:
-        ``llama_memory_seq_cp`` in a unified cache), then drop the oldest kept call
-        (its slot is the next call's)."""
+    def _execute(self, op, seqs: dict[int, _Seq]) -> None:
+        """Carry out one operation of a plan (see ``plan_call``)."""
         import llama_cpp
 
-        for (src, n), sid in zip(matches, ids):
-            if src >= 0:
-                llama_cpp.llama_memory_seq_cp(mem, src, sid, 0, n)
-        oldest = (slot + 1) % self._slots
-        lo, hi = oldest * self.max_parallel, (oldest + 1) * self.max_parallel
-        for rid, _ in self._retained:
-            if lo <= rid < hi:
-                llama_cpp.llama_memory_seq_rm(mem, rid, -1, -1)
-        self._retained = [(rid, t) for rid, t in self._retained if not lo <= rid < hi]
-        self._retained_cells.pop(oldest, None)
-
-    def _generate(self, token_lists: list[list[int]], seeds: list[int], params: SamplingParams) -> list[Completion]:
-        """Generate one completion per token list, all decoded together."""
-        import llama_cpp
-
-        n = len(token_lists)
-        one = stream_cells_needed(token_lists, params.max_tokens)
-        tree = prompt_tree(token_lists)
-        if n == 1 and self._ctx is not None and self._ctx_cells >= one:
-            unified = self._ctx_unified  # one sequence runs the same in either kind of context
-        else:
-            unified = use_unified_cache(token_lists, params.max_tokens, tree, flash_attn=self.flash_attn is not False)
-        need = len(tree) + n * params.max_tokens
-        retain = unified and self.prefix_cache
-        slot = self._call % self._slots if retain else 0
-        if unified:
-            # the kept prompts this call may reuse (the oldest kept call's slot is its own)
-            kept = sum(c for k, c in self._retained_cells.items() if k != (slot + 1) % self._slots) if retain else 0
-            if not (self._ctx is not None and self._ctx_unified and self._ctx_cells >= need + kept):
-                # no room for this call beside them: start clean, in a context grown
-                # (see _unified_cells) so that the next calls can keep theirs
-                self._forget_retained()
-                self._ensure_context(True, self._unified_cells(need, len(tree), retain))
-        elif self._ctx is None or self._ctx_unified or self._ctx_cells < one:
-            self._ensure_context(False, one)
+        if isinstance(op, NewContext):
+            self._new_context(op.unified, op.cells)
+            return
         mem = llama_cpp.llama_get_memory(self._ctx)
-        ids = [slot * self.max_parallel + i for i in range(n)]
-        matches = self._match_retained(token_lists) if retain and self._retained else [(-1, 0)] * n
-        reuse = [m for _, m in matches]
-        if any(reuse):
-            # Worth it? Kept cells that this call does not use are masked for all of its
-            # tokens (MASKED_COST_FA each); the reused ones are not evaluated again.
-            saved = sum(1 for _, pos, group, _ in tree if all(pos < reuse[i] for i in group))
-            kept = self._retained_cells.get((slot - 1) % self._slots, 0)
-            if saved <= MASKED_COST_FA * kept * (len(tree) - saved + n * params.max_tokens):
-                reuse = [0] * n
-        if any(reuse):
-            for sid in ids:  # the slot is empty by construction; make sure
-                llama_cpp.llama_memory_seq_rm(mem, sid, -1, -1)
-            self._apply_reuse(matches, ids, slot, mem)
-        else:
+        if isinstance(op, Evaluate):
+            self._decode(op.entries, seqs)
+        elif isinstance(op, CopySeq):
+            llama_cpp.llama_memory_seq_cp(mem, op.src, op.dst, op.p0, op.p1)
+        elif isinstance(op, RemoveSeq):
+            llama_cpp.llama_memory_seq_rm(mem, op.seq, op.p0, op.p1)
+        elif isinstance(op, ClearCache):
             # metadata only: zeroing the buffers too costs ~10 ms per 8192 cells; free
             # cells are masked out, and what they still hold is finite (old K/V values)
             llama_cpp.llama_memory_clear(mem, False)
-            self._forget_retained()
-        stops = tuple(s for s in params.stop if s)
-        tail = max((len(s.encode("utf-8")) for s in stops), default=0) + 64
-        seqs = [_Seq(tokens=t, sampler=self._make_sampler(params, seed)) for t, seed in zip(token_lists, seeds)]
-        for seq in seqs:
-            seq.n_past = len(seq.tokens)
+        elif isinstance(op, SaveSeq):
+            size = llama_cpp.llama_state_seq_get_size(self._ctx, op.seq)
+            buf = (ctypes.c_uint8 * size)()
+            got = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, op.seq)
+            self._store[op.tokens] = bytes(buf)[:got]
+        elif isinstance(op, RestoreSeq):
+            blob = self._store.get(op.tokens)
+            buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob) if blob else None
+            if buf is None or not llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(blob), op.dst):
+                raise _RestoreFailed(f"could not restore a stored prompt of {len(op.tokens)} tokens")
+            llama_cpp.llama_memory_seq_rm(mem, op.dst, op.keep, -1)
+        elif isinstance(op, DropStored):
+            self._store.pop(op.tokens, None)
+        else:  # pragma: no cover - a new kind of operation without its execution
+            raise TypeError(f"unknown plan operation {op!r}")
+
+    def _generate(self, reqs: list[GenRequest]) -> list[Completion]:
+        """Run one batch: execute its plan (context, kept prompts, prompt evaluation),
+        then decode one token for every unfinished sequence per step."""
+        import llama_cpp
+
+        tokens, lengths = [r.tokens for r in reqs], [r.params.max_tokens for r in reqs]
+        plan = plan_call(self._state, tokens, lengths, self._config)
+        seqs = [_Seq(r, self._make_sampler(r.params, r.seed)) for r in reqs]
+        by_id = dict(zip(plan.ids, seqs))
         try:
-            if unified:
-                # 1-3. the prompt tree: every shared prefix once, tagged with all its
-                #      sequences; positions a sequence reuses from an earlier call skipped
-                todo = []
-                for tok, pos, group, logits in tree:
-                    group = tuple(ids[i] for i in group if pos >= reuse[i])
-                    if group:
-                        todo.append((tok, pos, group, logits))
-                evaluated = len(todo)
-                self._decode(todo, seqs, ids)
-            else:
-                # 1. the prefix common to all, once, on sequence 0
-                p = shared_prefix_len(token_lists)
-                self._decode([(tok, pos, (0,), False) for pos, tok in enumerate(token_lists[0][:p])], seqs, ids)
-                # 2. copied into every other sequence's stream
-                for s in range(1, n):
-                    llama_cpp.llama_memory_seq_cp(mem, 0, s, -1, -1)
-                # 3. each sequence's own suffix, one sequence at a time (llama.cpp splits
-                #    batches that mix streams into equal per-sequence micro-batches)
-                for s, seq in enumerate(seqs):
-                    last = len(seq.tokens) - 1
-                    self._decode(
-                        [(seq.tokens[pos], pos, (s,), pos == last) for pos in range(p, len(seq.tokens))], seqs, ids
-                    )
-                evaluated = p + sum(len(t) - p for t in token_lists)
-            self.last_stats["evaluated_tokens"] += evaluated
-            self.last_stats["reused_tokens"] += sum(reuse)
-            # 4. one token per unfinished sequence per step
+            try:
+                for op in plan.ops:
+                    self._execute(op, by_id)
+            except _RestoreFailed as e:
+                # llama.cpp found no room for it: start this batch clean, without the store
+                _llama_log.warning("prompt store: %s; starting the batch clean", e)
+                self._store.clear()
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+                self._state = CacheState(*self._ctx_kind)
+                plan = plan_call(self._state, tokens, lengths, self._config)
+                by_id = dict(zip(plan.ids, seqs))
+                for op in plan.ops:
+                    self._execute(op, by_id)
+            self.last_stats["evaluated_tokens"] += plan.evaluated
+            self.last_stats["reused_tokens"] += plan.reused
+            mem = llama_cpp.llama_get_memory(self._ctx)
             while True:
                 step = []
-                for s, seq in enumerate(seqs):
+                for sid, seq in by_id.items():
                     if seq.done:
                         continue
-                    self._accept(seq, params.max_tokens, stops, tail)
+                    self._accept(seq)
                     if seq.done:  # free its generated cells (a kept prompt stays)
-                        llama_cpp.llama_memory_seq_rm(mem, ids[s], len(seq.tokens) if retain else -1, -1)
+                        llama_cpp.llama_memory_seq_rm(mem, sid, len(seq.req.tokens) if plan.retain else -1, -1)
+                        if seq.req.on_done is not None:
+                            seq.req.on_done(seq.completion())
                     else:
-                        step.append((seq.next_token, seq.n_past, (ids[s],), True))
+                        step.append((seq.next_token, seq.n_past, (sid,), True))
                         seq.n_past += 1
                 if not step:
                     break
-                self._decode(step, seqs, ids)
+                self._decode(step, by_id)
         except BaseException:
-            llama_cpp.llama_memory_clear(mem, True)
-            self._forget_retained()
+            if self._ctx is not None:
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx), True)
+            self._state = CacheState(*self._ctx_kind) if self._ctx is not None else CacheState()
+            self._store.clear()
             raise
         finally:
             for seq in seqs:
                 llama_cpp.llama_sampler_free(seq.sampler)
-        if retain:
-            self._retained += [(sid, t) for sid, t in zip(ids, token_lists)]
-            self._retained_cells[slot] = len(tree)
-            self._call += 1
-        out = []
-        for seq in seqs:
-            text = seq.text if seq.text is not None else seq.out.decode("utf-8", "ignore")
-            out.append(Completion(text, seq.finish, prompt_tokens=len(seq.tokens), completion_tokens=seq.n_gen))
-        return out
+        self._state = plan.after
+        return [seq.completion() for seq in seqs]
 
-    def _accept(self, seq: _Seq, max_tokens: int, stops: tuple[str, ...], tail: int) -> None:
-        """Take the sampled token into the sequence; mark it done on EOG, stop or length."""
+    def _accept(self, seq: _Seq) -> None:
+        """Take the sampled token into the sequence; mark it done on cancellation, EOG,
+        a stop string or its max_tokens."""
         import llama_cpp
 
+        if seq.req.cancelled is not None and seq.req.cancelled():
+            seq.done, seq.finish = True, "cancelled"
+            return
         tok = seq.next_token
         if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
             seq.done, seq.finish = True, "stop"
@@ -858,14 +1170,14 @@ class LlamaCppTeacher:
         seq.n_gen += 1
         piece = self._piece(tok)
         seq.out += piece
-        if stops:
-            recent = bytes(seq.out[-(tail + len(piece)) :]).decode("utf-8", "ignore")
-            if find_stop(recent, stops) >= 0:
+        if seq.stops:
+            recent = bytes(seq.out[-(seq.tail + len(piece)) :]).decode("utf-8", "ignore")
+            if find_stop(recent, seq.stops) >= 0:
                 text = seq.out.decode("utf-8", "ignore")
-                seq.text = text[: find_stop(text, stops)]
+                seq.text = text[: find_stop(text, seq.stops)]
                 seq.done, seq.finish = True, "stop"
                 return
-        if seq.n_gen >= max_tokens:
+        if seq.n_gen >= seq.req.params.max_tokens:
             seq.done, seq.finish = True, "length"
 
 

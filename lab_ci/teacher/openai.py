@@ -3,27 +3,31 @@
 ``complete()`` posts to ``<base>/completions``, ``chat()`` to ``<base>/chat/completions``.
 Requests run concurrently (a thread pool of ``concurrency`` workers sharing one
 httpx connection pool: many requests in flight is what a batching server like vLLM
-wants). Connection errors, timeouts, 429 and 5xx answers are retried with exponential
-backoff and jitter (a ``Retry-After`` header is honoured); everything else that goes
-wrong ends in a ``TeacherError`` that says what the server did.
+wants). Connection errors, timeouts, 429 and 5xx answers are retried by ``tenacity``
+with exponential backoff and full jitter (a ``Retry-After`` header is honoured);
+everything else that goes wrong ends in a ``TeacherError`` that says what the server did.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import tenacity
 
 from .base import Completion, Message, SamplingParams, TeacherError, TeacherInfo
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 60.0
+#: the longest backoff between two attempts (without a Retry-After header)
+MAX_BACKOFF = 30.0
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -38,12 +42,6 @@ def normalize_base_url(url: str) -> str:
     if not path:
         path = "/v1"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def backoff_delay(attempt: int, base: float, cap: float = 30.0, rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with full jitter between 50% and 100% of base * 2**attempt."""
-    d = min(cap, base * (2**attempt))
-    return d * (0.5 + 0.5 * rng())
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -204,7 +202,7 @@ class OpenAITeacher:
 
     def complete(self, prompts: Sequence[str], params: SamplingParams, n: int = 1) -> list[list[Completion]]:
         return self._run(
-            [(lambda k, p=p: completion_body(self.model, p, params, k)) for p in prompts],
+            [(lambda p_, k, p=p: completion_body(self.model, p, p_, k)) for p in prompts],
             "completions",
             "text",
             params,
@@ -215,7 +213,7 @@ class OpenAITeacher:
         self, conversations: Sequence[Sequence[Message]], params: SamplingParams, n: int = 1
     ) -> list[list[Completion]]:
         return self._run(
-            [(lambda k, c=c: chat_body(self.model, c, params, k)) for c in conversations],
+            [(lambda p_, k, c=c: chat_body(self.model, c, p_, k)) for c in conversations],
             "chat/completions",
             "chat",
             params,
@@ -244,64 +242,92 @@ class OpenAITeacher:
         return str(models[0]["id"])
 
     def _run(self, makers: list, path: str, kind: str, params: SamplingParams, n: int) -> list[list[Completion]]:
+        """One request per prompt (``makers[i](params, n)`` builds its body), all in flight
+        together. With a seed, prompt i's samples are the sequences i*n .. i*n+n-1 of the
+        call, seeded ``seed + sequence index`` as the local backend seeds them: identical
+        prompts in one call (a set of samples) still get samples of their own."""
         if n < 1:
             raise TeacherError(f"n={n} must be >= 1")
 
-        def one(make) -> list[Completion]:
-            got = parse_choices(self._request("POST", path, make(n)), kind, f"{self.base_url}/{path}")
-            # A server that ignores n answers one choice: ask again for the rest.
-            extra_params = params
-            k = 0
-            while len(got) < n:
-                k += 1
-                if params.seed is not None:
-                    from dataclasses import replace
+        def seeded(first: int) -> SamplingParams:
+            return params if params.seed is None else replace(params, seed=params.seed + first)
 
-                    extra_params = replace(params, seed=params.seed + k)
-                body = make(1)
-                if "seed" in body:
-                    body["seed"] = extra_params.seed
+        def one(i: int, make) -> list[Completion]:
+            got = parse_choices(self._request("POST", path, make(seeded(i * n), n)), kind, f"{self.base_url}/{path}")
+            # A server that ignores n answers one choice: ask again for the rest.
+            while len(got) < n:
+                body = make(seeded(i * n + len(got)), 1)
                 got += parse_choices(self._request("POST", path, body), kind, f"{self.base_url}/{path}")
             return got[:n]
 
-        futures = [self._pool.submit(one, m) for m in makers]
+        futures = [self._pool.submit(one, i, m) for i, m in enumerate(makers)]
         return [f.result() for f in futures]
 
     def _request(self, method: str, path: str, body: dict | None = None) -> Any:
-        """One API call with retries; the decoded JSON answer."""
+        """One API call, retried by tenacity (see :func:`retrying`); the decoded JSON answer."""
+        attempts = retrying(self.max_retries, self.backoff)
+        try:
+            return attempts(self._attempt, method, path, body)
+        except _Retryable as e:
+            tries = attempts.statistics.get("attempt_number", self.max_retries + 1)
+            raise TeacherError(f"{e} (after {tries} attempt{'s' if tries > 1 else ''})") from None
+
+    def _attempt(self, method: str, path: str, body: dict | None) -> Any:
+        """One HTTP exchange: the decoded JSON answer, ``_Retryable`` for what a retry may
+        cure, ``TeacherError`` for what it cannot."""
         import httpx
 
         url = f"{self.base_url}/{path}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            wait = None
+        try:
+            resp = self._client.request(method, path, json=body)
+        except httpx.ConnectError as e:
+            raise _Retryable(f"cannot connect to {self.base_url}: {_reason(e)}") from None
+        except httpx.TimeoutException:
+            raise _Retryable(f"no answer from {url} within {self.timeout:g}s") from None
+        except httpx.TransportError as e:
+            raise _Retryable(f"connection to {self.base_url} failed: {_reason(e)}") from None
+        if resp.status_code < 400:
             try:
-                resp = self._client.request(method, path, json=body)
-            except httpx.ConnectError as e:
-                last = f"cannot connect to {self.base_url}: {_reason(e)}"
-            except httpx.TimeoutException:
-                last = f"no answer from {url} within {self.timeout:g}s"
-            except httpx.TransportError as e:
-                last = f"connection to {self.base_url} failed: {_reason(e)}"
-            else:
-                if resp.status_code < 400:
-                    try:
-                        return resp.json()
-                    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-                        ctype = resp.headers.get("content-type", "no content-type")
-                        raise TeacherError(
-                            f"{url} answered with non-JSON (HTTP {resp.status_code}, {ctype}): {_snip(resp.text)!r}"
-                        ) from None
-                detail = _http_detail(resp)
-                last = f"{url} answered HTTP {resp.status_code}: {detail}"
-                if resp.status_code not in RETRY_STATUS:
-                    hint = " (check LAB_CI_TEACHER_API_KEY)" if resp.status_code in (401, 403) else ""
-                    raise TeacherError(last + hint)
-                wait = parse_retry_after(resp.headers.get("retry-after"))
-            if attempt < self.max_retries:
-                time.sleep(wait if wait is not None else backoff_delay(attempt, self.backoff))
-        tries = self.max_retries + 1
-        raise TeacherError(f"{last} (after {tries} attempt{'s' if tries > 1 else ''})")
+                return resp.json()
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+                ctype = resp.headers.get("content-type", "no content-type")
+                raise TeacherError(
+                    f"{url} answered with non-JSON (HTTP {resp.status_code}, {ctype}): {_snip(resp.text)!r}"
+                ) from None
+        last = f"{url} answered HTTP {resp.status_code}: {_http_detail(resp)}"
+        if resp.status_code not in RETRY_STATUS:
+            hint = " (check LAB_CI_TEACHER_API_KEY)" if resp.status_code in (401, 403) else ""
+            raise TeacherError(last + hint)
+        raise _Retryable(last, parse_retry_after(resp.headers.get("retry-after")))
+
+
+class _Retryable(Exception):
+    """A failed attempt that another may cure; ``wait``: the server's Retry-After, if any."""
+
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
+
+
+def retrying(max_retries: int, backoff: float, sleep=time.sleep) -> tenacity.Retrying:
+    """The retry policy: up to ``max_retries`` more attempts after one that raised
+    ``_Retryable``, each after the server's ``Retry-After`` when it sent one, else after
+    exponential backoff with full jitter (uniform in 0..min(MAX_BACKOFF, backoff x 2^k)
+    before retry k+1). The last failure is re-raised as it was."""
+    exponential = tenacity.wait_random_exponential(multiplier=backoff, max=MAX_BACKOFF)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "wait", None)
+        return after if after is not None else exponential(state)
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(0, int(max_retries)) + 1),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type(_Retryable),
+        sleep=sleep,
+        reraise=True,
+    )
 
 
 def _http_detail(resp) -> str:

@@ -133,19 +133,22 @@ def test_a_preview_stopped_at_its_wall_time_limit_says_so(bot_settings, tiny_mod
     base = run_git("rev-parse", "main", cwd=work)
     head = run_git("rev-parse", "add-antonyms", cwd=work)
     ghdouble.add_pull(REPO, 1, head_sha=head, base_sha=base, user="contributor")
-    # 0.1 s: less than the child needs to import the preview and load the teacher on any
-    # machine (with 1 s, the tiny teacher's whole preview sometimes finished in time)
-    settings = replace(bot_settings, teacher=str(tiny_models["teacher"]), preview_timeout=0.1)
+    settings = replace(bot_settings, teacher=str(tiny_models["teacher"]), preview_timeout=1.0)
     server = BotServer(settings).start()
+    # the bot serves the teacher; holding the model's lock keeps this preview generating
+    # past its limit (the tiny teacher would otherwise finish within the second)
+    service = server.services.teachers.service(settings.teacher)
     try:
-        server.deliver("pull_request", pr_event(bare, head, base, "opened"))
-        jobs = server.wait_idle(timeout=120)
+        with service.teacher._lock:
+            server.deliver("pull_request", pr_event(bare, head, base, "opened"))
+            jobs = server.wait_idle(timeout=120)
     finally:
         server.stop()
+        server.services.close()
     [preview] = [j for j in jobs if j["kind"] == "preview"]
     assert (preview["state"], preview["attempts"]) == ("done", 1)
     [run] = ghdouble.runs_named(REPO, PREVIEW_CHECK, head)
     assert run["conclusion"] == "failure"
-    assert run["output"]["title"] == "Stopped: the preview exceeded its wall-time limit (0.1 s)"
+    assert run["output"]["title"] == "Stopped: the preview exceeded its wall-time limit (1 s)"
     assert "LAB_CI_PREVIEW_TIMEOUT" in run["output"]["summary"]
     assert not [c for c in ghdouble.issue_comments(REPO, 1) if c["user"]["type"] == "Bot"]

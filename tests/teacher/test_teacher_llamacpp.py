@@ -10,6 +10,7 @@ import pytest
 from lab_ci.teacher import load_teacher
 from lab_ci.teacher.base import Message, SamplingParams, Teacher, TeacherError
 from lab_ci.teacher.llamacpp import (
+    GenRequest,
     LlamaCppTeacher,
     check_context,
     common_prefix_len,
@@ -17,6 +18,7 @@ from lab_ci.teacher.llamacpp import (
     layout_costs,
     plan_batches,
     prompt_tree,
+    sequence_seed,
     shared_prefix_len,
     use_unified_cache,
 )
@@ -229,6 +231,54 @@ def test_split_into_several_batches_gives_the_same_results(random_ggufs):
     narrow.close()
 
 
+def test_requests_with_their_own_settings_decode_together_as_they_do_alone(random_ggufs):
+    """generate(): each request has its own sampling settings, length, stops and seed
+    (the teacher service batches requests of several jobs); f32: exactly what each gives alone."""
+    settings = [
+        SamplingParams(temperature=0.0, max_tokens=5),
+        SamplingParams(temperature=1.0, top_p=0.9, max_tokens=17, seed=3),
+        SamplingParams(temperature=0.7, max_tokens=11, seed=8, stop=("e",)),
+    ]
+    with LlamaCppTeacher(random_ggufs["f32"], n_ctx=256, max_parallel=4, prefix_cache=False) as t:
+        alone = [t.complete([PROMPTS[i]], params)[0][0] for i, params in enumerate(settings)]
+        reqs = [
+            GenRequest(t.tokenize(PROMPTS[i]), params, sequence_seed(params.seed, 0))
+            for i, params in enumerate(settings)
+        ]
+        together = t.generate(reqs)
+    assert together == alone
+    assert [c.completion_tokens for c in together][:2] == [5, 17]
+    assert together[2].finish_reason == "stop" or together[2].completion_tokens == 11
+
+
+def test_a_cancelled_request_stops_and_finished_ones_are_reported_at_once(random_ggufs):
+    done: list[tuple[str, int]] = []
+    polls = {"n": 0}
+
+    def cancel_after_a_few():
+        polls["n"] += 1
+        return polls["n"] > 6
+
+    params = SamplingParams(temperature=0.0, max_tokens=40)
+    with LlamaCppTeacher(random_ggufs["f32"], n_ctx=256, max_parallel=4) as t:
+        reqs = [
+            GenRequest(t.tokenize(PROMPTS[0]), SamplingParams(temperature=0.0, max_tokens=3), 0),
+            GenRequest(t.tokenize(PROMPTS[1]), params, 0, cancelled=cancel_after_a_few),
+            GenRequest(t.tokenize(PROMPTS[2]), params, 0, cancelled=lambda: True),  # cancelled before its batch
+            GenRequest(t.tokenize(PROMPTS[3]), params, 0),
+        ]
+        for i, r in enumerate(reqs):
+            r.on_done = lambda c, i=i: done.append((c.finish_reason, i))
+        short, cancelled, never, full = t.generate(reqs)
+        assert t.last_stats["prompt_tokens"] == sum(len(r.tokens) for r in reqs)
+    assert short.completion_tokens == 3 and full.completion_tokens == 40
+    assert cancelled.finish_reason == "cancelled" and 0 < cancelled.completion_tokens < 40
+    assert never == type(never)("", "cancelled", len(reqs[2].tokens), 0)
+    # each completion is reported when it is done: the short one long before the last
+    assert done[0] == ("cancelled", 2) and done[-1] == ("length", 3)
+    assert done.index(("length", 0)) < done.index(("cancelled", 1)) < len(done) - 1
+
+
 def test_fixed_seed_repeats_and_samples_differ(teacher):
     params = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=1234)
     teacher.forget_prompts()
@@ -278,7 +328,7 @@ def test_kept_prompts_survive_a_bigger_next_call(random_ggufs):
         t.complete(first, SamplingParams(temperature=0.0, max_tokens=2))
         t.complete(second, SamplingParams(temperature=0.0, max_tokens=300))
         assert t.last_stats["reused_tokens"] >= sum(len(t.tokenize(p)) - 1 for p in first)
-        assert t._ctx_cells <= 4 * 512 * 3  # within max_parallel x n_ctx x (kept calls + 1)
+        assert t._state.cells <= 4 * 512 * 3  # within max_parallel x n_ctx x (kept calls + 1)
 
 
 def test_a_call_that_outgrows_the_cache_grows_it_for_the_next(random_ggufs):
@@ -292,9 +342,9 @@ def test_a_call_that_outgrows_the_cache_grows_it_for_the_next(random_ggufs):
     # second call's prompts fit in it, but not beside the first call's prompts
     with LlamaCppTeacher(path, n_ctx=512, max_parallel=2) as t:
         t.complete(PROMPTS[:2], SamplingParams(temperature=0.0, max_tokens=2))
-        assert t._ctx_cells == 1024
+        assert t._state.cells == 1024
         t.complete(second, big)
-        assert t._ctx_cells > 1024
+        assert t._state.cells > 1024
         t.complete(second, big)
         assert t.last_stats["reused_tokens"] == sum(len(t.tokenize(p)) - 1 for p in second)
 
@@ -411,3 +461,30 @@ def test_llama_cpp_warnings_go_to_logging_not_the_terminal(tiny_models, capfd, c
     assert "n_ctx_seq" not in err and "n_ctx_seq" not in out
     logged = [r.getMessage() for r in caplog.records if r.name == "lab_ci.llama_cpp"]
     assert any("possible training context overflow" in m for m in logged), logged[-5:]
+
+
+def test_prompts_come_back_from_the_host_memory_store(random_ggufs):
+    """With a prompt store, a prompt that left the cache long ago (a new push of the
+    same pull request, several jobs later) is restored from host memory instead of being
+    evaluated again; greedy output is what a fresh teacher gives (f32: exactly)."""
+    path = random_ggufs["f32"]
+    leaf = [PROMPTS[0] + "Sure." * 20, PROMPTS[1] + "Sure." * 20]
+    others = [[f"<|user|>\nSomething else entirely, number {k}.\n<|assistant|>\n"] for k in range(4)]
+    with LlamaCppTeacher(path, n_ctx=1024, max_parallel=4) as fresh:
+        want = fresh.complete(leaf, GREEDY)
+    with LlamaCppTeacher(path, n_ctx=1024, max_parallel=4, prompt_store_mb=64) as t:
+        t.complete(leaf, GREEDY)
+        for prompts in others:
+            t.complete(prompts, GREEDY)
+        leaf_tokens = {tuple(t.tokenize(p)) for p in leaf}
+        assert not leaf_tokens & {toks for _, toks in t._state.kept}  # the leaf's prompts left the cache
+        assert leaf_tokens <= set(t._store)
+        again = t.complete(leaf, GREEDY)
+        stats = dict(t.last_stats)
+        t.forget_prompts()
+        assert not t._store
+    assert again == want
+    assert stats["reused_tokens"] >= sum(len(t.tokenize(p)) - 1 for p in leaf) - 2
+    assert stats["evaluated_tokens"] <= 4
+    with pytest.raises(TeacherError, match="prompt_store_mb=-1"):
+        LlamaCppTeacher(path, n_ctx=256, prompt_store_mb=-1)

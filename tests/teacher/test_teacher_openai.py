@@ -4,83 +4,24 @@ OpenAI server running our tiny GGUF, and a scripted http.server for misbehaviour
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from lab_ci.teacher import load_teacher
 from lab_ci.teacher.base import Message, SamplingParams, Teacher, TeacherError
 from lab_ci.teacher.openai import (
     OpenAITeacher,
-    backoff_delay,
+    _Retryable,
     normalize_base_url,
     parse_choices,
     parse_retry_after,
+    retrying,
 )
 
 PARAMS = SamplingParams(temperature=0.0, max_tokens=8)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ----------------------------------------------------------------- the real server
-
-
-@pytest.fixture(scope="module")
-def llama_server(random_ggufs, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(random_ggufs["q8_0"]),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "512",
-                "--model_alias",
-                "tiny-random",
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(base + "/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_complete_and_chat_against_llama_cpp_server(llama_server, random_ggufs):
@@ -115,8 +56,20 @@ def test_n_samples_fall_back_to_repeated_requests(llama_server):
     t.close()
 
 
-def test_server_down_fails_fast_and_clearly():
-    port = free_port()  # nothing listens there
+def test_identical_prompts_of_one_call_get_their_own_samples(llama_server):
+    # Sets of samples: a block's prompts are often identical (one draw of seed examples
+    # for 4 samples). One seed for the whole call made them identical completions.
+    t = load_teacher(llama_server + "/v1")
+    params = SamplingParams(temperature=1.0, max_tokens=12, seed=7)
+    out = t.complete(["Once upon a time"] * 3, params)
+    texts = [c.text for [c] in out]
+    assert len(set(texts)) == 3, texts
+    assert t.complete(["Once upon a time"] * 3, params) == out  # and a fixed seed still repeats
+    t.close()
+
+
+def test_server_down_fails_fast_and_clearly(unused_port):
+    port = unused_port  # nothing listens there
     t0 = time.monotonic()
     with pytest.raises(
         TeacherError, match=rf"cannot connect to http://127.0.0.1:{port}/v1: connection refused \(after 3 attempts\)"
@@ -260,6 +213,21 @@ def test_model_discovery_and_n(scripted):
     assert json.loads(scripted.requests[-1][3])["n"] == 3
 
 
+def test_each_prompt_gets_the_seed_of_its_sequences(scripted):
+    # prompt i's samples are sequences i*n .. i*n+n-1, seeded seed + sequence index, as
+    # the local backend seeds them; a server that answers fewer than n is asked again
+    scripted.add(200, completion("a", n=2))
+    scripted.add(200, completion("b", n=1))
+    scripted.add(200, completion("c", n=1))
+    t = teacher_for(scripted, concurrency=1)
+    out = t.complete(["p0", "p1"], SamplingParams(temperature=1.0, max_tokens=4, seed=10), n=2)
+    assert [len(x) for x in out] == [2, 2]
+    seeds = [
+        (json.loads(r[3])["prompt"], json.loads(r[3])["seed"], json.loads(r[3]).get("n")) for r in scripted.requests
+    ]
+    assert seeds == [("p0", 10, 2), ("p1", 12, 2), ("p1", 13, None)]
+
+
 def test_no_models_listed(scripted):
     scripted.add(200, {"object": "list", "data": []})
     with pytest.raises(TeacherError, match="lists no models"):
@@ -311,9 +279,36 @@ def test_helpers():
     assert parse_retry_after("9999") == 60.0
     assert parse_retry_after("garbage") is None
     assert parse_retry_after("Wed, 25 Nov 2026 12:00:10 GMT", now=1795608000.0) == pytest.approx(10.0)
-    assert 0.5 <= backoff_delay(0, 1.0, rng=lambda: 0.0) <= backoff_delay(2, 1.0, rng=lambda: 0.0) == 2.0
-    assert backoff_delay(10, 1.0, cap=5.0, rng=lambda: 1.0) == 5.0
     with pytest.raises(TeacherError, match="choice without 'message.content'"):
         parse_choices({"choices": [{"index": 0, "text": "x"}]}, "chat", "srv")
     with pytest.raises(TeacherError, match="answered with an error: boom"):
         parse_choices({"error": {"message": "boom"}}, "text", "srv")
+
+
+def test_retry_policy_backs_off_exponentially_and_honours_retry_after():
+    slept: list[float] = []
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Retryable("busy", wait=7.0)  # the server's Retry-After wins
+        raise _Retryable(f"down {len(calls)}")
+
+    policy = retrying(4, 1.0, sleep=slept.append)
+    with pytest.raises(_Retryable, match="down 5"):
+        policy(flaky)
+    assert len(calls) == 5 and policy.statistics["attempt_number"] == 5
+    assert len(slept) == 4 and slept[2] == 7.0
+    # full jitter: retry k+1 waits at most backoff x 2^k
+    assert 0 <= slept[0] <= 1.0 and 0 <= slept[1] <= 2.0 and 0 <= slept[3] <= 8.0
+    # anything else is not retried
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise TeacherError("HTTP 400")
+
+    with pytest.raises(TeacherError):
+        retrying(4, 1.0, sleep=slept.append)(broken)
+    assert len(calls) == 1

@@ -2,8 +2,8 @@
 in a limited child process, and post them as ONE sticky comment.
 
 The repository names a teacher only by a key of the bot's allow-list (``LAB_CI_TEACHERS``);
-the spec it maps to (a GGUF path today, an OpenAI-compatible URL of a shared teacher
-service tomorrow) is handed to the job process, which loads or connects to it."""
+the spec it maps to (a GGUF path or an OpenAI-compatible URL) is loaded once by the bot
+and served to the job process through the teacher service (``Services.isolated``)."""
 
 from __future__ import annotations
 
