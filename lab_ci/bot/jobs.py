@@ -49,6 +49,9 @@ class JobSpec:
     # When set, queued or running jobs with the same key and kind whose
     # ``supersede_token`` differs (e.g. an older head sha) are cancelled.
     supersede_token: str | None = None
+    # Other kinds the token supersedes too: a new head's check makes the older head's
+    # preview stale (it would post a comment about code the pull request no longer has).
+    also_supersedes: tuple[str, ...] = ()
     # Idempotency: a second job with the same (kind, dedupe) is not enqueued.
     dedupe: str | None = None
     max_attempts: int = 5

@@ -352,7 +352,8 @@ class SQLiteQueue:
         if admission is not None:
             return admission
         if spec.key is not None and spec.supersede_token is not None:
-            self._supersede(db, spec.key, spec.kind, spec.supersede_token, now)
+            for kind in (spec.kind, *spec.also_supersedes):
+                self._supersede(db, spec.key, kind, spec.supersede_token, now)
         cur = db.execute(
             "INSERT INTO jobs (kind, payload, key, supersede_token, dedupe, priority, max_attempts, run_after,"
             " created_at, coalesce, installation_id, limited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

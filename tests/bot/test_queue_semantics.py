@@ -330,3 +330,29 @@ def test_a_router_crash_is_permanent_not_retried(queue, tmp_path):
     assert row["state"] == "dead" and row["attempts"] == 1 and calls == ["d-crash"]
     assert "could not be routed" in row["last_error"] and "ValueError" in row["last_error"]
     assert queue.jobs(kind="check") == []
+
+
+def test_a_new_heads_check_supersedes_the_older_heads_preview(queue):
+    """A push while a preview of the previous head runs: the new head's check cancels
+    it (it would post a comment about code the pull request no longer has); a check of
+    the same head leaves it alone."""
+    preview = queue.enqueue(JobSpec("preview", {"sha": "a"}, key="k", supersede_token="a"))
+    job = queue.claim("w", 30)
+    assert job.id == preview
+    queue.enqueue(JobSpec("check", {"sha": "a"}, key="k", supersede_token="a", also_supersedes=("preview",)))
+    job.recheck = 0
+    assert not job.is_cancelled()
+    queue.enqueue(JobSpec("check", {"sha": "b"}, key="k", supersede_token="b", also_supersedes=("preview",)))
+    job.recheck = 0
+    assert job.is_cancelled() and queue.is_cancelled(preview)
+    assert queue.release(preview, owner="w") and queue.get(preview)["state"] == "cancelled"
+
+
+def test_the_bots_check_of_a_push_supersedes_previews():
+    from lab_ci.bot.handlers.check import check_spec
+    from lab_ci.bot.payloads import RepoPayload
+
+    repo = RepoPayload(repo="o/r", installation_id=1, clone_url="https://github.com/o/r.git", default_branch="main")
+    pr = {"number": 3, "head": {"sha": "b" * 40}, "base": {"ref": "main"}, "user": {"login": "u"}}
+    spec = check_spec(repo, pr, "d1", trigger="synchronize", settings=Settings())
+    assert spec.supersede_token == "b" * 40 and spec.also_supersedes == ("preview",)

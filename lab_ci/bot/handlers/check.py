@@ -54,6 +54,7 @@ def check_spec(
         p.to_dict(),
         key=p.pr_key,
         supersede_token=p.head_sha if supersede else None,
+        also_supersedes=("preview",),  # a new head: the older head's preview stops
         dedupe=f"{delivery_id}:check",
         coalesce=f"check:{p.pr_key}@{p.head_sha}",
         installation_id=p.installation_id,
