@@ -43,7 +43,16 @@ from lab_ci.bot.jobs import PermanentError
 from lab_ci.errors import LabCIError
 
 #: The bot's own secrets: never in a job process's environment.
-SECRET_ENV = ("LAB_CI_WEBHOOK_SECRET", "LAB_CI_PRIVATE_KEY", "LAB_CI_PRIVATE_KEY_PATH")
+#: The bot's secrets no job process gets: the webhook secret, the App's key, and the
+#: upstream teacher's API key and allow-list (a preview child reaches the teacher only
+#: through the bot's teacher service, with a token of its own).
+SECRET_ENV = (
+    "LAB_CI_WEBHOOK_SECRET",
+    "LAB_CI_PRIVATE_KEY",
+    "LAB_CI_PRIVATE_KEY_PATH",
+    "LAB_CI_TEACHER_API_KEY",
+    "LAB_CI_TEACHERS",
+)
 #: The largest result a child may hand back.
 MAX_RESULT_BYTES = 256 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
@@ -99,10 +108,12 @@ class Cancelled(Exception):
     """The job was cancelled while its child ran; the child is gone."""
 
 
-def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a job process: the bot's, minus its secrets, with lab_ci
+def child_environment(base: Mapping[str, str] | None = None, grant: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a job process: the bot's, minus its secrets, plus what the job
+    is granted (``grant``: a preview's own token for the teacher service), with lab_ci
     importable and glibc's per-thread malloc arenas capped (they reserve address space)."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SECRET_ENV}
+    env.update(grant or {})
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env.setdefault("MALLOC_ARENA_MAX", "2")
@@ -135,6 +146,7 @@ def run_isolated(
     workdir: Path,
     cancelled: Callable[[], bool] = lambda: False,
     env: Mapping[str, str] | None = None,
+    grant: Mapping[str, str] | None = None,
     poll: float = 0.1,
     keep: bool = False,
 ) -> dict:
@@ -166,7 +178,7 @@ def run_isolated(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
-                env=child_environment(env),
+                env=child_environment(env, grant),
                 start_new_session=True,
                 close_fds=True,
             )

@@ -327,8 +327,9 @@ class SQLiteQueue:
             sql = "SELECT COUNT(*) FROM jobs WHERE installation_id = ? AND limited = 1 AND state = 'queued'"
             args: tuple = (spec.installation_id,)
             if spec.key is not None and spec.supersede_token is not None:  # jobs this one would replace
-                sql += " AND NOT (key = ? AND kind = ? AND supersede_token IS NOT ?)"
-                args += (spec.key, spec.kind, spec.supersede_token)
+                for kind in (spec.kind, *spec.also_supersedes):
+                    sql += " AND NOT (key = ? AND kind = ? AND supersede_token IS NOT ?)"
+                    args += (spec.key, kind, spec.supersede_token)
             if db.execute(sql, args).fetchone()[0] >= spec.queue_limit:
                 return Admission(REFUSED, reason="queue_full", limit=spec.queue_limit)
         for quota in spec.quotas:

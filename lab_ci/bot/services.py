@@ -158,12 +158,15 @@ class Services:
         if kind == "preview" and request.get("teacher") and self.teachers is not None:
             try:
                 service = self.teachers.service(request["teacher"])
-            except LabCIError as e:
-                raise JobFailed(f"the bot's teacher could not be loaded: {e}") from None
+            except LabCIError as e:  # its words name the bot's model path or server: log only
+                self.log.error("preview %s: the teacher %r could not be loaded: %s", job.key, request["teacher"], e)
+                raise JobFailed(
+                    "the bot's teacher could not be loaded (the operator finds why in the bot's log)"
+                ) from None
             ticket = service.open_job(f"preview:{job.key or 'job'}#{job.id}", self.settings.preview_token_budget)
             info = service.teacher.info
             request = {**request, "teacher": ticket.url, "teacher_info": {"id": info.id, "name": info.name}}
-            env = {**os.environ, **ticket.env}
+            env = ticket.env  # granted after the bot's secrets are removed
 
             def cancelled() -> bool:
                 if job.is_cancelled():  # superseded: its requests stop at the next decoding step
@@ -172,7 +175,7 @@ class Services:
                 return False
 
         try:
-            return run_isolated(target, request, self.limits(kind), workdir=workdir, cancelled=cancelled, env=env)
+            return run_isolated(target, request, self.limits(kind), workdir=workdir, cancelled=cancelled, grant=env)
         except LimitExceeded as e:
             self.metrics.job_limits.labels(kind=kind, limit=e.limit).inc()
             raise

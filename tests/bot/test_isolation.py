@@ -26,7 +26,14 @@ def limits(wall=30.0, cpu=30.0, memory=512):
 
 
 def run(target, request=None, lim=None, tmp_path=None, **kw):
-    env = {**os.environ, "PYTHONPATH": str(HERE), "LAB_CI_PRIVATE_KEY": "pem", "LAB_CI_WEBHOOK_SECRET": "s"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE),
+        "LAB_CI_PRIVATE_KEY": "pem",
+        "LAB_CI_WEBHOOK_SECRET": "s",
+        "LAB_CI_TEACHER_API_KEY": "upstream-key",
+        "LAB_CI_TEACHERS": "big=https://vllm.internal/v1",
+    }
     return run_isolated(
         f"isolation_targets:{target}", request or {}, lim or limits(), workdir=tmp_path / "job", env=env, **kw
     )
@@ -48,7 +55,15 @@ def test_a_job_returns_its_result_without_the_bots_secrets(tmp_path):
     out = run("echo", {"a": [1, "x"]}, tmp_path=tmp_path)
     assert out["echo"] == {"a": [1, "x"]} and out["pid"] != os.getpid()
     assert "LAB_CI_PRIVATE_KEY" not in out["env"] and "LAB_CI_WEBHOOK_SECRET" not in out["env"]
+    # nor the upstream teacher's key and allow-list (a preview reaches the teacher through
+    # the bot's service, with a key of its own)
+    assert "LAB_CI_TEACHER_API_KEY" not in out["env"] and "LAB_CI_TEACHERS" not in out["env"]
     assert not (tmp_path / "job").exists()  # the working folder is removed
+
+
+def test_a_job_gets_what_it_is_granted_after_the_secrets_are_removed(tmp_path):
+    out = run("echo", {}, tmp_path=tmp_path, grant={"LAB_CI_TEACHER_API_KEY": "job-token"})
+    assert out["teacher_key"] == "job-token"
 
 
 def test_cpu_burner_stops_at_the_cpu_limit(tmp_path):

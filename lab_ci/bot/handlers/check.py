@@ -127,8 +127,9 @@ def job_check(job: Job, p: CheckPayload, services: Services) -> None:
         fixes = [suggestions.FileFix.from_dict(f) for f in result.get("fixes") or ()]
         suggest_fixes(gh, repo, number, sha, fixes, services)
     changed = [f for f in report.files if f.change != "deleted"]
-    # a re-run of an older commit previews nothing (its preview would supersede the head's)
-    if report.valid and changed and is_head and not draft and cfg.preview_enabled:
+    # a re-run of an older commit previews nothing (its preview would supersede the head's),
+    # and neither does a check a newer push superseded while it ran
+    if report.valid and changed and is_head and not draft and cfg.preview_enabled and not job.is_cancelled():
         auto_preview(job, p, sha, base_ref, author, cfg, services)
 
 
