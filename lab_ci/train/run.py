@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         info = D.init_distributed(config.device)
         if args.result_json and info.is_main:
             write_text_atomic(args.result_json, json.dumps(_jsonable(result), indent=2) + "\n")
+        # the ranks leave together: a rank that tears the gloo group down while its peer
+        # still finishes its last collective makes the peer abort ("terminate called
+        # without an active exception", seen once in an FSDP run under load)
+        D.barrier(info)
     except LabCIError as exc:
         return _user_error(str(exc), args.error_file)
     except OSError as exc:  # a file or folder the run reads or writes: the user's to fix
