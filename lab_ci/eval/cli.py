@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..taxonomy.docargs import add_document_options, fetcher_from_args
-from ..teacher import spec_from_env
+from ..teacher import default_teacher_spec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -162,15 +162,7 @@ def run(args) -> int:
     sources = tuple(dict.fromkeys(x.strip() for x in args.mcq_sources.split(",") if x.strip()))
     if not sources or set(sources) - set(MCQ_SOURCES):
         raise LabCIError(f"--mcq-sources {args.mcq_sources!r}: a comma-separated list of {', '.join(MCQ_SOURCES)}")
-    teacher = args.teacher or spec_from_env()
-    if not teacher:
-        default = Path(".cache/models/teacher.gguf")
-        if not default.is_file():
-            raise LabCIError(
-                "no teacher: pass --teacher PATH.gguf or an http(s):// URL, or set LAB_CI_TEACHER "
-                "(it writes the multiple-choice questions and judges the answers)"
-            )
-        teacher = str(default)
+    teacher = args.teacher or default_teacher_spec()
     fetcher = fetcher_from_args(args)
 
     def progress(what: str) -> None:

@@ -20,28 +20,12 @@ from ..sdg.questions import ask_seed_questions, seed_questions
 from ..sdg.text import rouge_l, token_f1
 from ..taxonomy.documents import DocumentFetcher, mirrors_from_env
 from ..taxonomy.seeds import parse_leaf
-from ..teacher import open_teacher, spec_from_env
+from ..teacher import open_teacher
 from ..teacher.base import Teacher, TeacherError, TeacherInfo
 from .hints import hints_for
 from .model import LeafPreview, PrecheckItem, PreviewResult
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TEACHER = Path(".cache/models/teacher.gguf")
-
-
-def default_teacher_spec(env=None) -> str:
-    """``LAB_CI_TEACHER``, else ``.cache/models/teacher.gguf`` when it exists."""
-    if spec := spec_from_env(env):
-        return spec
-    if DEFAULT_TEACHER.is_file():
-        return str(DEFAULT_TEACHER)
-    raise LabCIError(
-        "no teacher model: pass --teacher PATH.gguf or an http(s):// OpenAI-compatible URL, set "
-        "LAB_CI_TEACHER, or build the tiny teacher with "
-        "`python scripts/build_tiny_models.py --out .cache/models`"
-    )
-
 
 #: teacher details that can name the machine's file system: never in a preview
 _PRIVATE_DETAILS = ("path",)

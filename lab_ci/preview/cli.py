@@ -15,6 +15,7 @@ import sys
 
 from ..errors import LabCIError
 from ..taxonomy.docargs import add_document_options, fetcher_from_args
+from ..teacher import default_teacher_spec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def run(args) -> int:
     # lab_ci.cli imports every sub-command module to build its parser, so the preview
     # stage (sdg, check, teacher: ~0.12 s measured) is imported when the command runs,
     # not on every `lab-ci check`
-    from .api import default_teacher_spec, run_preview
+    from .api import run_preview
     from .render import render_markdown
 
     if args.samples < 1 or args.samples > 1000:

@@ -56,6 +56,7 @@ __all__ = [
     "TeacherInfo",
     "load_teacher",
     "open_teacher",
+    "default_teacher_spec",
     "spec_from_env",
     "teacher_from_env",
 ]
@@ -167,3 +168,22 @@ def _env_number(name: str, kind: type, default, lo, hi):
     if not lo <= value <= hi:
         raise TeacherError(f"${name}={raw!r}: expected a number between {lo} and {hi}")
     return value
+
+
+#: The tiny teacher ``scripts/build_tiny_models.py`` builds, relative to the working folder.
+DEFAULT_TEACHER = Path(".cache/models/teacher.gguf")
+
+
+def default_teacher_spec(env: Mapping[str, str] | None = None) -> str:
+    """The teacher a command uses when none is given: ``LAB_CI_TEACHER``, else the tiny
+    teacher in ``.cache/models`` when it exists; else a :class:`LabCIError` saying how
+    to give one."""
+    if spec := spec_from_env(env):
+        return spec
+    if DEFAULT_TEACHER.is_file():
+        return str(DEFAULT_TEACHER)
+    raise LabCIError(
+        "no teacher model: pass --teacher PATH.gguf or an http(s):// OpenAI-compatible URL, set "
+        "LAB_CI_TEACHER, or build the tiny teacher with "
+        "`python scripts/build_tiny_models.py --out .cache/models`"
+    )

@@ -58,8 +58,7 @@ def test_every_variable_is_read_with_its_type():
 
 def test_lab_ci_teacher_has_one_reader():
     """The bot, `lab-ci preview` and `lab-ci build` read LAB_CI_TEACHER the same way."""
-    from lab_ci.preview.api import default_teacher_spec
-    from lab_ci.teacher import spec_from_env
+    from lab_ci.teacher import default_teacher_spec, spec_from_env
 
     env = {"LAB_CI_TEACHER": " http://127.0.0.1:8000/v1 "}
     assert (
