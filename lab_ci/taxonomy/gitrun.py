@@ -252,8 +252,9 @@ class GitRunner:
         the bytes read from standard output: past it the process is killed and
         :class:`GitError` (``output too large``) raised, or, with ``truncate``, the
         first ``max_output`` bytes are returned (``truncated=True``). ``watch`` is
-        called about ten times a second while git runs; a non-empty string it returns
-        stops git and becomes the error's category. With ``check`` (the default) a
+        called about ten times a second while git runs, and once more when it ends; a
+        non-empty string it returns stops git (or fails the finished run) and becomes the
+        error's category. With ``check`` (the default) a
         non-zero exit raises :class:`GitError` with the category read from stderr."""
         command = f"git {_subcommand(args)}".strip()
         argv = [self.git, *(["--git-dir", os.fspath(git_dir)] if git_dir is not None else []), *args]
@@ -381,6 +382,10 @@ def _communicate(
                 next_watch = time.monotonic() + 0.1
         if stopped is None and not exited:
             stopped = _wait_exit(proc, deadline)
+        if stopped is None and watch is not None:
+            # a last look once git is done: what it wrote between two polls counts too
+            # (a fast fetch could finish over its disk budget before the next poll)
+            stopped = watch() or None
     finally:
         sel.close()
         if pidfd is not None:

@@ -164,6 +164,16 @@ def test_watch_stops_git_with_its_category(repo):
     assert e.value.category == gitrun.TOO_LARGE and time.monotonic() - t0 < 10
 
 
+def test_watch_has_the_last_word_on_a_git_that_ends_between_polls(repo):
+    """A fast git (here: done before the first poll, 0.1 s in) is still held to its
+    watch: the document fetcher's disk budget once let a fetch that finished between
+    two polls write past its limit."""
+    with pytest.raises(GitError) as e:
+        GitRunner(ISOLATED).run(["rev-parse", "--git-dir"], cwd=repo, watch=lambda: gitrun.TOO_LARGE)
+    assert e.value.category == gitrun.TOO_LARGE
+    assert GitRunner(ISOLATED).text(["rev-parse", "--git-dir"], cwd=repo, watch=lambda: None)
+
+
 def test_large_input_and_output_do_not_deadlock(repo):
     data = os.urandom(3 * 1024 * 1024) * 4  # 12 MiB through stdin, both pipes busy
     want = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
